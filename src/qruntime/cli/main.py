@@ -1,0 +1,174 @@
+"""The ``qruntime`` command: serve, and manage users and tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qruntime.errors import QRuntimeError
+
+app = typer.Typer(
+    name="qruntime",
+    help="qruntime: a self-hosted quantum runtime service for Qiskit users.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: QRUNTIME_DB, else a SQLite file)."),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file ([server], [backends.*]).")
+]
+
+
+def _fail(error: QRuntimeError) -> typer.Exit:
+    typer.echo(f"Error: {error}", err=True)
+    return typer.Exit(code=2)
+
+
+def _settings(db: str | None, config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
+    from qruntime.server.settings import Settings
+
+    return Settings.load(config_file=config, db_url=db, **overrides)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Start the server (SQLite, local workers and Aer backends unless configured otherwise)."""
+    import uvicorn
+
+    from qruntime.server.app import create_app, prepare_database
+
+    try:
+        settings = _settings(db, config, host=host, port=port)
+        token = prepare_database(settings)
+    except QRuntimeError as error:
+        raise _fail(error) from None
+    if token is not None:
+        if settings.admin_token:
+            typer.echo("Created the user 'admin' with the API token from QRUNTIME_ADMIN_TOKEN.")
+        else:
+            typer.echo("Created the user 'admin'. Its API token (shown once):")
+            typer.echo(token)
+    typer.echo(f"Database: {settings.db_url}")
+    typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a user; its API token is the last line printed."""
+    from qruntime.server.app import prepare_database
+    from qruntime.server.services import auth
+    from qruntime.server.store.database import Database
+
+    try:
+        settings = _settings(db, config)
+        prepare_database(settings)
+        database = Database(settings.db_url)
+        try:
+            with database.session() as session:
+                user, token = auth.create_user(session, name=name, is_admin=admin)
+        finally:
+            database.dispose()
+    except QRuntimeError as error:
+        raise _fail(error) from None
+    typer.echo(f"Created {'admin ' if user.is_admin else ''}user {user.name!r}. API token:")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list(db: DbOption = None, config: ConfigOption = None) -> None:
+    """List the users."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from qruntime.server.app import prepare_database
+    from qruntime.server.services.auth import SYSTEM_USER
+    from qruntime.server.store import users as store
+    from qruntime.server.store.database import Database
+
+    try:
+        settings = _settings(db, config)
+        prepare_database(settings)
+    except QRuntimeError as error:
+        raise _fail(error) from None
+    database = Database(settings.db_url)
+    try:
+        with database.session() as session:
+            rows = [u for u in store.list_users(session) if u.name != SYSTEM_USER]
+    finally:
+        database.dispose()
+    table = Table("name", "admin", "created")
+    for user in rows:
+        table.add_row(user.name, "yes" if user.is_admin else "", user.created_at.isoformat())
+    Console().print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(name: str, db: DbOption = None, config: ConfigOption = None) -> None:
+    """Give a user one more API token; it is the last line printed."""
+    from qruntime.server.services import auth
+    from qruntime.server.store import users as store
+    from qruntime.server.store.database import Database
+
+    database = Database(_settings(db, config).db_url)
+    try:
+        with database.session() as session:
+            user = store.get_user_by_name(session, name=name)
+            if user is None or name == auth.SYSTEM_USER:
+                typer.echo(f"Error: no user named {name!r}.", err=True)
+                raise typer.Exit(code=2)
+            token = auth.issue_api_token(session, user=user)
+    finally:
+        database.dispose()
+    typer.echo(f"New API token for {name!r}:")
+    typer.echo(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: str,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Revoke only this token (default: all).")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a user's API tokens, and every access token made from them."""
+    from qruntime.server.services import auth
+    from qruntime.server.store.database import Database
+
+    try:
+        database = Database(_settings(db, config).db_url)
+        try:
+            with database.session() as session:
+                count = auth.revoke_tokens(session, name=name, token=token)
+        finally:
+            database.dispose()
+    except QRuntimeError as error:
+        raise _fail(error) from None
+    typer.echo(f"Revoked {count} API token(s) of {name!r}.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""The qruntime client: talk to a qruntime server from Python."""

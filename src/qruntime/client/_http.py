@@ -1,0 +1,146 @@
+"""The client's HTTP layer: login, the access token, and errors back into exceptions."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+
+from qruntime._version import __version__
+from qruntime.errors import NotAuthorizedError, QRuntimeError, error_class_for
+
+__all__ = ["ApiClient", "raise_for_error"]
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Turn an error response into the named exception the server meant (the one place)."""
+    if response.status_code < 400:
+        return
+    message, code = response.text or response.reason_phrase, None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("error")
+        if not isinstance(detail, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+            detail = body["errors"][0]
+        if isinstance(detail, dict):
+            message = str(detail.get("message", message))
+            code = detail.get("code") if isinstance(detail.get("code"), str) else None
+    cls = error_class_for(code, response.status_code)
+    raise cls(message, status_code=response.status_code)
+
+
+class ApiClient:
+    """Sends requests to one qruntime server with a short-lived access token.
+
+    The API token is exchanged for an access token on the first request and again
+    whenever the server says the access token is no longer valid (expired, or
+    revoked by ``logout``). The transport can be injected for tests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._api_token = token
+        self._access_token: str | None = None
+        self._lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            headers={"User-Agent": f"qruntime-client/{__version__}"},
+        )
+
+    @property
+    def access_token(self) -> str:
+        with self._lock:
+            if self._access_token is None:
+                self._access_token = self._login()
+            return self._access_token
+
+    def _login(self) -> str:
+        try:
+            response = self._http.post(
+                "/users/loginWithToken", json={"apiToken": self._api_token}
+            )
+        except httpx.TransportError as exc:
+            raise QRuntimeError(f"Cannot reach the qruntime server at {self.url}: {exc}") from exc
+        raise_for_error(response)
+        token: str = response.json()["id"]
+        return token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send a request; raise the named error for a 4xx/5xx answer."""
+        for attempt in (1, 2):
+            token = self.access_token
+            all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+            extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=_clean(params),
+                    content=content,
+                    headers=all_headers,
+                    **extra,
+                )
+            except httpx.TransportError as exc:
+                raise QRuntimeError(
+                    f"Cannot reach the qruntime server at {self.url}: {exc}"
+                ) from exc
+            if response.status_code == 401 and attempt == 1:
+                with self._lock:  # log in again once: the access token expired or was revoked
+                    if self._access_token == token:
+                        self._access_token = None
+                continue
+            raise_for_error(response)
+            return response
+        raise NotAuthorizedError("The server refused a fresh access token.")  # pragma: no cover
+
+    def get_json(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def logout(self) -> None:
+        """Revoke the current access token on the server (a later request logs in again)."""
+        with self._lock:
+            token, self._access_token = self._access_token, None
+        if token is None:
+            return
+        response = self._http.post("/logout", headers={"Authorization": f"Bearer {token}"})
+        raise_for_error(response)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    cleaned: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        cleaned[key] = str(value).lower() if isinstance(value, bool) else value
+    return cleaned

@@ -1,0 +1,290 @@
+"""`RuntimeService`: the client's entry point to a qruntime server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from qruntime.client import _account
+from qruntime.client._backend import RemoteBackend
+from qruntime.client._http import ApiClient
+from qruntime.client._program import RuntimeProgram
+from qruntime.errors import InputValueError
+
+__all__ = ["RuntimeService"]
+
+_METADATA_KEYS = ("name", "max_execution_time", "description", "spec", "is_public")
+_REQUIRED_METADATA = ("name", "max_execution_time", "description")
+_PAGE = 20
+
+
+class RuntimeService:
+    """Talk to a qruntime server: programs, backends and (later) jobs.
+
+    The server and API token come from the arguments, else ``QRUNTIME_URL`` and
+    ``QRUNTIME_TOKEN``, else the saved account ``name`` (default ``"default"``)::
+
+        service = RuntimeService(url="http://127.0.0.1:8000", token="qrt_...")
+        program_id = service.upload_program(data="my_program.py", metadata="my_program.json")
+        service.pprint_programs(detailed=True)
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        name: str | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        url = url or os.environ.get("QRUNTIME_URL") or None
+        token = token or os.environ.get("QRUNTIME_TOKEN") or None
+        if url is None or token is None or name is not None:
+            saved = _account.load_account(name or "default")
+            if saved is None and (url is None or token is None):
+                raise InputValueError(
+                    "No qruntime server given: pass url= and token=, set QRUNTIME_URL and "
+                    "QRUNTIME_TOKEN, or save an account with RuntimeService.save_account(...)."
+                    if name is None
+                    else f"No saved account named {name!r}."
+                )
+            if saved is not None:
+                url = url or saved["url"]
+                token = token or saved["token"]
+        assert url is not None and token is not None
+        self._api = ApiClient(url, token, timeout=timeout, verify=verify, transport=transport)
+        self._programs: dict[str, RuntimeProgram] = {}
+        self._backends: dict[str, RemoteBackend] = {}
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    @staticmethod
+    def save_account(
+        url: str, token: str, *, name: str = "default", overwrite: bool = False
+    ) -> None:
+        """Save a server URL and API token so that ``RuntimeService()`` finds them."""
+        _account.save_account(url=url, token=token, name=name, overwrite=overwrite)
+
+    @staticmethod
+    def saved_accounts() -> dict[str, dict[str, str]]:
+        """The saved accounts, by name."""
+        return _account.read_accounts()
+
+    @staticmethod
+    def delete_account(name: str = "default") -> bool:
+        """Forget a saved account; False if there was none of that name."""
+        return _account.delete_account(name)
+
+    @property
+    def url(self) -> str:
+        return self._api.url
+
+    def logout(self) -> None:
+        """Revoke this client's access token on the server; the next call logs in again."""
+        self._api.logout()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._api.close()
+
+    def __enter__(self) -> RuntimeService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- programs ---------------------------------------------------------------------------
+
+    def _program_from_wire(self, payload: dict[str, Any]) -> RuntimeProgram:
+        program_id = payload["id"]
+        return RuntimeProgram.from_wire(
+            payload, refresh=lambda: self.program(program_id, refresh=True)
+        )
+
+    def programs(
+        self, refresh: bool = False, limit: int | None = 20, skip: int = 0
+    ) -> list[RuntimeProgram]:
+        """The programs you can see, from a cache filled on first use or when ``refresh``.
+
+        ``limit=None`` returns them all.
+        """
+        if refresh or not self._programs:
+            programs: dict[str, RuntimeProgram] = {}
+            offset = 0
+            while True:
+                page = self._api.get_json("/programs", params={"limit": _PAGE, "offset": offset})
+                for item in page["programs"]:
+                    programs[item["id"]] = self._program_from_wire(item)
+                offset += len(page["programs"])
+                if not page["programs"] or offset >= page["count"]:
+                    break
+            self._programs = programs
+        cached = list(self._programs.values())
+        return cached[skip:] if limit is None else cached[skip : skip + limit]
+
+    def pprint_programs(
+        self, refresh: bool = False, detailed: bool = False, limit: int | None = 20, skip: int = 0
+    ) -> None:
+        """Print the programs: id, name and description, or everything when ``detailed``."""
+        for program in self.programs(refresh=refresh, limit=limit, skip=skip):
+            print("=" * 50)
+            if detailed:
+                print(str(program))
+            else:
+                print(f"{program.program_id}:")
+                print(f"  Name: {program.name}")
+                print(f"  Description: {program.description}")
+
+    def program(self, program_id: str, refresh: bool = False) -> RuntimeProgram:
+        """One program; `RuntimeProgramNotFound` if it does not exist or is not visible."""
+        if refresh or program_id not in self._programs:
+            payload = self._api.get_json(f"/programs/{program_id}")
+            self._programs[program_id] = self._program_from_wire(payload)
+        return self._programs[program_id]
+
+    def upload_program(self, data: str, metadata: dict[str, Any] | str | None = None) -> str:
+        """Upload a program and return its id.
+
+        ``data`` is the source (text containing ``def main(``) or the path of a file;
+        ``metadata`` a dict or the path of a JSON file with ``name``,
+        ``max_execution_time`` and ``description`` (required), ``spec`` and ``is_public``.
+        """
+        meta = _read_metadata(metadata)
+        missing = [key for key in _REQUIRED_METADATA if not meta.get(key)]
+        if missing:
+            raise InputValueError(
+                f"Program metadata is missing the required key(s): {', '.join(missing)}."
+            )
+        body = {
+            "name": meta["name"],
+            "data": _encode_source(data),
+            "cost": meta["max_execution_time"],
+            "description": meta["description"],
+            "is_public": bool(meta.get("is_public", False)),
+            "spec": meta.get("spec") or None,
+        }
+        response = self._api.request("POST", "/programs", json=body)
+        program_id: str = response.json()["id"]
+        return program_id
+
+    def update_program(
+        self,
+        program_id: str,
+        data: str | None = None,
+        metadata: dict[str, Any] | str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        max_execution_time: int | None = None,
+        spec: dict[str, Any] | None = None,
+    ) -> None:
+        """Change a program's source and/or metadata; the arguments override ``metadata``."""
+        if not any([data, metadata, name, description, max_execution_time, spec]):
+            warnings.warn(
+                "Nothing to update: give data, metadata, name, description, "
+                "max_execution_time or spec.",
+                stacklevel=2,
+            )
+            return
+        if data:
+            self._api.request(
+                "PUT", f"/programs/{program_id}/data", json={"data": _encode_source(data)}
+            )
+        meta = _read_metadata(metadata) if metadata else {}
+        changes = {
+            "name": name or meta.get("name"),
+            "description": description or meta.get("description"),
+            "cost": max_execution_time or meta.get("max_execution_time"),
+            "spec": spec or meta.get("spec"),
+        }
+        changes = {key: value for key, value in changes.items() if value}
+        if changes:
+            self._api.request("PATCH", f"/programs/{program_id}", json=changes)
+        self._programs.pop(program_id, None)
+
+    def delete_program(self, program_id: str) -> None:
+        """Delete a program; `RuntimeProgramNotFound` if you cannot see it."""
+        self._api.request("DELETE", f"/programs/{program_id}")
+        self._programs.pop(program_id, None)
+
+    def set_program_visibility(self, program_id: str, public: bool) -> None:
+        """Make a program public (everyone can run it) or private (only you)."""
+        self._api.request("PUT", f"/programs/{program_id}/{'public' if public else 'private'}")
+        self._programs.pop(program_id, None)
+
+    # -- backends ---------------------------------------------------------------------------
+
+    def backends(
+        self,
+        name: str | None = None,
+        *,
+        simulator: bool | None = None,
+        min_num_qubits: int | None = None,
+        refresh: bool = False,
+    ) -> list[RemoteBackend]:
+        """The server's backends as Qiskit ``BackendV2`` objects, optionally filtered."""
+        names = [name] if name else self._api.get_json("/backends")["devices"]
+        found = [self.backend(n, refresh=refresh) for n in names]
+        if simulator is not None:
+            found = [b for b in found if bool(b.configuration().get("simulator")) == simulator]
+        if min_num_qubits is not None:
+            found = [b for b in found if b.num_qubits >= min_num_qubits]
+        return found
+
+    def backend(self, name: str, *, refresh: bool = False) -> RemoteBackend:
+        """One backend by name; `BackendNotFoundError` if the server has none of that name."""
+        if refresh or name not in self._backends:
+            configuration = self._api.get_json(f"/backends/{name}/configuration")
+            properties = None
+            if not configuration.get("simulator", False):
+                properties = self._api.get_json(f"/backends/{name}/properties")
+            self._backends[name] = RemoteBackend(configuration, properties)
+        return self._backends[name]
+
+    def __repr__(self) -> str:
+        return f"<RuntimeService url={self.url!r}>"
+
+
+def _read_metadata(metadata: dict[str, Any] | str | Path | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if isinstance(metadata, str | Path):
+        path = Path(metadata)
+        try:
+            loaded = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputValueError(f"Metadata file {path} does not exist.") from None
+        except ValueError as exc:
+            raise InputValueError(f"Metadata file {path} is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise InputValueError(f"Metadata file {path} must hold a JSON object.")
+        metadata = loaded
+    unknown = sorted(set(metadata) - set(_METADATA_KEYS))
+    if unknown:
+        warnings.warn(
+            f"Ignoring unknown program metadata key(s): {', '.join(unknown)}; "
+            f"known keys: {', '.join(_METADATA_KEYS)}.",
+            stacklevel=3,
+        )
+    return {key: metadata[key] for key in _METADATA_KEYS if key in metadata}
+
+
+def _encode_source(data: str) -> str:
+    """base64 of the program source; ``data`` is the source or a file path."""
+    if "def main(" not in data:
+        path = Path(data)
+        try:
+            data = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError, OSError) as exc:
+            raise InputValueError(
+                f"{data!r} is neither program source (it has no 'def main(') nor a readable "
+                f"file: {exc.strerror or exc}"
+            ) from None
+    return base64.b64encode(data.encode("utf-8")).decode("ascii")

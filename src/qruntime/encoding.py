@@ -1,0 +1,529 @@
+"""The runtime JSON encoding: ``{"__type__": T, "__value__": V}`` for Qiskit and numpy values.
+
+The wire format matches qiskit-ibm-runtime's ``RuntimeEncoder`` / ``RuntimeDecoder``, so
+payloads written by either side can be read by the other. Decoding differs on purpose: it is
+allow-listed. A ``settings`` payload is rebuilt only when its (module, class) pair is in
+:data:`ALLOWED_SETTINGS_CLASSES`; nothing named in a payload is ever imported. Every malformed
+or refused payload raises :class:`~qruntime.errors.InputValueError`.
+
+Usage::
+
+    text = dumps({"circuits": [qc], "shots": 100})
+    inputs = loads(text)
+    # or, with the standard library:
+    json.loads(text, cls=RuntimeDecoder)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import struct
+import sys
+import uuid
+import warnings
+import zlib
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, BinaryIO
+
+import numpy as np
+from qiskit import qpy
+from qiskit.circuit import Instruction, Parameter, ParameterExpression, QuantumCircuit
+from qiskit.primitives.containers import (
+    BindingsArray,
+    BitArray,
+    DataBin,
+    EstimatorPub,
+    ObservablesArray,
+    PrimitiveResult,
+    PubResult,
+    SamplerPub,
+    SamplerPubResult,
+)
+from qiskit.quantum_info import (
+    DensityMatrix,
+    Operator,
+    Pauli,
+    PauliLindbladMap,
+    PauliList,
+    SparsePauliOp,
+    Statevector,
+)
+from qiskit.result import Result
+from qiskit.transpiler import CouplingMap
+
+from qruntime.errors import InputValueError, QRuntimeError
+
+__all__ = [
+    "ALLOWED_SETTINGS_CLASSES",
+    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "RuntimeDecoder",
+    "RuntimeEncoder",
+    "dumps",
+    "loads",
+]
+
+#: Classes that a ``settings`` payload may name, as ``cls(**settings)`` rebuilds them.
+#: Each is accepted under its defining module and under ``qiskit.quantum_info``.
+ALLOWED_SETTINGS_CLASSES: dict[tuple[str, str], type[Any]] = {
+    key: cls
+    for cls in (SparsePauliOp, Pauli, PauliList, Operator, Statevector, DensityMatrix)
+    for key in ((cls.__module__, cls.__name__), ("qiskit.quantum_info", cls.__name__))
+}
+
+#: A compressed payload may not expand beyond this, so a small zlib bomb cannot exhaust memory.
+DEFAULT_MAX_DECOMPRESSED_BYTES = 1 << 30
+
+# qiskit-ibm-runtime writes ZNE extrapolator names under the "ndarray" type; pass them through.
+_EXTRAPOLATOR_NAMES = frozenset(
+    ["linear", "exponential", "double_exponential", "fallback"]
+    + [f"polynomial_degree_{degree}" for degree in range(1, 8)]
+)
+
+# QPY's PARAMETER record: name length, 16 UUID bytes, then the UTF-8 name.
+_PARAMETER_HEADER = struct.Struct("!H16s")
+
+
+def dumps(obj: Any, *, qpy_version: int | None = None) -> str:
+    """Encode ``obj`` as runtime JSON text."""
+    return json.dumps(obj, cls=RuntimeEncoder, qpy_version=qpy_version)
+
+
+def loads(
+    text: str | bytes, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+) -> Any:
+    """Decode runtime JSON text; invalid JSON raises ``InputValueError`` too."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text, cls=RuntimeDecoder, max_decompressed_bytes=max_decompressed_bytes)
+    except QRuntimeError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise InputValueError(f"Payload is not valid JSON: {exc}") from exc
+
+
+class RuntimeEncoder(json.JSONEncoder):
+    """JSON encoder for runtime payloads (circuits, arrays, primitive containers...).
+
+    ``qpy_version`` picks the QPY format version for circuits; by default the newest one the
+    installed Qiskit writes. Pass it as ``json.dumps(obj, cls=RuntimeEncoder, qpy_version=13)``.
+    """
+
+    def __init__(self, *args: Any, qpy_version: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.qpy_version = qpy_version if qpy_version is not None else qpy.QPY_VERSION
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime | date):
+            return _typed("datetime", o.isoformat())
+        if isinstance(o, complex):
+            return _typed("complex", [o.real, o.imag])
+        if isinstance(o, np.ndarray):
+            if o.dtype == object:
+                return _typed("ndarray", o.tolist())
+            return _typed("ndarray", _pack(_save_array(o)))
+        if isinstance(o, np.generic):
+            # numpy scalars become their Python value, which is then encoded in turn.
+            return o.item()
+        if isinstance(o, set | frozenset):
+            return _typed("set", list(o))
+        if isinstance(o, CouplingMap):
+            return [list(edge) for edge in o.get_edges()]
+        if isinstance(o, Result):
+            return _typed("Result", o.to_dict())
+        if isinstance(o, QuantumCircuit):
+            return _typed("QuantumCircuit", _pack(self._qpy_bytes(o)))
+        if isinstance(o, Parameter):
+            return _typed("Parameter", _b64(_parameter_bytes(o)))
+        if isinstance(o, ParameterExpression):
+            if not o.parameters:
+                return o.numeric()
+            # A circuit's global phase carries the expression through QPY with public API.
+            return _typed(
+                "ParameterExpression", _pack(self._qpy_bytes(QuantumCircuit(global_phase=o)))
+            )
+        if isinstance(o, Instruction):
+            # An instruction travels as the only operation of a circuit (as qiskit-ibm-runtime).
+            circuit = QuantumCircuit(o.num_qubits, o.num_clbits)
+            circuit.append(o, circuit.qubits, circuit.clbits)
+            return _typed("Instruction", _pack(self._qpy_bytes(circuit)))
+        if isinstance(o, ObservablesArray):
+            return _typed("ObservablesArray", o.tolist())
+        if isinstance(o, BindingsArray):
+            data = {json.dumps(list(names)): values for names, values in o.data.items()}
+            return _typed("BindingsArray", {"shape": o.shape, "data": data})
+        if isinstance(o, BitArray):
+            return _typed("BitArray", {"array": o.array, "num_bits": o.num_bits})
+        if isinstance(o, DataBin):
+            fields = dict(o.items())
+            return _typed(
+                "DataBin", {"field_names": list(fields), "shape": o.shape, "fields": fields}
+            )
+        if isinstance(o, EstimatorPub):
+            values = o.parameter_values.as_array(o.circuit.parameters)
+            return [o.circuit, o.observables.tolist(), values, o.precision]
+        if isinstance(o, SamplerPub):
+            return [o.circuit, o.parameter_values.as_array(o.circuit.parameters), o.shots]
+        if isinstance(o, SamplerPubResult):
+            return _typed("SamplerPubResult", {"data": o.data, "metadata": o.metadata})
+        if isinstance(o, PubResult):
+            return _typed("PubResult", {"data": o.data, "metadata": o.metadata})
+        if isinstance(o, PrimitiveResult):
+            return _typed("PrimitiveResult", {"pub_results": list(o), "metadata": o.metadata})
+        if isinstance(o, PauliLindbladMap):
+            return _typed(
+                "PauliLindbladMap", {"paulis": o.to_sparse_list(), "num_qubits": o.num_qubits}
+            )
+        if "qiskit_aer" in sys.modules:
+            # Only an already-imported Aer can have made a NoiseModel: never import it here.
+            from qiskit_aer.noise import NoiseModel
+
+            if isinstance(o, NoiseModel):
+                return _typed("NoiseModel", o.to_dict())
+        if hasattr(o, "to_json"):
+            return _typed("to_json", o.to_json())
+        if hasattr(o, "settings"):
+            return {
+                "__type__": "settings",
+                "__module__": type(o).__module__,
+                "__class__": type(o).__name__,
+                "__value__": _flag_int_keys(o.settings),
+            }
+        return super().default(o)
+
+    def _qpy_bytes(self, circuit: QuantumCircuit) -> bytes:
+        buffer = io.BytesIO()
+        qpy.dump(circuit, buffer, metadata_serializer=RuntimeEncoder, version=self.qpy_version)
+        return buffer.getvalue()
+
+
+class RuntimeDecoder(json.JSONDecoder):
+    """JSON decoder for runtime payloads; allow-listed, and strict about malformed values.
+
+    Raises ``InputValueError`` for an unknown ``__type__``, a ``settings`` payload naming a
+    class outside :data:`ALLOWED_SETTINGS_CLASSES`, and any payload that cannot be rebuilt.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("encoding", None)  # accepted (and ignored) by old callers of json.loads
+        kwargs.pop("object_hook", None)
+        super().__init__(*args, object_hook=self.object_hook, **kwargs)
+        self.max_decompressed_bytes = max_decompressed_bytes
+        self._handlers: dict[str, Callable[[Any], Any]] = {
+            "datetime": _decode_datetime,
+            "complex": _decode_complex,
+            "ndarray": self._decode_ndarray,
+            "set": _decode_set,
+            "Result": _decode_result,
+            "QuantumCircuit": lambda value: self._load_circuit(value),
+            "Parameter": _decode_parameter,
+            "ParameterExpression": self._decode_parameter_expression,
+            "Instruction": self._decode_instruction,
+            "ObservablesArray": ObservablesArray,
+            "BindingsArray": _decode_bindings_array,
+            "BitArray": _decode_bit_array,
+            "DataBin": _decode_data_bin,
+            "PubResult": _decode_pub_result(PubResult),
+            # qiskit-ibm-runtime's own subclass of PubResult; Qiskit has no such class.
+            "EstimatorPubResult": _decode_pub_result(PubResult),
+            "SamplerPubResult": _decode_pub_result(SamplerPubResult),
+            "PrimitiveResult": _decode_primitive_result,
+            "PauliLindbladMap": _decode_pauli_lindblad_map,
+            "NoiseModel": _decode_noise_model,
+            "to_json": lambda value: value,
+        }
+
+    def object_hook(self, obj: dict[str, Any]) -> Any:
+        """Rebuild one ``{"__type__", "__value__"}`` object; other dicts pass unchanged."""
+        if "__type__" not in obj:
+            return obj
+        type_name = obj["__type__"]
+        if "__value__" not in obj:
+            raise InputValueError(f"Malformed {type_name!r} payload: it has no '__value__'")
+        if type_name in ("settings", "_json"):
+            return _decode_settings(obj)
+        handler = self._handlers.get(type_name) if isinstance(type_name, str) else None
+        if handler is None:
+            raise InputValueError(f"Unknown payload type {type_name!r}: refusing to decode it")
+        try:
+            return handler(obj["__value__"])
+        except QRuntimeError:
+            raise
+        except Exception as exc:
+            # Payloads come from untrusted users: whatever a library raises on a corrupt
+            # value (QpyError, struct.error, zlib.error...), the caller sees an input error.
+            raise InputValueError(f"Malformed {type_name!r} payload: {exc}") from exc
+
+    def _unpack(self, value: Any) -> bytes:
+        data = _unb64(value)
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(data, self.max_decompressed_bytes)
+        if inflater.unconsumed_tail:
+            raise InputValueError(
+                f"Compressed payload expands beyond {self.max_decompressed_bytes} bytes"
+            )
+        if not inflater.eof:
+            raise ValueError("the zlib stream is truncated")
+        return out
+
+    def _decode_ndarray(self, value: Any) -> Any:
+        if isinstance(value, str) and value in _EXTRAPOLATOR_NAMES:
+            return value
+        if isinstance(value, int | float | list):
+            try:
+                return np.array(value)
+            except ValueError:  # ragged: it was an object array, written as nested lists
+                return np.array(value, dtype=object)
+        return _load_array(self._unpack(value))
+
+    def _load_circuit(self, value: Any) -> QuantumCircuit:
+        loaded = _load_qpy(io.BytesIO(self._unpack(value)))
+        if len(loaded) != 1 or not isinstance(loaded[0], QuantumCircuit):
+            raise ValueError("expected exactly one circuit in the QPY data")
+        return loaded[0]
+
+    def _decode_parameter_expression(self, value: Any) -> Any:
+        phase = self._load_circuit(value).global_phase
+        if not isinstance(phase, ParameterExpression):
+            raise ValueError("the QPY data carries no parameter expression")
+        return phase
+
+    def _decode_instruction(self, value: Any) -> Any:
+        circuit = self._load_circuit(value)
+        if len(circuit.data) != 1:
+            raise ValueError("expected exactly one instruction")
+        return circuit.data[0].operation
+
+
+def _typed(type_name: str, value: Any) -> dict[str, Any]:
+    return {"__type__": type_name, "__value__": value}
+
+
+def _b64(data: bytes) -> str:
+    return base64.standard_b64encode(data).decode("ascii")
+
+
+def _pack(data: bytes) -> str:
+    return _b64(zlib.compress(data))
+
+
+def _unb64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"expected base64 text, got {type(value).__name__}")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"invalid base64 data ({exc})") from exc
+
+
+def _save_array(array: np.ndarray[Any, Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _load_array(raw: bytes) -> np.ndarray[Any, Any]:
+    stream = io.BytesIO(raw)
+    # Read the .npy header first: a few bytes may claim a huge shape, and np.load would
+    # allocate it before finding the data missing.
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    if math.prod(shape) * dtype.itemsize > len(raw) - stream.tell():
+        raise ValueError(f"the header claims shape {shape} but the data is shorter")
+    stream.seek(0)
+    array = np.load(stream, allow_pickle=False)
+    if not isinstance(array, np.ndarray):
+        raise ValueError("the data is not a single .npy array")
+    return array
+
+
+def _load_qpy(stream: BinaryIO) -> list[Any]:
+    return list(qpy.load(stream, metadata_deserializer=RuntimeDecoder))
+
+
+def _parameter_bytes(param: Parameter) -> bytes:
+    name: bytes = param.name.encode("utf-8")
+    uuid_bytes: bytes = param.uuid.bytes
+    return _PARAMETER_HEADER.pack(len(name), uuid_bytes) + name
+
+
+def _decode_parameter(value: Any) -> Parameter:
+    data = _unb64(value)
+    if len(data) < _PARAMETER_HEADER.size:
+        raise ValueError("the parameter record is truncated")
+    name_size, uuid_bytes = _PARAMETER_HEADER.unpack_from(data)
+    name = data[_PARAMETER_HEADER.size :]
+    if len(name) != name_size:
+        raise ValueError("the parameter name has the wrong length")
+    return Parameter(name.decode("utf-8"), uuid=uuid.UUID(bytes=uuid_bytes))
+
+
+def _decode_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("expected ISO 8601 text")
+    return datetime.fromisoformat(value)
+
+
+def _decode_complex(value: Any) -> complex:
+    if not (isinstance(value, list) and len(value) == 2):
+        raise TypeError("expected [real, imag]")
+    real, imag = value
+    if not all(isinstance(part, int | float) for part in (real, imag)):
+        raise TypeError("expected two numbers")
+    return complex(real, imag)
+
+
+def _decode_set(value: Any) -> set[Any]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return set(value)
+
+
+def _decode_result(value: Any) -> Result:
+    if not isinstance(value, dict):
+        raise TypeError("expected the dict of Result.to_dict()")
+    return Result.from_dict(value)
+
+
+def _decode_bindings_array(value: Any) -> BindingsArray:
+    if not isinstance(value, dict):
+        raise TypeError("expected a dict with 'shape' and 'data'")
+    shape = value.get("shape")
+    data = value.get("data")
+    decoded: dict[tuple[str, ...], Any] = {}
+    if data is not None:
+        if not isinstance(data, dict):
+            raise TypeError(f"'data' must be a dict, not {type(data).__name__}")
+        for key, values in data.items():
+            names = json.loads(key)
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise TypeError(f"key {key!r} is not a JSON list of parameter names")
+            decoded[tuple(names)] = values
+    return BindingsArray(decoded or None, shape=_shape(shape))
+
+
+def _decode_bit_array(value: Any) -> BitArray:
+    if not isinstance(value, dict) or not isinstance(value.get("array"), np.ndarray):
+        raise TypeError("expected 'array' (an ndarray) and 'num_bits'")
+    num_bits = value.get("num_bits")
+    if not isinstance(num_bits, int):
+        raise TypeError("'num_bits' must be an integer")
+    return BitArray(value["array"], num_bits)
+
+
+def _decode_data_bin(value: Any) -> DataBin:
+    if not isinstance(value, dict) or not isinstance(value.get("fields"), dict):
+        raise TypeError("expected 'fields' (a dict) and 'shape'")
+    return DataBin(shape=_shape(value.get("shape")) or (), **value["fields"])
+
+
+def _decode_pub_result(cls: type[PubResult]) -> Callable[[Any], PubResult]:
+    def decode(value: Any) -> PubResult:
+        if not isinstance(value, dict) or not isinstance(value.get("data"), DataBin):
+            raise TypeError("expected 'data' (a DataBin) and 'metadata'")
+        metadata = value.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError("'metadata' must be a dict")
+        return cls(value["data"], metadata)
+
+    return decode
+
+
+def _decode_primitive_result(value: Any) -> PrimitiveResult[Any]:
+    pubs = value.get("pub_results") if isinstance(value, dict) else None
+    if not isinstance(pubs, list) or not all(isinstance(p, PubResult) for p in pubs):
+        raise TypeError("expected 'pub_results' (a list of PubResult) and 'metadata'")
+    metadata = value.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError("'metadata' must be a dict")
+    return PrimitiveResult(pubs, metadata)
+
+
+def _decode_pauli_lindblad_map(value: Any) -> PauliLindbladMap:
+    if not isinstance(value, dict):
+        raise TypeError("expected 'paulis' and 'num_qubits'")
+    terms = [tuple(term) for term in value["paulis"]]
+    return PauliLindbladMap.from_sparse_list(terms, num_qubits=value["num_qubits"])
+
+
+def _decode_noise_model(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise TypeError("expected the dict of NoiseModel.to_dict()")
+    # Imported here: Aer costs half a second to import and most callers never need it.
+    from qiskit_aer.noise import NoiseModel
+
+    # Aer deprecated from_dict without a replacement, yet qiskit-ibm-runtime still sends
+    # noise models as to_dict(): keep reading them, quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return NoiseModel.from_dict(value)
+
+
+def _decode_settings(obj: dict[str, Any]) -> Any:
+    module, class_name = obj.get("__module__"), obj.get("__class__")
+    if not (isinstance(module, str) and isinstance(class_name, str)):
+        raise InputValueError("Malformed 'settings' payload: '__module__' and '__class__' needed")
+    cls = ALLOWED_SETTINGS_CLASSES.get((module, class_name))
+    if cls is None or obj["__type__"] != "settings":
+        raise InputValueError(
+            f"Refusing to decode {module}.{class_name}: the class is not on the allow-list"
+        )
+    settings = obj["__value__"]
+    if not isinstance(settings, dict):
+        raise InputValueError(f"Malformed settings for {class_name}: expected a dict")
+    try:
+        return cls(**_cast_int_keys(settings))
+    except Exception as exc:  # the constructors raise QiskitError, ValueError, TypeError...
+        raise InputValueError(f"Malformed settings for {class_name}: {exc}") from exc
+
+
+def _flag_int_keys(value: Any) -> Any:
+    """Copy of ``value`` where each dict with int keys carries ``"__int_keys__": True``."""
+    if isinstance(value, dict):
+        out = {key: _flag_int_keys(item) for key, item in value.items()}
+        if any(isinstance(key, int) for key in value):
+            out["__int_keys__"] = True
+        return out
+    if isinstance(value, list | tuple):
+        return [_flag_int_keys(item) for item in value]
+    return value
+
+
+def _cast_int_keys(value: Any) -> Any:
+    """Undo :func:`_flag_int_keys`: JSON turned the int keys into text."""
+    if isinstance(value, dict):
+        flagged = value.get("__int_keys__") is True
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if key == "__int_keys__" and flagged:
+                continue
+            if flagged and isinstance(key, str) and key.lstrip("-").isdigit():
+                key = int(key)
+            out[key] = _cast_int_keys(item)
+        return out
+    if isinstance(value, list):
+        return [_cast_int_keys(item) for item in value]
+    return value
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(n, int) for n in value):
+        return tuple(value)
+    raise TypeError(f"a shape must be a list of integers, not {value!r}")

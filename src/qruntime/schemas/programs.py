@@ -1,0 +1,73 @@
+"""Wire models for runtime programs (the shapes of IBM's legacy programs API)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProgramSpec(BaseModel):
+    """What a program takes and gives, each part a JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend_requirements: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = None
+    return_values: dict[str, Any] | None = None
+    interim_results: dict[str, Any] | None = None
+
+
+class ProgramCreate(BaseModel):
+    """``POST /programs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    data: str = Field(description="The program's Python source, base64-encoded (UTF-8).")
+    cost: int = Field(gt=0, description="max_execution_time in seconds.")
+    description: str = Field(min_length=1, max_length=10_000)
+    is_public: bool = False
+    spec: ProgramSpec | None = None
+
+
+class ProgramUpdate(BaseModel):
+    """``PATCH /programs/{id}``: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    cost: int | None = Field(default=None, gt=0)
+    description: str | None = Field(default=None, min_length=1, max_length=10_000)
+    spec: ProgramSpec | None = None
+
+
+class ProgramDataUpdate(BaseModel):
+    """``PUT /programs/{id}/data`` with a JSON body (a raw base64 body is accepted too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+
+
+class ProgramOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    cost: int
+    is_public: bool
+    creation_date: datetime
+    update_date: datetime
+    owner: str
+    spec: dict[str, Any]
+    data: str | None = Field(default=None, description="The source; sent to the owner only.")
+
+
+class ProgramList(BaseModel):
+    programs: list[ProgramOut]
+    count: int
+
+
+class ProgramCreated(BaseModel):
+    id: str

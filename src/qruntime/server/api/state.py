@@ -1,0 +1,16 @@
+"""What the app holds while it runs; built by `create_app` and its lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qruntime.backends import Catalogue
+from qruntime.server.settings import Settings
+from qruntime.server.store.database import Database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    catalogue: Catalogue

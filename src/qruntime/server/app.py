@@ -1,0 +1,102 @@
+"""The FastAPI application: `create_app(settings)` builds it, its lifespan owns every resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from qruntime._version import __version__
+from qruntime.backends import Catalogue, load_catalogue
+from qruntime.errors import PayloadTooLargeError
+from qruntime.server.api.errors import error_response, install_error_handlers
+from qruntime.server.api.routes import auth, backends, programs
+from qruntime.server.api.state import AppState
+from qruntime.server.services import auth as auth_service
+from qruntime.server.services import programs as program_service
+from qruntime.server.settings import Settings
+from qruntime.server.store.database import Database
+from qruntime.server.store.migrate import upgrade
+
+__all__ = ["create_app", "prepare_database"]
+
+logger = logging.getLogger("qruntime.server")
+
+
+def prepare_database(settings: Settings, db: Database | None = None) -> str | None:
+    """Migrate the schema, create the first users and register the built-in programs.
+
+    Idempotent. Returns the admin's new API token when this call created the admin.
+    """
+    own = db is None
+    database = db or Database(settings.db_url)
+    try:
+        upgrade(database.engine)
+        with database.session() as session:
+            token = auth_service.bootstrap(session, admin_token=settings.admin_token)
+            if settings.builtin_programs:
+                program_service.sync_builtin_programs(session)
+        return token
+    finally:
+        if own:
+            database.dispose()
+
+
+class BodySizeLimit:
+    """Refuse request bodies over a limit before reading them (413)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    error = PayloadTooLargeError(
+                        f"The request body is larger than this server's limit of "
+                        f"{self.max_bytes} bytes."
+                    )
+                    await error_response(error)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, *, catalogue: Catalogue | None = None) -> FastAPI:
+    """A qruntime server for ``settings``; nothing is opened until the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.db_url)
+        token = prepare_database(settings, db)
+        if token is not None:
+            logger.warning("Created the user 'admin' with API token: %s", token)
+        app.state.qruntime = AppState(
+            settings=settings,
+            db=db,
+            catalogue=catalogue or load_catalogue(settings.config_file),
+        )
+        try:
+            yield
+        finally:
+            db.dispose()
+
+    app = FastAPI(
+        title="qruntime",
+        version=__version__,
+        description="A self-hosted quantum runtime service for Qiskit users.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (auth.router, programs.router, backends.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_input_bytes + 1_000_000)
+
+    @app.get("/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

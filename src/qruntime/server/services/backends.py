@@ -1,0 +1,36 @@
+"""Use cases for backends: the catalogue as the REST API shows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from qruntime.backends import Catalogue
+from qruntime.errors import NotFoundError
+from qruntime.server.store import jobs as job_store
+
+__all__ = ["backend_configuration", "backend_defaults", "backend_properties", "backend_status"]
+
+
+def backend_configuration(catalogue: Catalogue, *, name: str) -> dict[str, Any]:
+    return catalogue.get(name).configuration()
+
+
+def backend_properties(catalogue: Catalogue, *, name: str) -> dict[str, Any]:
+    properties = catalogue.get(name).properties()
+    if properties is None:
+        raise NotFoundError(f"Backend {name} is an ideal simulator and has no properties.")
+    return properties
+
+
+def backend_defaults(catalogue: Catalogue, *, name: str) -> dict[str, Any]:
+    defaults = catalogue.get(name).defaults()
+    if defaults is None:
+        raise NotFoundError(f"Backend {name} has no pulse defaults.")
+    return defaults
+
+
+def backend_status(db: Session, catalogue: Catalogue, *, name: str) -> dict[str, Any]:
+    entry = catalogue.get(name)
+    return entry.status(pending_jobs=job_store.count_queued(db, backend=name))

@@ -1,0 +1,294 @@
+"""Use cases for runtime programs: upload, list, read, update, delete, visibility.
+
+Rules: private programs are visible to their owner (and admins) only, and a
+program another user cannot see does not exist for them (404, never 403).
+Only the owner or an admin changes a program; only the owner reads its source.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import importlib
+import inspect
+import re
+import secrets
+import string
+from typing import Any
+
+import jsonschema
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from qruntime.errors import (
+    InputValueError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RuntimeDuplicateProgramError,
+    RuntimeProgramNotFound,
+)
+from qruntime.schemas import ProgramCreate, ProgramOut, ProgramSpec, ProgramUpdate
+from qruntime.server.services.auth import SYSTEM_USER
+from qruntime.server.store import programs as store
+from qruntime.server.store.tables import Program, User, utcnow
+
+__all__ = [
+    "create_program",
+    "decode_source",
+    "delete_program",
+    "get_program",
+    "list_programs",
+    "set_visibility",
+    "sync_builtin_programs",
+    "update_program",
+    "update_program_data",
+    "visible_program",
+]
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_BACKEND_REQUIREMENTS = {"min_num_qubits": int, "simulator": bool}
+
+
+def _new_program_id(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "program"
+    return f"{slug}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(10))}"
+
+
+def to_wire(program: Program, *, owner: str, viewer: User) -> ProgramOut:
+    return ProgramOut(
+        id=program.id,
+        name=program.name,
+        description=program.description,
+        cost=program.max_execution_time,
+        is_public=program.is_public,
+        creation_date=program.created_at,
+        update_date=program.updated_at,
+        owner=owner,
+        spec=program.spec or {},
+        data=program.source if program.owner_id == viewer.id else None,
+    )
+
+
+def decode_source(data: str, *, limit: int) -> str:
+    """Decode base64 program data and check it is a Python program with ``main``."""
+    # base64 is 4/3 of the source: refuse huge payloads before decoding them.
+    if len(data) > (limit * 4) // 3 + 8:
+        raise PayloadTooLargeError(f"The program is larger than the limit of {limit} bytes.")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputValueError("Program data is not valid base64.") from None
+    if len(raw) > limit:
+        raise PayloadTooLargeError(
+            f"The program is {len(raw)} bytes, larger than the limit of {limit} bytes."
+        )
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputValueError("Program data is not UTF-8 text.") from None
+    check_source(source)
+    return source
+
+
+def check_source(source: str) -> None:
+    """Refuse a source that does not compile or defines no top-level ``main``."""
+    if "def main(" not in source:
+        raise InputValueError(
+            "The program has no 'def main(': a runtime program defines "
+            "def main(backend, user_messenger, **kwargs)."
+        )
+    try:
+        tree = ast.parse(source, filename="<program>")
+        compile(tree, "<program>", "exec")
+    except SyntaxError as exc:
+        raise InputValueError(
+            f"The program does not compile: {exc.msg} (line {exc.lineno}, column {exc.offset})."
+        ) from None
+    except ValueError as exc:  # e.g. null bytes
+        raise InputValueError(f"The program does not compile: {exc}.") from None
+    if not any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "main"
+        for node in tree.body
+    ):
+        raise InputValueError("The program must define main() at module level.")
+
+
+def check_spec(spec: ProgramSpec | None) -> dict[str, Any]:
+    """Check each part of a spec is a valid JSON Schema; return it as a plain dict."""
+    if spec is None:
+        return {}
+    result: dict[str, Any] = {}
+    for part in ("parameters", "return_values", "interim_results"):
+        schema = getattr(spec, part)
+        if schema is None:
+            continue
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path) or "top level"
+            raise InputValueError(
+                f"spec.{part} is not a valid JSON Schema ({where}): {exc.message}"
+            ) from None
+        if part == "parameters" and schema.get("type", "object") != "object":
+            raise InputValueError('spec.parameters must be a JSON Schema of "type": "object".')
+        result[part] = schema
+    if spec.backend_requirements is not None:
+        for key, value in spec.backend_requirements.items():
+            expected = _BACKEND_REQUIREMENTS.get(key)
+            if expected is None:
+                raise InputValueError(
+                    f"Unknown backend requirement {key!r}; known: "
+                    f"{', '.join(sorted(_BACKEND_REQUIREMENTS))}."
+                )
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise InputValueError(
+                    f"Backend requirement {key!r} must be of type {expected.__name__}."
+                )
+        result["backend_requirements"] = spec.backend_requirements
+    return result
+
+
+def _check_cost(cost: int, *, limit: int) -> None:
+    if cost > limit:
+        raise InputValueError(
+            f"max_execution_time {cost} s is over this server's limit of {limit} s."
+        )
+
+
+def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Program, str]:
+    """A program the user may see, and its owner's name; 404 otherwise."""
+    found = store.get_program(db, program_id=program_id)
+    if found is None or not (
+        found[0].is_public or found[0].owner_id == user.id or user.is_admin
+    ):
+        raise RuntimeProgramNotFound(f"Program not found: {program_id}")
+    return found
+
+
+def _writable_program(db: Session, *, user: User, program_id: str) -> tuple[Program, str]:
+    program, owner = visible_program(db, user=user, program_id=program_id)
+    if program.owner_id != user.id and not user.is_admin:
+        raise PermissionDeniedError(f"Only the owner of program {program_id} may change it.")
+    if program.builtin is not None:
+        raise PermissionDeniedError(f"Program {program_id} is built in and cannot be changed.")
+    return program, owner
+
+
+def list_programs(
+    db: Session, *, user: User, limit: int | None, offset: int
+) -> tuple[list[ProgramOut], int]:
+    rows, total = store.list_programs(
+        db, user_id=user.id, is_admin=user.is_admin, limit=limit, offset=offset
+    )
+    return [to_wire(program, owner=owner, viewer=user) for program, owner in rows], total
+
+
+def get_program(db: Session, *, user: User, program_id: str) -> ProgramOut:
+    program, owner = visible_program(db, user=user, program_id=program_id)
+    return to_wire(program, owner=owner, viewer=user)
+
+
+def _ensure_unique_name(db: Session, *, owner_id: str, name: str, program_id: str = "") -> None:
+    existing = store.find_program_by_name(db, owner_id=owner_id, name=name)
+    if existing is not None and existing.id != program_id:
+        raise RuntimeDuplicateProgramError(
+            f"You already have a program named {name!r} ({existing.id})."
+        )
+
+
+def create_program(
+    db: Session, *, user: User, payload: ProgramCreate, max_bytes: int, max_cost: int
+) -> str:
+    source = decode_source(payload.data, limit=max_bytes)
+    spec = check_spec(payload.spec)
+    _check_cost(payload.cost, limit=max_cost)
+    _ensure_unique_name(db, owner_id=user.id, name=payload.name)
+    now = utcnow()
+    try:
+        program = store.add_program(
+            db,
+            id=_new_program_id(payload.name),
+            owner_id=user.id,
+            name=payload.name,
+            description=payload.description,
+            source=source,
+            max_execution_time=payload.cost,
+            spec=spec,
+            is_public=payload.is_public,
+            created_at=now,
+            updated_at=now,
+        )
+    except IntegrityError:  # a concurrent upload of the same name won the race
+        raise RuntimeDuplicateProgramError(
+            f"You already have a program named {payload.name!r}."
+        ) from None
+    return program.id
+
+
+def update_program(
+    db: Session, *, user: User, program_id: str, payload: ProgramUpdate, max_cost: int
+) -> None:
+    program, _ = _writable_program(db, user=user, program_id=program_id)
+    if payload.name is not None and payload.name != program.name:
+        _ensure_unique_name(db, owner_id=program.owner_id, name=payload.name, program_id=program.id)
+        program.name = payload.name
+    if payload.description is not None:
+        program.description = payload.description
+    if payload.cost is not None:
+        _check_cost(payload.cost, limit=max_cost)
+        program.max_execution_time = payload.cost
+    if payload.spec is not None:
+        merged = dict(program.spec or {})
+        merged.update(check_spec(payload.spec))
+        program.spec = merged
+    program.updated_at = utcnow()
+
+
+def update_program_data(
+    db: Session, *, user: User, program_id: str, data: str, max_bytes: int
+) -> None:
+    program, _ = _writable_program(db, user=user, program_id=program_id)
+    program.source = decode_source(data, limit=max_bytes)
+    program.updated_at = utcnow()
+
+
+def set_visibility(db: Session, *, user: User, program_id: str, public: bool) -> None:
+    program, _ = _writable_program(db, user=user, program_id=program_id)
+    program.is_public = public
+    program.updated_at = utcnow()
+
+
+def delete_program(db: Session, *, user: User, program_id: str) -> None:
+    program, _ = _writable_program(db, user=user, program_id=program_id)
+    store.delete_program(db, program=program)
+
+
+def sync_builtin_programs(db: Session) -> None:
+    """Register (or refresh) the built-in programs, public and owned by the system user."""
+    from qruntime.programs import BUILTIN_PROGRAMS
+
+    now = utcnow()
+    for program_id, module_name in BUILTIN_PROGRAMS.items():
+        module = importlib.import_module(f"qruntime.programs.{module_name}")
+        meta: dict[str, Any] = module.METADATA
+        fields: dict[str, Any] = {
+            "name": meta["name"],
+            "description": meta["description"],
+            "source": inspect.getsource(module),
+            "max_execution_time": int(meta["max_execution_time"]),
+            "spec": meta.get("spec", {}),
+            "is_public": True,
+            "builtin": module_name,
+        }
+        found = store.get_program(db, program_id=program_id)
+        if found is None:
+            store.add_program(
+                db, id=program_id, owner_id=SYSTEM_USER, created_at=now, updated_at=now, **fields
+            )
+            continue
+        program = found[0]
+        if any(getattr(program, key) != value for key, value in fields.items()):
+            for key, value in fields.items():
+                setattr(program, key, value)
+            program.updated_at = now

@@ -1,0 +1,122 @@
+"""Server settings: defaults, then the config file's ``[server]`` table, then arguments.
+
+The same TOML file also holds the backend catalogue (``[backends.NAME]`` tables,
+read by `qruntime.backends.load_catalogue`)::
+
+    [server]
+    db = "postgresql+psycopg://postgres@127.0.0.1:5432/qruntime"
+    max_program_bytes = 1_000_000
+    access_token_ttl = 3600
+
+    [backends.aer_simulator]
+    lanes = 4
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from qruntime.errors import InputValueError
+
+__all__ = ["Settings", "default_db_url"]
+
+
+def default_db_url() -> str:
+    """A SQLite file in the user's data directory."""
+    data_dir = Path(platformdirs.user_data_dir("qruntime"))
+    return f"sqlite:///{data_dir / 'qruntime.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a server needs to start; `create_app(settings)` owns the resources."""
+
+    db_url: str = field(default_factory=default_db_url)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    config_file: Path | None = None
+    #: The API token the ``admin`` user gets on first start (else a random one is printed).
+    admin_token: str | None = None
+    #: Largest program source accepted, in bytes (larger gets 413).
+    max_program_bytes: int = 1_000_000
+    #: Largest job inputs accepted, in bytes (larger gets 413).
+    max_input_bytes: int = 64_000_000
+    #: Largest max_execution_time a program may ask for, in seconds.
+    max_execution_time_limit: int = 8 * 3600
+    #: Lifetime of an access token, in seconds.
+    access_token_ttl: int = 3600
+    #: Whether the built-in programs (hello-world, circuit-runner, ...) are registered.
+    builtin_programs: bool = True
+
+    @classmethod
+    def load(cls, *, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``QRUNTIME_*`` variables, then the file's ``[server]`` table, then overrides.
+
+        Overrides whose value is None are ignored, so CLI options can be passed as they are.
+        """
+        values: dict[str, Any] = {}
+        env = os.environ
+        if env.get("QRUNTIME_DB"):
+            values["db_url"] = env["QRUNTIME_DB"]
+        if env.get("QRUNTIME_ADMIN_TOKEN"):
+            values["admin_token"] = env["QRUNTIME_ADMIN_TOKEN"]
+        if config_file is None and env.get("QRUNTIME_CONFIG"):
+            config_file = Path(env["QRUNTIME_CONFIG"])
+        if config_file is not None:
+            values.update(_read_server_table(config_file))
+            values["config_file"] = config_file
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+_FILE_KEYS = {
+    "db": "db_url",
+    "host": "host",
+    "port": "port",
+    "max_program_bytes": "max_program_bytes",
+    "max_input_bytes": "max_input_bytes",
+    "max_execution_time_limit": "max_execution_time_limit",
+    "access_token_ttl": "access_token_ttl",
+    "builtin_programs": "builtin_programs",
+}
+
+
+def _read_server_table(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputValueError(f"Config file {path} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputValueError(f"Config file {path} is not valid TOML: {exc}") from None
+    table = data.get("server", {})
+    if not isinstance(table, dict):
+        raise InputValueError(f"{path}: [server] must be a table.")
+    unknown = sorted(set(table) - set(_FILE_KEYS))
+    if unknown:
+        raise InputValueError(
+            f"{path}: unknown key(s) in [server]: {', '.join(unknown)}; "
+            f"known keys: {', '.join(sorted(_FILE_KEYS))}."
+        )
+    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = _FILE_KEYS[key]
+        expected = {"int": int, "str": str, "bool": bool}.get(
+            str(types[name]).split(" ")[0], object
+        )
+        if expected is not object and (
+            not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+        ):
+            raise InputValueError(
+                f"{path}: [server] {key} must be of type {expected.__name__}, got {value!r}."
+            )
+        values[name] = value
+    return values

@@ -1,0 +1,126 @@
+"""Data access for users, API tokens, access tokens and server secrets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from qruntime.server.store.tables import AccessToken, ApiToken, ServerSecret, User, utcnow
+
+__all__ = [
+    "add_access_token",
+    "add_api_token",
+    "add_user",
+    "count_users",
+    "get_secret",
+    "get_user",
+    "get_user_by_name",
+    "list_users",
+    "revoke_access_token",
+    "revoke_api_tokens",
+    "set_secret",
+    "user_for_access_token",
+    "user_for_api_token",
+]
+
+
+def count_users(db: Session) -> int:
+    return len(db.scalars(select(User.id)).all())
+
+
+def add_user(db: Session, *, user_id: str, name: str, is_admin: bool) -> User:
+    user = User(id=user_id, name=name, is_admin=is_admin, created_at=utcnow())
+    db.add(user)
+    db.flush()
+    return user
+
+
+def get_user(db: Session, *, user_id: str) -> User | None:
+    return db.get(User, user_id)
+
+
+def get_user_by_name(db: Session, *, name: str) -> User | None:
+    return db.scalar(select(User).where(User.name == name))
+
+
+def list_users(db: Session) -> list[User]:
+    return list(db.scalars(select(User).order_by(User.created_at, User.name)))
+
+
+def add_api_token(db: Session, *, token_id: str, user_id: str, token_hash: str) -> ApiToken:
+    token = ApiToken(id=token_id, user_id=user_id, token_hash=token_hash, created_at=utcnow())
+    db.add(token)
+    db.flush()
+    return token
+
+
+def user_for_api_token(db: Session, *, token_hash: str) -> tuple[User, ApiToken] | None:
+    """The user of a live (not revoked) API token, in one query."""
+    row = db.execute(
+        select(User, ApiToken)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def revoke_api_tokens(db: Session, *, user_id: str, token_hash: str | None = None) -> int:
+    """Revoke a user's API tokens (one of them if ``token_hash`` is given) and their access tokens.
+
+    Returns how many API tokens were revoked.
+    """
+    conditions = [ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)]
+    if token_hash is not None:
+        conditions.append(ApiToken.token_hash == token_hash)
+    ids = list(db.scalars(select(ApiToken.id).where(*conditions)))
+    if not ids:
+        return 0
+    db.execute(update(ApiToken).where(ApiToken.id.in_(ids)).values(revoked_at=utcnow()))
+    db.execute(update(AccessToken).where(AccessToken.api_token_id.in_(ids)).values(revoked=True))
+    return len(ids)
+
+
+def add_access_token(
+    db: Session, *, token_hash: str, user_id: str, api_token_id: str, expires_at: datetime
+) -> None:
+    db.add(
+        AccessToken(
+            token_hash=token_hash,
+            user_id=user_id,
+            api_token_id=api_token_id,
+            created_at=utcnow(),
+            expires_at=expires_at,
+        )
+    )
+
+
+def user_for_access_token(db: Session, *, token_hash: str, now: datetime) -> User | None:
+    """The user of a live access token (not revoked, not expired), in one query."""
+    return db.scalar(
+        select(User)
+        .join(AccessToken, AccessToken.user_id == User.id)
+        .where(
+            AccessToken.token_hash == token_hash,
+            AccessToken.revoked.is_(False),
+            AccessToken.expires_at > now,
+        )
+    )
+
+
+def revoke_access_token(db: Session, *, token_hash: str) -> bool:
+    result = db.execute(
+        update(AccessToken).where(AccessToken.token_hash == token_hash).values(revoked=True)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def get_secret(db: Session, *, name: str) -> str | None:
+    secret = db.get(ServerSecret, name)
+    return secret.value if secret else None
+
+
+def set_secret(db: Session, *, name: str, value: str) -> None:
+    db.add(ServerSecret(name=name, value=value))
+    db.flush()
