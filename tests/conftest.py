@@ -175,7 +175,9 @@ def server(make_server: Callable[..., RunningServer]) -> RunningServer:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_accounts(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_accounts(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tests away from the user's saved accounts and environment."""
     monkeypatch.setenv("QRUNTIME_ACCOUNTS", str(tmp_path_factory.mktemp("accounts") / "a.json"))
     for name in ("QRUNTIME_URL", "QRUNTIME_TOKEN", "QRUNTIME_DB", "QRUNTIME_CONFIG"):

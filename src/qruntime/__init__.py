@@ -10,7 +10,6 @@ The client API::
 from __future__ import annotations
 
 from qruntime._version import __version__
-
 from qruntime.client._backend import RemoteBackend
 from qruntime.client._decoders import ResultDecoder, RunnerResult
 from qruntime.client._program import ParameterNamespace, RuntimeProgram

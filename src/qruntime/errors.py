@@ -198,7 +198,8 @@ _BY_STATUS: dict[int, type[QRuntimeError]] = {
 def error_class_for(code: str | None, status_code: int) -> type[QRuntimeError]:
     """The error class for a wire ``code``, falling back on the HTTP status."""
     if code:
-        for cls in [QRuntimeError, *_all_subclasses(QRuntimeError)]:
+        candidates: list[type[QRuntimeError]] = [QRuntimeError, *_all_subclasses(QRuntimeError)]
+        for cls in candidates:
             if cls.code == code:
                 return cls
     return _BY_STATUS.get(status_code, QRuntimeError)

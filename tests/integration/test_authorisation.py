@@ -100,9 +100,10 @@ def test_client_logout_then_next_call_logs_in_again(server) -> None:
     service.programs()
     old = service._api.access_token
     service.logout()
-    assert httpx.get(
-        f"{server.url}/programs", headers={"Authorization": f"Bearer {old}"}
-    ).status_code == 401
+    assert (
+        httpx.get(f"{server.url}/programs", headers={"Authorization": f"Bearer {old}"}).status_code
+        == 401
+    )
     assert service.programs(refresh=True)
     assert service._api.access_token != old
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 
-
 QRUNTIME = [sys.executable, "-m", "qruntime.cli.main"]
 
 
@@ -103,7 +102,9 @@ def test_users_add_refuses_a_duplicate_with_a_clear_error(tmp_path: Path) -> Non
 
 def test_admin_token_from_the_environment_is_used(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'q.db'}"
-    result = run("users", "list", "--db", db, env={"QRUNTIME_ADMIN_TOKEN": "qrt_my_own_admin_token"})
+    result = run(
+        "users", "list", "--db", db, env={"QRUNTIME_ADMIN_TOKEN": "qrt_my_own_admin_token"}
+    )
     assert result.returncode == 0
     from qruntime.server.services import auth
     from qruntime.server.store import users as store

@@ -174,8 +174,9 @@ def read_specs(path: Path) -> list[BackendSpec]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         reader.fail(f"not a readable TOML file: {exc}")
     for key in document:
-        if key not in ("defaults", "backends"):
-            reader.fail("unknown top-level table (allowed: defaults, backends)", key=key)
+        # [server] belongs to the server's settings, which share this file.
+        if key not in ("defaults", "backends", "server"):
+            reader.fail("unknown top-level table (allowed: server, defaults, backends)", key=key)
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):
         reader.fail("must be a table", key="defaults")

@@ -71,9 +71,7 @@ class ApiClient:
 
     def _login(self) -> str:
         try:
-            response = self._http.post(
-                "/users/loginWithToken", json={"apiToken": self._api_token}
-            )
+            response = self._http.post("/users/loginWithToken", json={"apiToken": self._api_token})
         except httpx.TransportError as exc:
             raise QRuntimeError(f"Cannot reach the qruntime server at {self.url}: {exc}") from exc
         raise_for_error(response)

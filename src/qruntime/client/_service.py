@@ -59,7 +59,8 @@ class RuntimeService:
             if saved is not None:
                 url = url or saved["url"]
                 token = token or saved["token"]
-        assert url is not None and token is not None
+        assert url is not None
+        assert token is not None
         self._api = ApiClient(url, token, timeout=timeout, verify=verify, transport=transport)
         self._programs: dict[str, RuntimeProgram] = {}
         self._backends: dict[str, RemoteBackend] = {}

@@ -12,14 +12,14 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    apiToken: str = Field(min_length=1, max_length=512)  # noqa: N815 - the legacy wire name
+    apiToken: str = Field(min_length=1, max_length=512)
 
 
 class LoginResponse(BaseModel):
     id: str = Field(description="The access token.")
     ttl: int = Field(description="Seconds until the access token expires.")
     created: datetime
-    userId: str  # noqa: N815 - the legacy wire name
+    userId: str
 
 
 class UserCreate(BaseModel):

@@ -42,7 +42,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     config_file: Path | None = None
-    #: The API token the ``admin`` user gets on first start (else a random one is printed).
+    #: The API token ``admin`` gets on first start (else a random one is printed).
     admin_token: str | None = None
     #: Largest program source accepted, in bytes (larger gets 413).
     max_program_bytes: int = 1_000_000
@@ -57,7 +57,7 @@ class Settings:
 
     @classmethod
     def load(cls, *, config_file: Path | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``QRUNTIME_*`` variables, then the file's ``[server]`` table, then overrides.
+        """Defaults, then ``QRUNTIME_*`` variables, the file's ``[server]`` table, then overrides.
 
         Overrides whose value is None are ignored, so CLI options can be passed as they are.
         """

@@ -22,7 +22,9 @@ def test_config_file_server_table_is_read(tmp_path: Path) -> None:
 def test_arguments_override_file_and_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("QRUNTIME_DB", "sqlite:////tmp/env.db")
     assert Settings.load().db_url == "sqlite:////tmp/env.db"
-    assert Settings.load(db_url="sqlite:////tmp/arg.db", port=None).db_url == "sqlite:////tmp/arg.db"
+    assert (
+        Settings.load(db_url="sqlite:////tmp/arg.db", port=None).db_url == "sqlite:////tmp/arg.db"
+    )
 
 
 @pytest.mark.parametrize(

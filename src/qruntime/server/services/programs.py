@@ -159,9 +159,7 @@ def _check_cost(cost: int, *, limit: int) -> None:
 def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Program, str]:
     """A program the user may see, and its owner's name; 404 otherwise."""
     found = store.get_program(db, program_id=program_id)
-    if found is None or not (
-        found[0].is_public or found[0].owner_id == user.id or user.is_admin
-    ):
+    if found is None or not (found[0].is_public or found[0].owner_id == user.id or user.is_admin):
         raise RuntimeProgramNotFound(f"Program not found: {program_id}")
     return found
 

@@ -12,7 +12,7 @@ __all__ = ["count_queued"]
 
 def count_queued(db: Session, *, backend: str) -> int:
     """How many jobs wait in the queue of ``backend``."""
-    query = select(func.count()).select_from(Job).where(
-        Job.backend == backend, Job.status == "Queued"
+    query = (
+        select(func.count()).select_from(Job).where(Job.backend == backend, Job.status == "Queued")
     )
     return db.scalar(query) or 0

@@ -9,6 +9,7 @@ from qruntime.schemas import LoginRequest, LoginResponse, UserCreate, UserOut
 from qruntime.server.api.deps import DbDep, StateDep, TokenDep, UserDep
 from qruntime.server.services import auth
 from qruntime.server.store import users as user_store
+from qruntime.server.store.tables import User
 
 router = APIRouter(tags=["users"])
 
@@ -32,7 +33,7 @@ def logout(db: DbDep, token: TokenDep, user: UserDep) -> Response:
     return Response(status_code=204)
 
 
-def _user_out(user: user_store.User, token: str | None = None) -> UserOut:
+def _user_out(user: User, token: str | None = None) -> UserOut:
     return UserOut(
         id=user.id, name=user.name, is_admin=user.is_admin, created=user.created_at, token=token
     )

@@ -27,7 +27,9 @@ def list_programs(
 
 
 @router.post("/programs", response_model=ProgramCreated, status_code=201)
-def create_program(body: ProgramCreate, db: DbDep, user: UserDep, state: StateDep) -> ProgramCreated:
+def create_program(
+    body: ProgramCreate, db: DbDep, user: UserDep, state: StateDep
+) -> ProgramCreated:
     program_id = service.create_program(
         db,
         user=user,
