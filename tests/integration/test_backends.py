@@ -83,8 +83,7 @@ def test_status_configuration_and_properties_have_ibm_shapes(server, request) ->
 def test_catalogue_comes_from_the_config_file(make_server, tmp_path: Path) -> None:
     config = tmp_path / "qruntime.toml"
     config.write_text(
-        "[server]\nmax_program_bytes = 10000\n\n"
-        '[backends.small_sim]\nkind = "aer"\nlanes = 3\n'
+        '[server]\nmax_program_bytes = 10000\n\n[backends.small_sim]\nkind = "aer"\nlanes = 3\n'
     )
     from qruntime.server.settings import Settings
 

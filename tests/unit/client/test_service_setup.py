@@ -45,9 +45,9 @@ def test_no_server_configured_says_how_to_configure_one() -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    with RuntimeService(url="http://127.0.0.1:9", token="qrt_unreachable_token") as service:
-        with pytest.raises(qruntime.QRuntimeError, match="Cannot reach"):
-            service.programs()
+    service = RuntimeService(url="http://127.0.0.1:9", token="qrt_unreachable_token")
+    with service, pytest.raises(qruntime.QRuntimeError, match="Cannot reach"):
+        service.programs()
 
 
 def test_public_api_all_is_complete_and_importable() -> None:
