@@ -12,6 +12,7 @@ from __future__ import annotations
 from qruntime._version import __version__
 from qruntime.client._backend import RemoteBackend
 from qruntime.client._decoders import ResultDecoder, RunnerResult
+from qruntime.client._job import RuntimeJob
 from qruntime.client._program import ParameterNamespace, RuntimeProgram
 from qruntime.client._service import RuntimeService
 from qruntime.encoding import RuntimeDecoder, RuntimeEncoder
@@ -53,6 +54,7 @@ __all__ = [
     "RuntimeDuplicateProgramError",
     "RuntimeEncoder",
     "RuntimeInvalidStateError",
+    "RuntimeJob",
     "RuntimeJobFailureError",
     "RuntimeJobMaxTimeoutError",
     "RuntimeJobNotFound",

@@ -14,6 +14,16 @@ from qruntime.backends.catalogue import (
     builtin_specs,
     load_catalogue,
 )
+from qruntime.backends.compact import (
+    CompletedJob,
+    DeviceRunner,
+    clear_compact_cache,
+    compact_circuit,
+    compact_simulator,
+    compact_target,
+    run_circuits,
+    run_compact,
+)
 from qruntime.backends.devices import BUILTIN_DEVICES, generate_snapshot
 from qruntime.backends.ibm_format import (
     ReadoutProperties,
@@ -28,13 +38,21 @@ __all__ = [
     "BackendEntry",
     "BackendSpec",
     "Catalogue",
+    "CompletedJob",
     "DeviceBackend",
+    "DeviceRunner",
     "ReadoutProperties",
     "build_simulator",
     "builtin_specs",
+    "clear_compact_cache",
     "clear_simulator_cache",
+    "compact_circuit",
+    "compact_simulator",
+    "compact_target",
     "generate_snapshot",
     "load_catalogue",
+    "run_circuits",
+    "run_compact",
     "target_from_ibm_json",
     "target_to_configuration",
     "target_to_properties",

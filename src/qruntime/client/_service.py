@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import warnings
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,9 @@ import httpx
 from qruntime.client import _account
 from qruntime.client._backend import RemoteBackend
 from qruntime.client._http import ApiClient
-from qruntime.client._program import RuntimeProgram
+from qruntime.client._job import RuntimeJob
+from qruntime.client._program import ParameterNamespace, RuntimeProgram
+from qruntime.encoding import RuntimeDecoder, RuntimeEncoder
 from qruntime.errors import InputValueError
 
 __all__ = ["RuntimeService"]
@@ -22,6 +26,15 @@ __all__ = ["RuntimeService"]
 _METADATA_KEYS = ("name", "max_execution_time", "description", "spec", "is_public")
 _REQUIRED_METADATA = ("name", "max_execution_time", "description")
 _PAGE = 20
+_JOB_PAGE = 200
+_RUN_OPTIONS = {
+    "backend",
+    "backend_name",
+    "log_level",
+    "max_execution_time",
+    "job_tags",
+    "session_id",
+}
 
 
 class RuntimeService:
@@ -220,6 +233,131 @@ class RuntimeService:
         self._api.request("PUT", f"/programs/{program_id}/{'public' if public else 'private'}")
         self._programs.pop(program_id, None)
 
+    # -- jobs -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        program_id: str,
+        inputs: dict[str, Any] | ParameterNamespace,
+        options: dict[str, Any] | None = None,
+        callback: Callable[[str, Any], None] | None = None,
+        result_decoder: Any = None,
+    ) -> RuntimeJob:
+        """Run a program as a job and return it at once (it is durable on the server).
+
+        ``options``: ``backend`` (or the legacy ``backend_name``, required), ``log_level``,
+        ``max_execution_time``, ``job_tags``, ``session_id``. ``callback(job_id, result)``
+        gets every interim result in order, then the final result.
+        """
+        if isinstance(inputs, ParameterNamespace):
+            inputs.validate()
+            inputs = inputs.to_dict()
+        if not isinstance(inputs, dict):
+            raise InputValueError("inputs must be a dict or a ParameterNamespace.")
+        opts = dict(options or {})
+        unknown = sorted(set(opts) - _RUN_OPTIONS)
+        if unknown:
+            raise InputValueError(
+                f"Unknown run option(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_RUN_OPTIONS))}."
+            )
+        backend = opts.get("backend") or opts.get("backend_name")
+        if not backend:
+            raise InputValueError('options must name a backend: {"backend": "aer_simulator"}.')
+        if not isinstance(backend, str):
+            backend = backend.name
+        body: dict[str, Any] = {"program_id": program_id, "backend": backend}
+        for key, wire in (
+            ("log_level", "log_level"),
+            ("max_execution_time", "cost"),
+            ("job_tags", "tags"),
+            ("session_id", "session_id"),
+        ):
+            if opts.get(key) is not None:
+                body[wire] = opts[key]
+        # Encode the inputs once, straight into the request body.
+        text = json.dumps(body)[:-1] + ', "params": ' + json.dumps(inputs, cls=RuntimeEncoder) + "}"
+        response = self._api.request(
+            "POST", "/jobs", content=text, headers={"Content-Type": "application/json"}
+        )
+        job = RuntimeJob(
+            service=self,
+            job_id=response.json()["id"],
+            program_id=program_id,
+            backend_name=backend,
+            inputs=inputs,
+            tags=body.get("tags"),
+            session_id=body.get("session_id"),
+            result_decoder=result_decoder,
+        )
+        if callback is not None:
+            job.stream_results(callback)
+        return job
+
+    def _decode_params(self, params: Any) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(json.dumps(params), cls=RuntimeDecoder)
+        return decoded
+
+    def _job_from_wire(self, payload: dict[str, Any]) -> RuntimeJob:
+        job = RuntimeJob(
+            service=self,
+            job_id=payload["id"],
+            program_id=payload["program"]["id"],
+            backend_name=payload["backend"],
+            inputs=self._decode_params(payload["params"]) if "params" in payload else None,
+            creation_date=_parse_datetime(payload.get("created")),
+            tags=payload.get("tags"),
+            session_id=payload.get("session_id"),
+        )
+        job._update(payload)
+        return job
+
+    def job(self, job_id: str) -> RuntimeJob:
+        """One of your jobs; `RuntimeJobNotFound` if it does not exist or is not yours."""
+        return self._job_from_wire(self._api.get_json(f"/jobs/{job_id}"))
+
+    def jobs(
+        self,
+        limit: int | None = 10,
+        skip: int = 0,
+        pending: bool | None = None,
+        program_id: str | None = None,
+        backend_name: str | None = None,
+        session_id: str | None = None,
+        job_tags: list[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        descending: bool = True,
+    ) -> list[RuntimeJob]:
+        """Your jobs, newest first unless ``descending=False``; ``pending=True`` for
+        queued and running ones, ``False`` for final ones; ``limit=None`` for all."""
+        found: list[RuntimeJob] = []
+        offset = skip
+        while limit is None or len(found) < limit:
+            page_size = _JOB_PAGE if limit is None else min(_JOB_PAGE, limit - len(found))
+            params: dict[str, Any] = {
+                "limit": page_size,
+                "offset": offset,
+                "pending": pending,
+                "program": program_id,
+                "backend": backend_name,
+                "session_id": session_id,
+                "tags": job_tags,
+                "created_after": created_after.isoformat() if created_after else None,
+                "created_before": created_before.isoformat() if created_before else None,
+                "sort": "DESC" if descending else "ASC",
+            }
+            page = self._api.get_json("/jobs", params=params)
+            found.extend(self._job_from_wire(item) for item in page["jobs"])
+            offset += len(page["jobs"])
+            if not page["jobs"] or offset >= page["count"]:
+                break
+        return found
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a final job and its results; irreversible."""
+        self._api.request("DELETE", f"/jobs/{job_id}")
+
     # -- backends ---------------------------------------------------------------------------
 
     def backends(
@@ -289,3 +427,7 @@ def _encode_source(data: str) -> str:
                 f"file: {exc.strerror or exc}"
             ) from None
     return base64.b64encode(data.encode("utf-8")).decode("ascii")
+
+
+def _parse_datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -18,6 +18,8 @@ __all__ = ["BUILTIN_PROGRAMS", "load_builtin_metadata", "load_builtin_module"]
 BUILTIN_PROGRAMS: dict[str, str] = {
     "hello-world": "hello_world",
     "circuit-runner": "circuit_runner",
+    "sampler": "sampler",
+    "estimator": "estimator",
 }
 
 

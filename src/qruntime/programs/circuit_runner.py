@@ -23,6 +23,7 @@ from qiskit import QuantumCircuit
 from qiskit.transpiler import PassManager, generate_preset_pass_manager
 from qiskit.transpiler.preset_passmanagers.plugin import list_stage_plugins
 
+from qruntime.backends.compact import run_circuits
 from qruntime.errors import InputValueError
 from qruntime.programs.mitigation import (
     cached_readout_calibration,
@@ -208,7 +209,8 @@ def main(
         run_config["init_qubits"] = bool(init_qubits)
     if rep_delay is not None and _has_option(backend, "rep_delay"):
         run_config["rep_delay"] = rep_delay
-    result = backend.run(transpiled, **run_config).result()
+    # Compact on our device-like backends: Aer then simulates only the qubits used.
+    result = run_circuits(backend, transpiled, **run_config)
     failed = [r.header.get("name", str(i)) for i, r in enumerate(result.results) if not r.success]
     if failed:
         raise RuntimeError(f"circuits failed on {backend.name}: {failed}: {result.status}")

@@ -26,6 +26,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.transpiler import generate_preset_pass_manager
 
+from qruntime.backends.compact import run_circuits
 from qruntime.errors import InputValueError
 
 __all__ = [
@@ -155,7 +156,7 @@ def calibrate_readout(
     options: dict[str, Any] = {"shots": shots}
     if seed_simulator is not None and _has_option(backend, "seed_simulator"):
         options["seed_simulator"] = seed_simulator
-    result = backend.run(circuits, **options).result()
+    result = run_circuits(backend, circuits, **options)
     ones_given_zero = _ones_per_bit(result.data(0)["counts"], len(physical))
     ones_given_one = _ones_per_bit(result.data(1)["counts"], len(physical))
     matrices: dict[int, _NDArray] = {}

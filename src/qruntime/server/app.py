@@ -13,8 +13,11 @@ from qruntime._version import __version__
 from qruntime.backends import Catalogue, load_catalogue
 from qruntime.errors import PayloadTooLargeError
 from qruntime.server.api.errors import error_response, install_error_handlers
-from qruntime.server.api.routes import auth, backends, programs
+from qruntime.server.api.routes import auth, backends, jobs, programs
 from qruntime.server.api.state import AppState
+from qruntime.server.executor.base import Executor
+from qruntime.server.executor.local import LocalExecutor
+from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import auth as auth_service
 from qruntime.server.services import programs as program_service
 from qruntime.server.settings import Settings
@@ -65,8 +68,16 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, *, catalogue: Catalogue | None = None) -> FastAPI:
-    """A qruntime server for ``settings``; nothing is opened until the app starts."""
+def create_app(
+    settings: Settings,
+    *,
+    catalogue: Catalogue | None = None,
+    executor: Executor | None = None,
+) -> FastAPI:
+    """A qruntime server for ``settings``; nothing is opened until the app starts.
+
+    ``executor`` defaults to local sandboxed worker processes.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,14 +85,18 @@ def create_app(settings: Settings, *, catalogue: Catalogue | None = None) -> Fas
         token = prepare_database(settings, db)
         if token is not None:
             logger.warning("Created the user 'admin' with API token: %s", token)
-        app.state.qruntime = AppState(
-            settings=settings,
+        backends = catalogue or load_catalogue(settings.config_file)
+        runtime = JobRuntime(
             db=db,
-            catalogue=catalogue or load_catalogue(settings.config_file),
+            catalogue=backends,
+            executor=executor or LocalExecutor(catalogue_path=settings.config_file),
         )
+        app.state.qruntime = AppState(settings=settings, db=db, catalogue=backends, runtime=runtime)
+        await runtime.start()
         try:
             yield
         finally:
+            await runtime.stop()
             db.dispose()
 
     app = FastAPI(
@@ -91,7 +106,7 @@ def create_app(settings: Settings, *, catalogue: Catalogue | None = None) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (auth.router, programs.router, backends.router):
+    for router in (auth.router, programs.router, backends.router, jobs.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_input_bytes + 1_000_000)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qruntime.backends import Catalogue
+from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.settings import Settings
 from qruntime.server.store.database import Database
 
@@ -14,3 +15,4 @@ class AppState:
     settings: Settings
     db: Database
     catalogue: Catalogue
+    runtime: JobRuntime

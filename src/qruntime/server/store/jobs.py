@@ -1,13 +1,144 @@
-"""Data access for jobs."""
+"""Data access for jobs, their interim results and logs."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from qruntime.server.store.tables import Job
+from qruntime.server.store.tables import Job, JobInterimResult
 
-__all__ = ["count_queued"]
+__all__ = [
+    "add_interim_result",
+    "add_job",
+    "append_log",
+    "count_interim_results",
+    "count_queued",
+    "delete_job",
+    "get_job",
+    "interim_results",
+    "list_jobs",
+    "next_seq",
+    "queued_jobs",
+    "running_jobs",
+    "update_job",
+]
+
+
+def next_seq(db: Session) -> int:
+    """The next submission number: orders the queue, survives restarts."""
+    return (db.scalar(select(func.max(Job.seq))) or 0) + 1
+
+
+def add_job(db: Session, **fields: Any) -> Job:
+    job = Job(**fields)
+    db.add(job)
+    db.flush()
+    return job
+
+
+def get_job(db: Session, *, job_id: str, owner_id: str | None = None) -> Job | None:
+    """A job; with ``owner_id``, only if it belongs to that user."""
+    job = db.get(Job, job_id)
+    if job is None or (owner_id is not None and job.owner_id != owner_id):
+        return None
+    return job
+
+
+def list_jobs(
+    db: Session,
+    *,
+    owner_id: str,
+    limit: int,
+    offset: int,
+    statuses: Sequence[str] | None = None,
+    program_id: str | None = None,
+    backend: str | None = None,
+    session_id: str | None = None,
+    tags: Sequence[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    descending: bool = True,
+) -> tuple[list[Job], int]:
+    """One page of a user's jobs matching the filters, and how many match in all."""
+    conditions = [Job.owner_id == owner_id]
+    if statuses:
+        conditions.append(Job.status.in_(statuses))
+    if program_id is not None:
+        conditions.append(Job.program_id == program_id)
+    if backend is not None:
+        conditions.append(Job.backend == backend)
+    if session_id is not None:
+        conditions.append(Job.session_id == session_id)
+    if created_after is not None:
+        conditions.append(Job.created_at >= created_after)
+    if created_before is not None:
+        conditions.append(Job.created_at <= created_before)
+    query = select(Job).where(*conditions)
+    if tags:
+        # JSON containment differs between SQLite and PostgreSQL: filter tags in Python
+        # over the already-narrowed rows.
+        rows = [job for job in db.scalars(query) if set(tags) <= set(job.tags or [])]
+        rows.sort(key=lambda job: job.seq, reverse=descending)
+        return rows[offset : offset + limit], len(rows)
+    total = db.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    order = Job.seq.desc() if descending else Job.seq.asc()
+    page = db.scalars(query.order_by(order).offset(offset).limit(limit))
+    return list(page), total
+
+
+def update_job(
+    db: Session, *, job_id: str, where_status: Sequence[str] | None = None, **values: Any
+) -> bool:
+    """Change a job's fields, only if its status is one of ``where_status``; True if changed."""
+    conditions = [Job.id == job_id]
+    if where_status is not None:
+        conditions.append(Job.status.in_(where_status))
+    result = db.execute(update(Job).where(*conditions).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def append_log(db: Session, *, job_id: str, text: str) -> None:
+    db.execute(update(Job).where(Job.id == job_id).values(logs=Job.logs + text))
+
+
+def add_interim_result(db: Session, *, job_id: str, seq: int, data: str) -> None:
+    db.add(JobInterimResult(job_id=job_id, seq=seq, data=data))
+
+
+def interim_results(db: Session, *, job_id: str, after: int = -1) -> list[tuple[int, str]]:
+    rows = db.execute(
+        select(JobInterimResult.seq, JobInterimResult.data)
+        .where(JobInterimResult.job_id == job_id, JobInterimResult.seq > after)
+        .order_by(JobInterimResult.seq)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def count_interim_results(db: Session, *, job_id: str) -> int:
+    query = select(func.count()).select_from(JobInterimResult)
+    return db.scalar(query.where(JobInterimResult.job_id == job_id)) or 0
+
+
+def delete_job(db: Session, *, job: Job) -> None:
+    db.execute(delete(JobInterimResult).where(JobInterimResult.job_id == job.id))
+    db.delete(job)
+    db.flush()
+
+
+def queued_jobs(db: Session, *, backend: str, limit: int, exclude: Sequence[str] = ()) -> list[Job]:
+    """The oldest queued jobs of a backend, in submission order."""
+    query = select(Job).where(Job.backend == backend, Job.status == "Queued")
+    if exclude:
+        query = query.where(Job.id.not_in(list(exclude)))
+    return list(db.scalars(query.order_by(Job.seq).limit(limit)))
+
+
+def running_jobs(db: Session) -> list[Job]:
+    return list(db.scalars(select(Job).where(Job.status == "Running").order_by(Job.seq)))
 
 
 def count_queued(db: Session, *, backend: str) -> int:

@@ -1,0 +1,28 @@
+"""``python -m bench [--only NAME]``: run the benchmarks, print one table, write results.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import jobs
+from bench.harness import Row, report
+
+BENCHMARKS = {"jobs": jobs.run}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), help="run one benchmark")
+    args = parser.parse_args()
+    rows: list[Row] = []
+    for name, run in BENCHMARKS.items():
+        if args.only and name != args.only:
+            continue
+        rows.extend(run())
+    print(report(rows, path=Path(__file__).parent / "results.json"))
+    return 0 if all(row.passed for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

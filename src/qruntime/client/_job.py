@@ -1,0 +1,333 @@
+"""`RuntimeJob`: follow a job on the server, stream its interim results, get its result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from qiskit.providers import JobStatus
+
+from qruntime.client._decoders import ResultDecoder
+from qruntime.errors import (
+    QRuntimeError,
+    RuntimeInvalidStateError,
+    RuntimeJobFailureError,
+    RuntimeJobMaxTimeoutError,
+    RuntimeJobTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from qruntime.client._backend import RemoteBackend
+    from qruntime.client._service import RuntimeService
+
+__all__ = ["RuntimeJob", "job_status"]
+
+logger = logging.getLogger("qruntime.client")
+
+Decoder = type[ResultDecoder] | Any
+DecoderArg = Decoder | tuple[Decoder, Decoder] | None
+Callback = Callable[[str, Any], None]
+
+_RAN_TOO_LONG = "RAN TOO LONG"
+_STATUS = {
+    "Queued": JobStatus.QUEUED,
+    "Running": JobStatus.RUNNING,
+    "Completed": JobStatus.DONE,
+    "Failed": JobStatus.ERROR,
+    "Cancelled": JobStatus.CANCELLED,
+}
+_FINAL = {"Completed", "Failed", "Cancelled"}
+
+
+def job_status(status: str, reason: str | None) -> JobStatus:
+    """The Qiskit status for a wire status: a job that ran too long is an ERROR."""
+    if status == "Cancelled" and reason == _RAN_TOO_LONG:
+        return JobStatus.ERROR
+    return _STATUS[status]
+
+
+def _decoders(decoder: DecoderArg) -> tuple[Decoder, Decoder]:
+    if decoder is None:
+        return ResultDecoder, ResultDecoder
+    if isinstance(decoder, tuple):
+        return decoder[0], decoder[1]
+    return decoder, decoder
+
+
+class RuntimeJob:
+    """A job of a runtime program, as ``service.run`` returns it::
+
+    job = service.run("hello-world", inputs={"iterations": 3},
+                      options={"backend": "aer_simulator"}, callback=print)
+    job.result(); job.logs(); job.metrics()
+    """
+
+    def __init__(
+        self,
+        *,
+        service: RuntimeService,
+        job_id: str,
+        program_id: str,
+        backend_name: str,
+        inputs: dict[str, Any] | None = None,
+        creation_date: datetime | None = None,
+        tags: list[str] | None = None,
+        session_id: str | None = None,
+        result_decoder: DecoderArg = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        self._service = service
+        self._api = service._api
+        self._job_id = job_id
+        self._program_id = program_id
+        self._backend_name = backend_name
+        self._inputs = inputs
+        self._creation_date = creation_date
+        self._tags = list(tags or [])
+        self._session_id = session_id
+        self._interim_decoder, self._final_decoder = _decoders(result_decoder)
+        self._state: dict[str, Any] = state or {"status": "Queued", "reason": None}
+        self._result: Any = None
+        self._has_result = False
+        self._stream_thread: threading.Thread | None = None
+        self._stream_stop = threading.Event()
+        self._ws: Any = None
+
+    # -- identity -------------------------------------------------------------------------
+
+    def job_id(self) -> str:
+        return self._job_id
+
+    @property
+    def program_id(self) -> str:
+        return self._program_id
+
+    def backend(self) -> RemoteBackend:
+        """The backend the job runs on, as a Qiskit ``BackendV2``."""
+        return self._service.backend(self._backend_name)
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend_name
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The job's inputs, decoded (fetched from the server when not known here)."""
+        if self._inputs is None:
+            payload = self._api.get_json(f"/jobs/{self._job_id}")
+            self._inputs = self._service._decode_params(payload.get("params") or {})
+        return self._inputs
+
+    @property
+    def creation_date(self) -> datetime | None:
+        return self._creation_date
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session_id
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._tags)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _update(self, payload: dict[str, Any]) -> None:
+        state = payload.get("state") or {"status": payload.get("status")}
+        self._state = {"status": state["status"], "reason": state.get("reason")}
+        self._tags = list(payload.get("tags", self._tags))
+
+    def _refresh(self) -> None:
+        self._update(self._api.get_json(f"/jobs/{self._job_id}", params={"exclude_params": True}))
+
+    def _final(self) -> bool:
+        return self._state["status"] in _FINAL
+
+    def status(self) -> JobStatus:
+        """The job's status now, as a ``qiskit.providers.JobStatus``."""
+        if not self._final():
+            self._refresh()
+        return job_status(self._state["status"], self._state["reason"])
+
+    def error_message(self) -> str | None:
+        """Why the job failed or was cancelled; None if it did not."""
+        if not self._final():
+            self._refresh()
+        if self._state["status"] in ("Failed", "Cancelled"):
+            return str(self._state["reason"] or self._state["status"])
+        return None
+
+    def wait_for_final_state(self, timeout: float | None = None) -> None:
+        """Block until the job is final; `RuntimeJobTimeoutError` after ``timeout`` seconds.
+
+        The server answers as soon as the job ends (a long poll), so no time is lost
+        between the end and the return.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._final():
+            wait = 60.0
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    raise RuntimeJobTimeoutError(
+                        f"Timed out after {timeout} s waiting for job {self._job_id}."
+                    )
+            payload = self._api.request(
+                "GET",
+                f"/jobs/{self._job_id}/wait",
+                params={"timeout": round(wait, 3)},
+                timeout=wait + 30,
+            ).json()
+            self._update(payload)
+
+    def result(self, timeout: float | None = None, decoder: DecoderArg = None) -> Any:
+        """The final result, decoded; waits for the job to end.
+
+        Raises `RuntimeJobFailureError` (with the program's error) for a failed job,
+        `RuntimeJobMaxTimeoutError` for one that ran over its max_execution_time and
+        `RuntimeInvalidStateError` for a cancelled one.
+        """
+        final_decoder = _decoders(decoder)[1] if decoder is not None else self._final_decoder
+        if self._has_result and decoder is None:
+            return self._result
+        self.wait_for_final_state(timeout)
+        status, reason = self._state["status"], self._state["reason"]
+        if status == "Failed":
+            raise RuntimeJobFailureError(f"Job {self._job_id} failed: {reason}")
+        if status == "Cancelled" and reason == _RAN_TOO_LONG:
+            raise RuntimeJobMaxTimeoutError(
+                f"Job {self._job_id} ran over its max_execution_time and was stopped."
+            )
+        if status == "Cancelled":
+            raise RuntimeInvalidStateError(f"Job {self._job_id} was cancelled: no result.")
+        text = self._api.request("GET", f"/jobs/{self._job_id}/results").text
+        result = final_decoder.decode(text)
+        if decoder is None:
+            self._result, self._has_result = result, True
+        return result
+
+    def cancel(self) -> None:
+        """Cancel the job: a queued one never runs, a running one is killed."""
+        self._api.request("POST", f"/jobs/{self._job_id}/cancel")
+        self.cancel_result_streaming()
+        self._refresh()
+
+    def logs(self) -> str:
+        """What the program printed or logged (complete once the job is final)."""
+        return self._api.request("GET", f"/jobs/{self._job_id}/logs").text
+
+    def interim_results(self, decoder: DecoderArg = None) -> list[Any]:
+        """Every interim result the program published so far, in order."""
+        interim = _decoders(decoder)[0] if decoder is not None else self._interim_decoder
+        data = self._api.get_json(f"/jobs/{self._job_id}/interim_results")
+        return [interim.decode(text) for text in data["interim_results"]]
+
+    def metrics(self) -> dict[str, Any]:
+        """Timestamps (created, running, finished) and the time the job used."""
+        metrics: dict[str, Any] = self._api.get_json(f"/jobs/{self._job_id}/metrics")
+        return metrics
+
+    def update_tags(self, new_tags: list[str] | None = None) -> list[str]:
+        """Replace the job's tags; returns them."""
+        tags = list(new_tags or [])
+        if not all(isinstance(tag, str) for tag in tags):
+            raise QRuntimeError("Tags must be strings.")
+        self._api.request("PUT", f"/jobs/{self._job_id}/tags", json={"tags": tags})
+        self._tags = tags
+        return self.tags
+
+    # -- streaming ------------------------------------------------------------------------
+
+    def stream_results(self, callback: Callback, decoder: DecoderArg = None) -> None:
+        """Call ``callback(job_id, result)`` for each interim result, then the final one.
+
+        Runs in a background thread over a WebSocket; refused if the job is already
+        streaming or final.
+        """
+        if self._stream_thread is not None and self._stream_thread.is_alive():
+            raise RuntimeInvalidStateError(f"Job {self._job_id} is already streaming results.")
+        if self.status() in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED):
+            raise RuntimeInvalidStateError(f"Job {self._job_id} has already ended.")
+        interim, final = (
+            _decoders(decoder)
+            if decoder is not None
+            else (
+                self._interim_decoder,
+                self._final_decoder,
+            )
+        )
+        self._stream_stop.clear()
+        self._stream_thread = threading.Thread(
+            target=self._stream,
+            args=(callback, interim, final),
+            daemon=True,
+            name=f"qruntime-stream-{self._job_id}",
+        )
+        self._stream_thread.start()
+
+    def cancel_result_streaming(self) -> None:
+        """Stop streaming results (the job goes on)."""
+        self._stream_stop.set()
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):  # already closed by the server
+                ws.close()
+
+    def _stream(self, callback: Callback, interim: Decoder, final: Decoder) -> None:
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        after = -1
+        url = self._api.url.replace("http", "ws", 1) + f"/stream/jobs/{self._job_id}"
+        while not self._stream_stop.is_set():
+            try:
+                headers = {"Authorization": f"Bearer {self._api.access_token}"}
+                with connect(f"{url}?after={after}", additional_headers=headers) as ws:
+                    self._ws = ws
+                    for raw in ws:
+                        message = json.loads(raw)
+                        if message["type"] == "interim":
+                            after = message["seq"]
+                            _call(callback, self._job_id, interim, message["data"])
+                        elif message["type"] == "state" and message.get("final"):
+                            self._state = {
+                                "status": message["status"],
+                                "reason": message.get("reason"),
+                            }
+                            if message["status"] == "Completed" and not self._stream_stop.is_set():
+                                text = self._api.request(
+                                    "GET", f"/jobs/{self._job_id}/results"
+                                ).text
+                                _call(callback, self._job_id, final, text)
+                            return
+                        elif message["type"] == "error":
+                            logger.error(
+                                "streaming job %s: %s", self._job_id, message.get("message")
+                            )
+                            return
+            except (ConnectionClosed, OSError) as exc:
+                if self._stream_stop.is_set():
+                    return
+                logger.warning("stream of job %s interrupted (%s); reconnecting", self._job_id, exc)
+                time.sleep(0.2)
+            finally:
+                self._ws = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<RuntimeJob {self._job_id} program={self._program_id!r} "
+            f"backend={self._backend_name!r}>"
+        )
+
+
+def _call(callback: Callback, job_id: str, decoder: Decoder, data: str) -> None:
+    try:
+        callback(job_id, decoder.decode(data))
+    except Exception:  # a callback's error is the user's: log it, keep streaming
+        logger.exception("the result callback of job %s raised", job_id)

@@ -1,0 +1,100 @@
+"""Wire models for jobs, and the one table of legal job state transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobState(StrEnum):
+    """A job's status as the REST API spells it."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+#: Which state may follow which. Running -> Queued is the re-queue after a server restart.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.RUNNING: frozenset(
+        {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
+    ),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+#: The reason of a job cancelled for running over its max_execution_time (IBM's wording).
+RAN_TOO_LONG = "RAN TOO LONG"
+
+
+def sources_of(target: JobState) -> list[str]:
+    """The states from which ``target`` may be entered, as wire strings."""
+    return [state.value for state, nexts in TRANSITIONS.items() if target in nexts]
+
+
+class JobCreate(BaseModel):
+    """``POST /jobs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program_id: str = Field(min_length=1, max_length=128)
+    backend: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = None
+    start_session: bool = False
+    session_time: int | None = Field(default=None, gt=0)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    log_level: str | None = None
+    cost: int | None = Field(default=None, gt=0, description="max_execution_time in seconds.")
+    private: bool = False
+
+
+class JobCreated(BaseModel):
+    id: str
+    backend: str
+
+
+class JobStateOut(BaseModel):
+    status: JobState
+    reason: str | None = None
+    reason_code: int | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    backend: str
+    state: JobStateOut
+    status: JobState
+    program: dict[str, str]
+    created: datetime
+    running: datetime | None = None
+    finished: datetime | None = None
+    session_id: str | None = None
+    tags: list[str]
+    log_level: str | None = None
+    cost: int
+    params: dict[str, Any] | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    count: int
+
+
+class TagsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] = Field(max_length=64)

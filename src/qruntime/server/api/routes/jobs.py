@@ -1,0 +1,199 @@
+"""Jobs: submit, follow, list, cancel, delete; a WebSocket stream and a long poll."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from qruntime.errors import QRuntimeError
+from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobState, TagsUpdate
+from qruntime.server.api.deps import DbDep, StateDep, UserDep, access_token
+from qruntime.server.api.state import AppState
+from qruntime.server.services import auth
+from qruntime.server.services import jobs as service
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post("/jobs", response_model=JobCreated, status_code=201)
+def submit(body: JobCreate, db: DbDep, user: UserDep, state: StateDep) -> JobCreated:
+    job = service.submit_job(
+        db,
+        user=user,
+        payload=body,
+        catalogue=state.catalogue,
+        max_input_bytes=state.settings.max_input_bytes,
+    )
+    db.commit()  # durable before the id leaves the server, and before the dispatcher looks
+    state.runtime.notify()
+    return JobCreated(id=job.id, backend=job.backend)
+
+
+@router.get("/jobs", response_model=JobList, response_model_exclude_none=True)
+def list_jobs(
+    db: DbDep,
+    user: UserDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    pending: bool | None = None,
+    program: str | None = None,
+    backend: str | None = None,
+    session_id: str | None = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    sort: Annotated[str, Query(pattern="^(ASC|DESC|asc|desc)$")] = "DESC",
+) -> JobList:
+    jobs, count = service.list_jobs(
+        db,
+        user=user,
+        limit=limit,
+        offset=offset,
+        pending=pending,
+        program_id=program,
+        backend=backend,
+        session_id=session_id,
+        tags=tags,
+        created_after=created_after,
+        created_before=created_before,
+        descending=sort.upper() == "DESC",
+    )
+    return JobList(jobs=jobs, count=count)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True)
+def get_job(job_id: str, db: DbDep, user: UserDep, exclude_params: bool = False) -> JobOut:
+    return service.get_job(db, user=user, job_id=job_id, include_params=not exclude_params)
+
+
+@router.get("/jobs/{job_id}/wait", response_model=JobOut, response_model_exclude_none=True)
+async def wait_for_job(
+    job_id: str,
+    request: Request,
+    state: StateDep,
+    timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
+) -> JobOut:
+    """Long poll: answer as soon as the job is final, or after ``timeout`` seconds."""
+    token = access_token(request)
+    queue = state.runtime.hub.subscribe(job_id)
+    try:
+        job = await run_in_threadpool(_read_job, state, token, job_id)
+        if job.status in (JobState.QUEUED, JobState.RUNNING):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while not (await queue.get()).get("final"):
+                        pass
+            job = await run_in_threadpool(_read_job, state, token, job_id)
+        return job
+    finally:
+        state.runtime.hub.unsubscribe(job_id, queue)
+
+
+def _read_job(state: AppState, token: str | None, job_id: str) -> JobOut:
+    with state.db.session() as db:
+        user = auth.authenticate(db, access_token=token)
+        return service.get_job(db, user=user, job_id=job_id, include_params=False)
+
+
+@router.get("/jobs/{job_id}/results")
+def results(job_id: str, db: DbDep, user: UserDep) -> Response:
+    return Response(service.job_result(db, user=user, job_id=job_id), media_type="application/json")
+
+
+@router.get("/jobs/{job_id}/interim_results")
+def interim_results(job_id: str, db: DbDep, user: UserDep) -> dict[str, list[str]]:
+    return {"interim_results": service.interim_results(db, user=user, job_id=job_id)}
+
+
+@router.get("/jobs/{job_id}/logs")
+def logs(job_id: str, db: DbDep, user: UserDep) -> Response:
+    return Response(service.job_logs(db, user=user, job_id=job_id), media_type="text/plain")
+
+
+@router.get("/jobs/{job_id}/metrics")
+def metrics(job_id: str, db: DbDep, user: UserDep) -> dict[str, Any]:
+    return service.job_metrics(db, user=user, job_id=job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=204)
+def cancel(job_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
+    was = service.cancel_job(db, user=user, job_id=job_id)
+    db.commit()
+    if was == JobState.RUNNING.value:
+        state.runtime.cancel_running(job_id)
+    return Response(status_code=204)
+
+
+@router.put("/jobs/{job_id}/tags", status_code=204)
+def update_tags(job_id: str, body: TagsUpdate, db: DbDep, user: UserDep) -> Response:
+    service.update_tags(db, user=user, job_id=job_id, tags=body.tags)
+    return Response(status_code=204)
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete(job_id: str, db: DbDep, user: UserDep) -> Response:
+    service.delete_job(db, user=user, job_id=job_id)
+    return Response(status_code=204)
+
+
+@router.websocket("/stream/jobs/{job_id}")
+async def stream(websocket: WebSocket, job_id: str) -> None:
+    """Interim results in publish order (stored ones first), then the final state, then close.
+
+    Authenticate with ``Authorization: Bearer`` (or ``?access_token=`` where a client
+    cannot set headers). ``?after=N`` skips interim results up to sequence number N.
+    """
+    state: AppState = websocket.app.state.qruntime
+    token = access_token(websocket) or websocket.query_params.get("access_token")  # type: ignore[arg-type]
+    after = int(websocket.query_params.get("after", "-1"))
+    queue = state.runtime.hub.subscribe(job_id)
+    try:
+        try:
+            job, stored = await run_in_threadpool(_stream_start, state, token, job_id, after)
+        except QRuntimeError as error:
+            await websocket.accept()
+            await websocket.send_text(json.dumps({"type": "error", **error.to_dict()["error"]}))
+            await websocket.close(code=4000 + error.status_code)
+            return
+        await websocket.accept()
+        for seq, data in stored:
+            await websocket.send_text(json.dumps({"type": "interim", "seq": seq, "data": data}))
+            after = seq
+        if JobState(job.status).is_final:
+            await websocket.send_text(json.dumps(_final(job.status, job.state.reason)))
+        else:
+            while True:
+                message = await queue.get()
+                if message["type"] == "interim":
+                    if message["seq"] <= after:
+                        continue
+                    after = message["seq"]
+                elif message["type"] != "state":
+                    continue
+                await websocket.send_text(json.dumps(message))
+                if message.get("final"):
+                    break
+        await websocket.close()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        state.runtime.hub.unsubscribe(job_id, queue)
+
+
+def _final(status: str, reason: str | None) -> dict[str, Any]:
+    return {"type": "state", "status": status, "reason": reason, "final": True}
+
+
+def _stream_start(
+    state: AppState, token: str | None, job_id: str, after: int
+) -> tuple[JobOut, list[tuple[int, str]]]:
+    with state.db.session() as db:
+        user = auth.authenticate(db, access_token=token)
+        job = service.get_job(db, user=user, job_id=job_id, include_params=False)
+        return job, service.interim_results_since(db, user=user, job_id=job_id, after=after)

@@ -1,0 +1,88 @@
+"""The executor interface: where jobs run. The scheduler decides what runs when.
+
+An executor starts a job when the scheduler submits it and streams back
+``WorkerEvent``s. Implementations: ``local`` (worker processes on this
+machine) and ``inline`` (one unsandboxed worker process, for tests).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ErrorReason", "EventKind", "Executor", "JobSpec", "WorkerEvent"]
+
+EventKind = Literal["running", "interim", "log", "result", "error"]
+ErrorReason = Literal["failed", "ran_too_long", "cancelled", "crashed", "limit_exceeded"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run. Exactly one of ``source`` (uploaded, sandboxed) or ``builtin`` is set.
+
+    ``inputs`` is the runtime-encoded JSON text of ``main``'s keyword arguments;
+    ``builtin`` is a module name in ``qruntime.programs`` (e.g. ``"hello_world"``);
+    ``max_execution_time`` is in seconds of wall clock; ``log_level`` is a
+    ``logging`` level name below which the program's records are dropped.
+    """
+
+    job_id: str
+    program_id: str
+    backend: str
+    inputs: str
+    source: str | None = None
+    builtin: str | None = None
+    max_execution_time: float = 300.0
+    log_level: str = "WARNING"
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    """One thing that happened to a job.
+
+    ``data``: the encoded JSON text for ``interim`` and ``result``, a chunk of
+    log text for ``log``. ``reason`` and ``message`` only for ``error``.
+    """
+
+    job_id: str
+    kind: EventKind
+    data: str | None = None
+    reason: ErrorReason | None = None
+    message: str | None = None
+
+
+class Executor(ABC):
+    """Runs submitted jobs and reports what happens to them.
+
+    ``on_event`` is always called on the event loop's thread, in order:
+    ``running`` once, then any ``interim`` and ``log`` events, then exactly one
+    terminal event (``result`` or ``error``) for every submitted job, whatever
+    happens to its process.
+
+    Usage::
+
+        executor = LocalExecutor()
+        await executor.start()
+        executor.submit(spec, on_event)
+        ...
+        await executor.stop()
+    """
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Start the warm processes; returns when jobs can run."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Kill everything; every unfinished job gets its terminal event first."""
+
+    @abstractmethod
+    def submit(self, spec: JobSpec, on_event: Callable[[WorkerEvent], None]) -> None:
+        """Start ``spec`` (or queue it internally); never blocks. Call on the loop."""
+
+    @abstractmethod
+    async def cancel(self, job_id: str) -> bool:
+        """Kill a job; it ends with error reason ``cancelled``. False if not running here."""

@@ -1,0 +1,533 @@
+"""Run jobs in worker processes on this machine: a zygote, sandboxed children and a pool.
+
+Uploaded programs run in a child forked from the warm zygote per job, in the
+sandbox (``qruntime.worker.sandbox``). Built-in programs run in pooled
+workers (also forked from the zygote, then kept), which keep their caches
+from job to job. Everything that simulates runs in those processes, never in
+the server's: Aer holds the GIL while it simulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import itertools
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from qruntime.errors import QRuntimeError
+from qruntime.server.executor.base import ErrorReason, Executor, JobSpec, WorkerEvent
+from qruntime.worker.protocol import (
+    FrameParser,
+    FrameSocket,
+    Header,
+    ProtocolError,
+    encode_frame,
+    read_frame,
+)
+
+__all__ = ["LocalExecutor"]
+
+logger = logging.getLogger(__name__)
+
+_REASONS = ("failed", "ran_too_long", "cancelled", "crashed", "limit_exceeded")
+Kill = tuple[ErrorReason, str]
+
+
+@dataclass(eq=False)
+class _Run:
+    spec: JobSpec
+    on_event: Callable[[WorkerEvent], None]
+    proc: _Proc | None = None
+    started: bool = False
+    done: bool = False
+    kill: Kill | None = None
+    log_overflow: bool = False
+    log_bytes: int = 0
+    timer: asyncio.TimerHandle | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
+    )
+
+
+@dataclass(eq=False)
+class _Proc:
+    ref: int
+    kind: str  # "job": one sandboxed job; "pool": a pooled worker
+    log_fd: int
+    writer: asyncio.StreamWriter | None = None
+    run: _Run | None = None
+    exit_status: tuple[int | None, int | None] | None = None
+    reader_done: bool = False
+    gone: bool = False
+
+
+class LocalExecutor(Executor):
+    """Runs jobs in local worker processes; see the module docstring.
+
+    ``memory_limit_bytes`` is what a sandboxed job may allocate on top of the
+    zygote's own size; ``process_limit`` counts its threads too. ``env`` adds
+    variables to the zygote's environment (e.g. ``PYTHONPATH`` for test
+    programs). ``uploads_in_pool`` runs uploaded programs in the pool as well,
+    unsandboxed: for tests only.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalogue_path: Path | None = None,
+        pool_size: int = 2,
+        log_limit_bytes: int = 1_000_000,
+        memory_limit_bytes: int = 4 * 1024**3,
+        sandbox: bool = True,
+        process_limit: int = 64,
+        uploads_in_pool: bool = False,
+        env: Mapping[str, str] | None = None,
+        start_timeout: float = 120.0,
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        self.catalogue_path = catalogue_path
+        self.pool_size = pool_size
+        self.log_limit_bytes = log_limit_bytes
+        self.memory_limit_bytes = memory_limit_bytes
+        self.sandbox = sandbox
+        self.process_limit = process_limit
+        self.uploads_in_pool = uploads_in_pool
+        self.env = dict(env or {})
+        self.start_timeout = start_timeout
+        self.zygote_info: Header = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._control: FrameSocket | None = None
+        self._parser = FrameParser()
+        self._ready: asyncio.Future[Header] | None = None
+        self._refs = itertools.count(1)
+        self._procs: dict[int, _Proc] = {}
+        self._runs: dict[str, _Run] = {}
+        self._queue: deque[_Run] = deque()
+        self._idle: deque[_Proc] = deque()
+        self._pool: set[_Proc] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        await self._start_zygote()
+        for _ in range(self.pool_size):
+            await self._add_pool_worker()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for run in list(self._runs.values()):
+            self._finish(run, "error", reason="cancelled", message="the executor was stopped")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._control is not None:
+            with contextlib.suppress(OSError):
+                self._control.send({"op": "shutdown"})
+        zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            for _ in range(1000):  # up to ~10 s: it kills and reaps every child first
+                if zygote.poll() is not None:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                zygote.kill()
+                zygote.wait()
+        for proc in list(self._procs.values()):
+            self._proc_gone(proc)
+        self._close_control()
+
+    async def _start_zygote(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        ours, theirs = socket.socketpair()
+        config = {"catalogue": str(self.catalogue_path) if self.catalogue_path else None}
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **self.env}
+        cmd = [sys.executable, "-m", "qruntime.worker.zygote"]
+        cmd += ["--control-fd", str(theirs.fileno()), "--config", json.dumps(config)]
+        try:
+            self._zygote = subprocess.Popen(
+                cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL
+            )
+        finally:
+            theirs.close()
+        self._control = FrameSocket(ours)
+        self._parser = FrameParser()
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_control)
+        try:
+            self.zygote_info = await asyncio.wait_for(self._ready, self.start_timeout)
+        except (TimeoutError, QRuntimeError):
+            await self.stop()
+            raise QRuntimeError("the worker zygote did not start; see its output above") from None
+        if self.zygote_info.get("threads") != 1:
+            logger.warning("the zygote has %s threads: forked jobs may hang", self.zygote_info)
+
+    def _close_control(self) -> None:
+        if self._control is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._control.fileno())
+            self._control.close()
+            self._control = None
+
+    # ---- the executor interface ------------------------------------------------------
+
+    def submit(self, spec: JobSpec, on_event: Callable[[WorkerEvent], None]) -> None:
+        if spec.job_id in self._runs:
+            raise ValueError(f"job {spec.job_id} is already running")
+        run = _Run(spec, on_event)
+        self._runs[spec.job_id] = run
+        loop = asyncio.get_running_loop()
+        if self._stopping or self._control is None:
+            message = "the executor is not running"
+            loop.call_soon(self._finish, run, "error", None, "crashed", message)
+        elif spec.source is None or self.uploads_in_pool:
+            self._queue.append(run)
+            self._dispatch()
+        else:
+            self._track(loop.create_task(self._run_child(run)))
+
+    async def cancel(self, job_id: str) -> bool:
+        run = self._runs.get(job_id)
+        if run is None or run.done:
+            return False
+        self._kill_run(run, ("cancelled", "cancelled on request"))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.finished.wait(), 10.0)
+        return True
+
+    # ---- starting processes and jobs ---------------------------------------------------
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _spawn(self, kind: str, *, sandbox: bool, limits: Mapping[str, int]) -> _Proc:
+        if self._control is None:
+            raise QRuntimeError("the worker zygote is not running")
+        ours, theirs = socket.socketpair()
+        log_read, log_write = os.pipe()
+        proc = _Proc(ref=next(self._refs), kind=kind, log_fd=log_read)
+        header = {"op": "spawn", "ref": proc.ref, "kind": kind, "sandbox": sandbox}
+        try:
+            self._control.send({**header, "limits": dict(limits)}, fds=[theirs.fileno(), log_write])
+        except OSError:
+            ours.close()
+            os.close(log_read)
+            raise
+        finally:
+            theirs.close()
+            os.close(log_write)
+        os.set_blocking(log_read, False)
+        self._procs[proc.ref] = proc
+        asyncio.get_running_loop().add_reader(log_read, self._on_log, proc)
+        reader, proc.writer = await asyncio.open_unix_connection(sock=ours)
+        self._track(asyncio.get_running_loop().create_task(self._read_proc(proc, reader)))
+        return proc
+
+    async def _add_pool_worker(self) -> None:
+        proc = await self._spawn("pool", sandbox=False, limits={})
+        if proc.gone:
+            return
+        self._pool.add(proc)
+        self._idle.append(proc)
+        self._dispatch()
+
+    def _job_header(self, spec: JobSpec) -> Header:
+        return {
+            "op": "run",
+            "job_id": spec.job_id,
+            "program_id": spec.program_id,
+            "backend": spec.backend,
+            "source": spec.source,
+            "builtin": spec.builtin,
+            "log_level": spec.log_level,
+        }
+
+    def _start_timer(self, run: _Run) -> None:
+        limit = run.spec.max_execution_time
+        kill: Kill = ("ran_too_long", f"ran over max_execution_time of {limit:g} s")
+        run.timer = asyncio.get_running_loop().call_later(limit, self._kill_run, run, kill)
+
+    async def _run_child(self, run: _Run) -> None:
+        self._start_timer(run)
+        cpu = math.ceil(run.spec.max_execution_time * (os.cpu_count() or 1)) + 10
+        limits = {
+            "memory_bytes": self.memory_limit_bytes,
+            "cpu_seconds": cpu,
+            "processes": self.process_limit,
+        }
+        try:
+            proc = await self._spawn("job", sandbox=self.sandbox, limits=limits)
+        except (OSError, QRuntimeError) as exc:
+            self._finish(run, "error", reason="crashed", message=f"could not start the job: {exc}")
+            return
+        if run.done:  # cancelled while the process was starting
+            self._send_kill(proc)
+            return
+        proc.run, run.proc = run, proc
+        if run.kill is not None:
+            self._send_kill(proc)
+        assert proc.writer is not None
+        proc.writer.writelines(encode_frame(self._job_header(run.spec), run.spec.inputs.encode()))
+        self._ensure_running(run)
+        with contextlib.suppress(OSError):
+            await proc.writer.drain()
+
+    def _dispatch(self) -> None:
+        while self._queue and self._idle:
+            proc = self._idle.popleft()
+            if proc.gone or proc.writer is None:
+                continue
+            run = self._queue.popleft()
+            proc.run, run.proc = run, proc
+            proc.writer.writelines(
+                encode_frame(self._job_header(run.spec), run.spec.inputs.encode())
+            )
+            self._ensure_running(run)
+            self._start_timer(run)
+
+    # ---- what comes back -------------------------------------------------------------
+
+    def _on_control(self) -> None:
+        assert self._control is not None
+        try:
+            data = self._control.sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_zygote_lost()
+            return
+        for header, _payload in self._parser.feed(data):
+            op = header.get("op")
+            if op == "ready" and self._ready is not None and not self._ready.done():
+                self._ready.set_result(header)
+            elif op == "exited":
+                self._on_exited(int(header["ref"]), header.get("code"), header.get("signal"))
+            elif op == "spawn_failed":
+                self._on_exited(int(header["ref"]), None, None)
+
+    def _on_zygote_lost(self) -> None:
+        self._close_control()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(QRuntimeError("the worker zygote exited"))
+        if self._stopping:
+            return
+        logger.error("the worker zygote died; failing its jobs and starting a new one")
+        for proc in list(self._procs.values()):
+            if proc.run is not None and proc.run.kill is None:
+                proc.run.kill = ("crashed", "the worker zygote died")
+            self._proc_gone(proc)
+        for run in list(self._queue):
+            self._finish(run, "error", reason="crashed", message="the worker zygote died")
+        self._queue.clear()
+        self._track(asyncio.get_running_loop().create_task(self.start()))
+
+    async def _read_proc(self, proc: _Proc, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame is None:
+                    break
+                header, payload = frame
+                run = proc.run
+                if run is None or run.done or header.get("job_id") != run.spec.job_id:
+                    continue
+                kind = header.get("kind")
+                if kind == "interim":
+                    self._emit(run, WorkerEvent(run.spec.job_id, "interim", data=payload.decode()))
+                elif kind in ("result", "error"):
+                    reason = header.get("reason")
+                    self._finish(
+                        run,
+                        "result" if kind == "result" else "error",
+                        data=payload.decode() if kind == "result" else None,
+                        reason=reason if reason in _REASONS else "failed",
+                        message=str(header.get("message", "")),
+                    )
+                    if proc.kind == "pool" and not proc.gone:
+                        proc.run = None
+                        self._idle.append(proc)
+                        self._dispatch()
+        except (ProtocolError, UnicodeDecodeError) as exc:
+            if proc.run is not None:
+                self._kill_run(proc.run, ("crashed", f"the worker sent a malformed message: {exc}"))
+            else:
+                self._send_kill(proc)
+        except OSError:
+            pass
+        finally:
+            proc.reader_done = True
+            if proc.exit_status is not None:
+                self._proc_gone(proc)
+
+    def _on_exited(self, ref: int, code: int | None, sig: int | None) -> None:
+        proc = self._procs.get(ref)
+        if proc is None:
+            return
+        proc.exit_status = (code, sig)
+        if proc.reader_done:
+            self._proc_gone(proc)
+        else:  # frames sent just before the exit may still be on their way
+            asyncio.get_running_loop().call_later(1.0, self._proc_gone, proc)
+
+    def _proc_gone(self, proc: _Proc) -> None:
+        if proc.gone:
+            return
+        proc.gone = True
+        self._procs.pop(proc.ref, None)
+        self._drain_log(proc)
+        if self._loop is not None:
+            self._loop.remove_reader(proc.log_fd)
+        os.close(proc.log_fd)
+        if proc.writer is not None:
+            proc.writer.close()
+        run = proc.run
+        if run is not None and not run.done:
+            reason, message = run.kill or _describe_exit(proc.exit_status)
+            self._finish(run, "error", reason=reason, message=message)
+        if proc.kind == "pool":
+            self._pool.discard(proc)
+            if not self._stopping and self._control is not None:
+                self._track(asyncio.get_running_loop().create_task(self._add_pool_worker()))
+
+    def _on_log(self, proc: _Proc) -> None:
+        try:
+            data = os.read(proc.log_fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            assert self._loop is not None
+            self._loop.remove_reader(proc.log_fd)
+            return
+        if proc.run is not None and not proc.run.done:
+            self._log(proc.run, data)
+
+    def _drain_log(self, proc: _Proc) -> None:
+        """Read what the process wrote to its log before its last message."""
+        while True:
+            try:
+                data = os.read(proc.log_fd, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            if proc.run is not None and not proc.run.done:
+                self._log(proc.run, data)
+
+    def _log(self, run: _Run, data: bytes) -> None:
+        room = self.log_limit_bytes - run.log_bytes
+        run.log_bytes += len(data)
+        if room > 0:
+            text = run.decoder.decode(data[:room])
+            if text:
+                self._emit(run, WorkerEvent(run.spec.job_id, "log", data=text))
+        if run.log_bytes > self.log_limit_bytes and not run.log_overflow:
+            run.log_overflow = True
+            message = f"log output exceeded {self.log_limit_bytes} bytes"
+            self._kill_run(run, ("limit_exceeded", message))
+
+    # ---- ending jobs -----------------------------------------------------------------
+
+    def _send_kill(self, proc: _Proc) -> None:
+        if self._control is not None and not proc.gone:
+            with contextlib.suppress(OSError):
+                self._control.send({"op": "kill", "ref": proc.ref})
+
+    def _kill_run(self, run: _Run, kill: Kill) -> None:
+        if run.done:
+            return
+        if run.kill is None or kill[0] == "limit_exceeded":
+            run.kill = kill
+        if run.proc is None:  # still queued, or its process is still starting
+            if run in self._queue:
+                self._queue.remove(run)
+            self._finish(run, "error", reason=run.kill[0], message=run.kill[1])
+        else:
+            self._send_kill(run.proc)
+
+    def _ensure_running(self, run: _Run) -> None:
+        if not run.started:
+            run.started = True
+            self._call(run, WorkerEvent(run.spec.job_id, "running"))
+
+    def _emit(self, run: _Run, event: WorkerEvent) -> None:
+        self._ensure_running(run)
+        self._call(run, event)
+
+    def _call(self, run: _Run, event: WorkerEvent) -> None:
+        try:
+            run.on_event(event)
+        except Exception:  # a broken callback must not break the executor
+            logger.exception("on_event raised for job %s (%s)", run.spec.job_id, event.kind)
+
+    def _finish(
+        self,
+        run: _Run,
+        kind: str,
+        data: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        if run.done:
+            return
+        if run.proc is not None and not run.proc.gone:
+            self._drain_log(run.proc)
+        tail = run.decoder.decode(b"", final=True)
+        if tail and not run.log_overflow:
+            self._emit(run, WorkerEvent(run.spec.job_id, "log", data=tail))
+        if run.log_overflow and run.kill is not None:  # a flood is a failure, whatever came next
+            kind, data, (reason, message) = "error", None, run.kill
+        run.done = True
+        if run.timer is not None:
+            run.timer.cancel()
+        self._runs.pop(run.spec.job_id, None)
+        self._ensure_running(run)
+        if kind == "result":
+            self._call(run, WorkerEvent(run.spec.job_id, "result", data=data))
+        else:
+            error = cast(ErrorReason, reason if reason in _REASONS else "failed")
+            self._call(run, WorkerEvent(run.spec.job_id, "error", reason=error, message=message))
+        run.finished.set()
+
+
+def _describe_exit(status: tuple[int | None, int | None] | None) -> Kill:
+    """Why a process that sent no terminal message ended, for a human."""
+    code, sig = status or (None, None)
+    if sig is not None:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        if sig == signal.SIGXCPU:
+            return "limit_exceeded", "CPU time limit exceeded (killed by signal SIGXCPU)"
+        if sig == signal.SIGXFSZ:
+            return "limit_exceeded", "file size limit exceeded (killed by signal SIGXFSZ)"
+        return "crashed", f"killed by signal {name}"
+    if code is None:
+        return "crashed", "the worker process was lost"
+    if code == 0:
+        return "crashed", "exited before returning a result"
+    return "crashed", f"exited with code {code} before returning a result"

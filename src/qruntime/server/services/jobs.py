@@ -1,0 +1,279 @@
+"""Use cases for jobs: submit, read, list, cancel, delete, tags, results, logs, metrics.
+
+A job is written to the store as Queued before its id is returned: once a client
+holds an id, the job is never lost. Another user's job does not exist for the
+caller (404), whatever it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from sqlalchemy.orm import Session
+
+from qruntime.backends import Catalogue
+from qruntime.encoding import loads
+from qruntime.errors import (
+    InputValueError,
+    PayloadTooLargeError,
+    RuntimeInvalidStateError,
+    RuntimeJobNotFound,
+)
+from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, JobStateOut
+from qruntime.server.services.programs import visible_program
+from qruntime.server.store import jobs as store
+from qruntime.server.store.tables import Job, User, utcnow
+
+__all__ = [
+    "cancel_job",
+    "delete_job",
+    "get_job",
+    "interim_results",
+    "interim_results_since",
+    "job_logs",
+    "job_metrics",
+    "job_result",
+    "list_jobs",
+    "owned_job",
+    "submit_job",
+    "to_wire",
+    "update_tags",
+]
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
+    state = JobState(job.status)
+    return JobOut(
+        id=job.id,
+        backend=job.backend,
+        state=JobStateOut(status=state, reason=job.reason, reason_code=job.reason_code),
+        status=state,
+        program={"id": job.program_id},
+        created=job.created_at,
+        running=job.running_at,
+        finished=job.finished_at,
+        session_id=job.session_id,
+        tags=list(job.tags or []),
+        log_level=job.log_level,
+        cost=job.max_execution_time,
+        params=json.loads(job.params) if include_params else None,
+    )
+
+
+def _check_inputs(
+    payload: JobCreate, *, spec: dict[str, Any], max_bytes: int
+) -> tuple[str, dict[str, Any]]:
+    """Validate job inputs; return the JSON text given to the worker, and the decoded inputs."""
+    text = json.dumps(payload.params, separators=(",", ":"))
+    if len(text) > max_bytes:
+        raise PayloadTooLargeError(
+            f"The job inputs are {len(text)} bytes, over this server's limit of {max_bytes}."
+        )
+    decoded = loads(text)  # refuses malformed payloads and classes outside the allow-list
+    schema = spec.get("parameters")
+    if schema:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(payload.params))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path)
+            if not where and error.validator == "required":
+                raise InputValueError(f"Invalid inputs: {error.message}.")
+            raise InputValueError(f"Invalid input {where or '(inputs)'!s}: {error.message}.")
+    return text, decoded
+
+
+def _check_builtin_inputs(builtin: str, inputs: dict[str, Any], *, num_qubits: int) -> None:
+    """Built-ins with a ``validate`` hook (the primitives) check their inputs before queueing."""
+    module = importlib.import_module(f"qruntime.programs.{builtin}")
+    validate = getattr(module, "validate", None)
+    if validate is not None:
+        validate(inputs, num_qubits=num_qubits)
+
+
+def _check_backend(catalogue: Catalogue, *, name: str, requirements: dict[str, Any]) -> None:
+    entry = catalogue.get(name)
+    minimum = requirements.get("min_num_qubits")
+    if minimum is not None and entry.spec.num_qubits < minimum:
+        raise InputValueError(
+            f"Backend {name} has {entry.spec.num_qubits} qubits; the program needs at "
+            f"least {minimum}."
+        )
+    wants_simulator = requirements.get("simulator")
+    if wants_simulator is not None and entry.spec.simulator != wants_simulator:
+        kind = "a simulator" if wants_simulator else "a device-like backend"
+        raise InputValueError(f"The program needs {kind}; backend {name} is not one.")
+
+
+def submit_job(
+    db: Session,
+    *,
+    user: User,
+    payload: JobCreate,
+    catalogue: Catalogue,
+    max_input_bytes: int,
+) -> Job:
+    """Check a submission and store it as Queued."""
+    program, _ = visible_program(db, user=user, program_id=payload.program_id)
+    spec = program.spec or {}
+    _check_backend(
+        catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
+    )
+    params, decoded = _check_inputs(payload, spec=spec, max_bytes=max_input_bytes)
+    if program.builtin is not None:
+        num_qubits = catalogue.get(payload.backend).spec.num_qubits
+        _check_builtin_inputs(program.builtin, decoded, num_qubits=num_qubits)
+    log_level = (payload.log_level or "WARNING").upper()
+    if log_level not in _LOG_LEVELS:
+        raise InputValueError(
+            f"Unknown log_level {payload.log_level!r}; use one of {', '.join(sorted(_LOG_LEVELS))}."
+        )
+    cost = program.max_execution_time
+    if payload.cost is not None:
+        cost = min(cost, payload.cost)
+    return store.add_job(
+        db,
+        id=secrets.token_hex(10),
+        seq=store.next_seq(db),
+        owner_id=user.id,
+        program_id=program.id,
+        backend=payload.backend,
+        status=JobState.QUEUED.value,
+        params=params,
+        session_id=payload.session_id,
+        tags=list(payload.tags),
+        log_level=log_level,
+        max_execution_time=cost,
+        created_at=utcnow(),
+        logs="",
+    )
+
+
+def owned_job(db: Session, *, user: User, job_id: str) -> Job:
+    job = store.get_job(db, job_id=job_id, owner_id=user.id)
+    if job is None:
+        raise RuntimeJobNotFound(f"Job not found: {job_id}")
+    return job
+
+
+def get_job(db: Session, *, user: User, job_id: str, include_params: bool = True) -> JobOut:
+    return to_wire(owned_job(db, user=user, job_id=job_id), include_params=include_params)
+
+
+def list_jobs(
+    db: Session,
+    *,
+    user: User,
+    limit: int,
+    offset: int,
+    pending: bool | None,
+    program_id: str | None,
+    backend: str | None,
+    session_id: str | None,
+    tags: list[str] | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    descending: bool,
+) -> tuple[list[JobOut], int]:
+    statuses = None
+    if pending is True:
+        statuses = [JobState.QUEUED.value, JobState.RUNNING.value]
+    elif pending is False:
+        statuses = [state.value for state in FINAL_STATES]
+    jobs, total = store.list_jobs(
+        db,
+        owner_id=user.id,
+        limit=limit,
+        offset=offset,
+        statuses=statuses,
+        program_id=program_id,
+        backend=backend,
+        session_id=session_id,
+        tags=tags,
+        created_after=created_after,
+        created_before=created_before,
+        descending=descending,
+    )
+    return [to_wire(job) for job in jobs], total
+
+
+def cancel_job(db: Session, *, user: User, job_id: str) -> str:
+    """Cancel a queued job here; return the status it had ("Running" ones the runtime kills)."""
+    job = owned_job(db, user=user, job_id=job_id)
+    if JobState(job.status).is_final:
+        raise RuntimeInvalidStateError(f"Job {job_id} cannot be cancelled: it is {job.status}.")
+    if job.status == JobState.QUEUED.value:
+        cancelled = store.update_job(
+            db,
+            job_id=job_id,
+            where_status=[JobState.QUEUED.value],
+            status=JobState.CANCELLED.value,
+            reason="cancelled by the user",
+            finished_at=utcnow(),
+        )
+        if cancelled:
+            return JobState.QUEUED.value
+    return JobState.RUNNING.value
+
+
+def delete_job(db: Session, *, user: User, job_id: str) -> None:
+    job = owned_job(db, user=user, job_id=job_id)
+    if not JobState(job.status).is_final:
+        raise RuntimeInvalidStateError(
+            f"Job {job_id} is {job.status}: cancel it before deleting it."
+        )
+    store.delete_job(db, job=job)
+
+
+def update_tags(db: Session, *, user: User, job_id: str, tags: list[str]) -> None:
+    owned_job(db, user=user, job_id=job_id)
+    store.update_job(db, job_id=job_id, tags=list(tags))
+
+
+def job_result(db: Session, *, user: User, job_id: str) -> str:
+    job = owned_job(db, user=user, job_id=job_id)
+    if job.status != JobState.COMPLETED.value or job.result is None:
+        reason = f" ({job.reason})" if job.reason else ""
+        raise RuntimeInvalidStateError(f"Job {job_id} has no result: it is {job.status}{reason}.")
+    return job.result
+
+
+def job_logs(db: Session, *, user: User, job_id: str) -> str:
+    return owned_job(db, user=user, job_id=job_id).logs or ""
+
+
+def interim_results(db: Session, *, user: User, job_id: str) -> list[str]:
+    return [data for _, data in interim_results_since(db, user=user, job_id=job_id)]
+
+
+def interim_results_since(
+    db: Session, *, user: User, job_id: str, after: int = -1
+) -> list[tuple[int, str]]:
+    """(sequence number, encoded text) of the interim results after ``after``, in order."""
+    owned_job(db, user=user, job_id=job_id)
+    return store.interim_results(db, job_id=job_id, after=after)
+
+
+def job_metrics(db: Session, *, user: User, job_id: str) -> dict[str, Any]:
+    job = owned_job(db, user=user, job_id=job_id)
+    seconds = job.usage_seconds or 0.0
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "timestamps": {
+            "created": iso(job.created_at),
+            "running": iso(job.running_at),
+            "finished": iso(job.finished_at),
+        },
+        "usage": {"seconds": seconds, "quantum_seconds": seconds},
+        "bss": {"seconds": seconds},
+        "executions": None,
+    }

@@ -1,0 +1,49 @@
+"""The backend object a program's ``main`` receives, built from the catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qruntime.backends import Catalogue, DeviceRunner, build_simulator, load_catalogue
+
+__all__ = ["get_backend", "get_catalogue", "preload_backends"]
+
+# Per process: the zygote fills these before forking, so children inherit them warm.
+_catalogues: dict[Path | None, Catalogue] = {}
+_runners: dict[tuple[Path | None, str], DeviceRunner] = {}
+
+
+def get_catalogue(path: Path | None = None) -> Catalogue:
+    """The catalogue at ``path`` (the built-in one for None), read once per process."""
+    catalogue = _catalogues.get(path)
+    if catalogue is None:
+        catalogue = _catalogues[path] = load_catalogue(path)
+    return catalogue
+
+
+def get_backend(name: str, *, catalogue_path: Path | None = None) -> Any:
+    """The runnable Qiskit ``BackendV2`` for backend ``name``.
+
+    An ideal simulator is the ``AerSimulator`` itself; a device-like backend is a
+    `DeviceRunner`, which has the device's target and simulates only the qubits a
+    circuit touches, with their noise (the full 27-qubit noise model costs ~0.5 s per
+    run). The same object is returned on every call in a process. Raises
+    ``BackendNotFoundError`` for a name that is not in the catalogue.
+    """
+    entry = get_catalogue(catalogue_path).get(name)
+    if entry.spec.kind != "device":
+        return build_simulator(entry)
+    runner = _runners.get((catalogue_path, name))
+    if runner is None:
+        runner = _runners[(catalogue_path, name)] = DeviceRunner(entry)
+    return runner
+
+
+def preload_backends(*, catalogue_path: Path | None = None) -> list[str]:
+    """Build every simulator of the catalogue now; returns their names."""
+    catalogue = get_catalogue(catalogue_path)
+    for entry in catalogue:
+        build_simulator(entry)
+        get_backend(entry.name, catalogue_path=catalogue_path)
+    return catalogue.names()

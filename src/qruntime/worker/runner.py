@@ -1,0 +1,202 @@
+"""Load a program, run its ``main`` and report the outcome over the job's channel.
+
+Every job ends with exactly one terminal frame from here (``result`` or
+``error``) unless the process itself dies; the executor synthesises the
+terminal event in that case from how the process ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import linecache
+import logging
+import os
+import sys
+import traceback
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qruntime.encoding import RuntimeEncoder, loads
+from qruntime.worker.backend import get_backend
+from qruntime.worker.messenger import UserMessenger
+from qruntime.worker.protocol import FrameSocket, Header
+
+__all__ = ["configure_output", "load_main", "run_job", "run_one", "serve_pool"]
+
+_BUILTIN_PACKAGE = "qruntime.programs"
+
+
+class _JobFailure(Exception):
+    """Raised inside this module for a job that cannot run; carries the terminal reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def configure_output() -> None:
+    """Point ``sys.stdout`` and ``sys.stderr`` at fds 1 and 2 (the job's log pipe), unbuffered."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding="utf-8",
+            errors="replace",
+            line_buffering=True,
+            write_through=True,
+        )
+        setattr(sys, name, stream)
+
+
+def _configure_logging(level_name: str | None) -> None:
+    level = logging.getLevelName((level_name or "WARNING").upper())
+    if not isinstance(level, int):
+        level = logging.WARNING
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # The job's level is for the program's records, not the libraries' chatter.
+    for name in ("qiskit", "qiskit_aer", "stevedore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _format_traceback(exc: BaseException, *, skip: int = 1) -> str:
+    """The traceback of ``exc`` without this module's own frames (the first ``skip``)."""
+    tb = exc.__traceback__
+    for _ in range(skip):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def load_main(header: Header) -> Callable[..., Any]:
+    """The ``main`` of the job's program: a built-in module or uploaded source."""
+    builtin = header.get("builtin")
+    source = header.get("source")
+    if source is not None:
+        filename = f"<program {header.get('program_id', '?')}>"
+        # Registered so that tracebacks show the program's own lines.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module = types.ModuleType("__qruntime_program__")
+        module.__file__ = filename
+        try:
+            exec(compile(source, filename, "exec"), module.__dict__)
+        except BaseException as exc:
+            raise _JobFailure("failed", _format_traceback(exc)) from None
+    elif builtin:
+        # A dotted name is a module path as-is (tests); otherwise one of the built-ins.
+        name = builtin if "." in builtin else f"{_BUILTIN_PACKAGE}.{builtin}"
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise _JobFailure(
+                "failed", f"cannot load built-in program {builtin!r}: {exc}"
+            ) from None
+    else:
+        raise _JobFailure("failed", "the job names no program source and no built-in")
+    main = getattr(module, "main", None)
+    if not callable(main):
+        raise _JobFailure(
+            "failed", "the program defines no main(backend, user_messenger, **kwargs)"
+        )
+    return main  # type: ignore[no-any-return]
+
+
+def _execute(
+    channel: FrameSocket,
+    header: Header,
+    payload: bytes | bytearray,
+    pid: int,
+    catalogue_path: Path | None,
+) -> tuple[Header, bytes]:
+    job_id = str(header.get("job_id"))
+    _configure_logging(header.get("log_level"))
+    try:
+        backend = get_backend(str(header.get("backend")), catalogue_path=catalogue_path)
+        inputs = loads(bytes(payload)) if payload else {}
+    except Exception as exc:
+        raise _JobFailure("failed", f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(inputs, dict):
+        raise _JobFailure("failed", "the job inputs must be a JSON object of keyword arguments")
+    main = load_main(header)
+    messenger = UserMessenger(channel, job_id)
+    try:
+        value = main(backend, messenger, **inputs)
+    except MemoryError as exc:
+        message = "memory limit exceeded: the program ran out of memory\n" + _format_traceback(exc)
+        raise _JobFailure("limit_exceeded", message) from None
+    except BaseException as exc:
+        raise _JobFailure("failed", _format_traceback(exc)) from None
+    finally:
+        # A forked copy of the program that returned here must not report as the job.
+        if os.getpid() != pid:
+            os._exit(0)
+    text = messenger.final_result
+    if text is None:
+        try:
+            text = json.dumps(value, cls=RuntimeEncoder)
+        except Exception as exc:
+            message = f"the result could not be encoded: {type(exc).__name__}: {exc}"
+            raise _JobFailure("failed", message) from None
+    return {"kind": "result", "job_id": job_id}, text.encode()
+
+
+def run_job(
+    channel: FrameSocket,
+    header: Header,
+    payload: bytes | bytearray,
+    *,
+    catalogue_path: Path | None = None,
+) -> None:
+    """Run one job described by a ``run`` frame and send its terminal frame."""
+    pid = os.getpid()
+    try:
+        reply, data = _execute(channel, header, payload, pid, catalogue_path)
+    except _JobFailure as failure:
+        reply = {
+            "kind": "error",
+            "job_id": header.get("job_id"),
+            "reason": failure.reason,
+            "message": failure.message,
+        }
+        data = b""
+    for stream in (sys.stdout, sys.stderr):
+        # The program may have closed or replaced it.
+        with contextlib.suppress(Exception):
+            stream.flush()
+    channel.send(reply, data)
+
+
+def run_one(channel: FrameSocket, *, catalogue_path: Path | None = None) -> None:
+    """The body of a forked job child: read the one ``run`` frame, run it."""
+    configure_output()
+    frame = channel.recv()
+    if frame is None:
+        return
+    header, payload, fds = frame
+    for fd in fds:
+        os.close(fd)
+    run_job(channel, header, payload, catalogue_path=catalogue_path)
+
+
+def serve_pool(channel: FrameSocket, *, catalogue_path: Path | None = None) -> None:
+    """The body of a pooled worker: run ``run`` frames one after another until EOF."""
+    configure_output()
+    while True:
+        frame = channel.recv()
+        if frame is None:
+            return
+        header, payload, fds = frame
+        for fd in fds:
+            os.close(fd)
+        if header.get("op") == "run":
+            run_job(channel, header, payload, catalogue_path=catalogue_path)

@@ -1,0 +1,370 @@
+"""The zygote: a warm process that forks one sandboxed child per job, and the pool workers.
+
+Started by the executor as ``python -m qruntime.worker.zygote --control-fd N
+--config JSON``. It imports Qiskit, Aer and everything programs are likely to
+need, builds the catalogue's simulators, and then serves the control socket:
+
+- ``spawn`` (with two descriptors: the process's socket and the write end of
+  its log pipe) forks a job child (``kind: job``: sandboxed, runs one job) or a
+  pool worker (``kind: pool``: runs built-in jobs one after another);
+- ``kill`` kills a process and everything it started;
+- ``shutdown`` (or the executor closing the socket) kills everything and exits.
+
+It answers ``ready``, ``spawned`` and ``exited`` (exit code or signal, sent
+once the process and all its leftovers are gone).
+
+The zygote must stay single-threaded: a fork copies only the forking thread,
+and a child that inherits the bookkeeping of thread pools whose threads it
+lacks (Qiskit's rayon pool, OpenMP) deadlocks on first use. So it never runs
+a transpilation or a simulation itself: a throw-away child does the warm-up
+and reports which modules that loaded, and the zygote only imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import importlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qruntime.worker.protocol import FrameSocket, Header
+
+__all__ = ["main"]
+
+PR_SET_CHILD_SUBREAPER = 36
+
+# Modules programs commonly import: after the uid drop the interpreter's own files
+# (under a mode-700 home directory here) cannot be read, so import them now.
+_PRELOAD_NAMES = """
+    abc array base64 bisect cmath collections collections.abc concurrent.futures contextlib
+    copy csv dataclasses datetime decimal enum fractions functools hashlib heapq io
+    itertools json logging math numbers operator pickle pprint queue random re statistics
+    string struct textwrap threading time traceback typing uuid warnings zlib numpy
+    numpy.linalg numpy.random scipy scipy.linalg scipy.optimize scipy.sparse
+    scipy.sparse.linalg scipy.special qiskit qiskit.circuit.library qiskit.quantum_info
+    qiskit.primitives qiskit.transpiler qiskit.qpy qiskit.result qiskit_aer
+    qiskit_aer.noise qiskit_aer.primitives qruntime.encoding qruntime.backends
+    qruntime.errors qruntime.worker.runner qruntime.worker.sandbox
+"""
+PRELOAD = tuple(_PRELOAD_NAMES.split())
+
+
+def _warm_up(catalogue_path: Path | None) -> None:
+    """Exercise what jobs do (transpile, run, primitives, encoding) to load lazy modules."""
+    from qiskit import QuantumCircuit, transpile
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit_aer.primitives import EstimatorV2, SamplerV2
+
+    from qruntime.encoding import dumps, loads
+    from qruntime.worker.backend import get_catalogue
+
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    measured = qc.measure_all(inplace=False)
+    catalogue = get_catalogue(catalogue_path)
+    entries = sorted(catalogue, key=lambda e: (e.spec.kind != "aer", e.spec.num_qubits))
+    warmed_device = False
+    for entry in entries:
+        if entry.spec.kind != "aer" and warmed_device:
+            continue
+        warmed_device = warmed_device or entry.spec.kind != "aer"
+        from qruntime.backends import build_simulator
+
+        backend = build_simulator(entry)
+        for level in range(4):
+            compiled = transpile(measured, backend, optimization_level=level, seed_transpiler=1)
+        backend.run(compiled, shots=8).result().to_dict()
+    SamplerV2().run([measured], shots=8).result()
+    result = EstimatorV2().run([(qc, SparsePauliOp("ZZ"))]).result()
+    loads(dumps({"c": measured, "r": result}))
+
+
+def _warm_module_names(catalogue_path: Path | None) -> list[str]:
+    """The modules a warm-up loads, found in a throw-away child."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(read_end)
+            _warm_up(catalogue_path)
+            data = json.dumps(sorted(sys.modules)).encode()
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    return list(json.loads(data)) if data else []
+
+
+def preload(catalogue_path: Path | None) -> int:
+    """Import what jobs need and build the simulators; returns the module count."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for name in _warm_module_names(catalogue_path):
+        if name not in sys.modules:
+            # Private or platform modules may import only indirectly.
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    # Qiskit's transpiler plugins are found through stevedore, which stats every
+    # sys.path entry unless its in-process cache already holds them: fill it now.
+    from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePluginManager
+
+    PassManagerStagePluginManager()
+    from qruntime.worker.backend import preload_backends
+
+    preload_backends(catalogue_path=catalogue_path)
+    return len(sys.modules)
+
+
+@dataclass
+class _Child:
+    ref: int
+    pid: int
+    kind: str
+    uid: int | None
+    slot: int | None
+    workdir: Path | None
+
+
+class Zygote:
+    """The control loop; see the module docstring."""
+
+    def __init__(self, control: FrameSocket, config: dict[str, Any]) -> None:
+        self.control = control
+        self.catalogue_path = Path(config["catalogue"]) if config.get("catalogue") else None
+        self.uid_base = int(config.get("uid_base", 61000))
+        self.root = os.geteuid() == 0
+        self.children: dict[int, _Child] = {}
+        self.by_ref: dict[int, _Child] = {}
+        self.slots_in_use: set[int] = set()
+        self.jobs_dir = Path(tempfile.mkdtemp(prefix="qruntime-jobs-"))
+        # Job uids must be able to enter their own directory inside it.
+        os.chmod(self.jobs_dir, 0o711)
+
+    def serve(self) -> None:
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        try:
+            while True:
+                readable, _, _ = select.select([self.control.fileno(), wake_read], [], [])
+                if wake_read in readable:
+                    while True:
+                        try:
+                            if not os.read(wake_read, 4096):
+                                break
+                        except BlockingIOError:
+                            break
+                self._reap()
+                if self.control.fileno() in readable:
+                    try:
+                        frame = self.control.recv()
+                    except OSError:  # the executor is gone
+                        return
+                    if frame is None:
+                        return
+                    header, _payload, fds = frame
+                    if not self._handle(header, fds):
+                        return
+        finally:
+            self._kill_all()
+
+    def _handle(self, header: Header, fds: list[int]) -> bool:
+        op = header.get("op")
+        if op == "spawn":
+            self._spawn(header, fds)
+        elif op == "kill":
+            child = self.by_ref.get(int(header["ref"]))
+            if child is not None:
+                self._kill(child)
+        elif op == "shutdown":
+            return False
+        for fd in fds:
+            os.close(fd)
+        return True
+
+    def _free_slot(self) -> int:
+        slot = 0
+        while slot in self.slots_in_use:
+            slot += 1
+        return slot
+
+    def _spawn(self, header: Header, fds: list[int]) -> None:
+        from qruntime.worker.sandbox import SandboxConfig, SandboxLimits
+
+        ref = int(header["ref"])
+        kind = str(header.get("kind", "job"))
+        sandboxed = bool(header.get("sandbox")) and kind == "job"
+        if len(fds) != 2:
+            self.control.send({"op": "spawn_failed", "ref": ref, "message": "expected 2 fds"})
+            return
+        config: SandboxConfig | None = None
+        slot = uid = None
+        workdir: Path | None = None
+        if sandboxed:
+            limits = SandboxLimits(**header.get("limits", {}))
+            workdir = self.jobs_dir / f"job-{ref}"
+            if self.root:
+                slot = self._free_slot()
+                uid = self.uid_base + slot
+                self.slots_in_use.add(slot)
+            config = SandboxConfig(workdir=workdir, limits=limits, uid=uid, gid=uid)
+        pid = os.fork()
+        if pid == 0:
+            self._child(kind, fds[0], fds[1], config)
+        child = _Child(ref=ref, pid=pid, kind=kind, uid=uid, slot=slot, workdir=workdir)
+        self.children[pid] = child
+        self.by_ref[ref] = child
+        self.control.send({"op": "spawned", "ref": ref, "pid": pid})
+
+    def _child(self, kind: str, sock_fd: int, log_fd: int, config: Any) -> None:
+        """The body of a forked child; never returns."""
+        from qruntime.worker.runner import run_one, serve_pool
+        from qruntime.worker.sandbox import SandboxError, close_fds_except, enter_sandbox
+
+        code = 70
+        channel: FrameSocket | None = None
+        try:
+            os.setsid()
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_DFL)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.close(log_fd)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            channel = FrameSocket(socket.socket(fileno=sock_fd))
+            if config is not None:
+                enter_sandbox(config, keep_fds=[sock_fd])
+            else:
+                close_fds_except([sock_fd])
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+            if kind == "pool":
+                serve_pool(channel, catalogue_path=self.catalogue_path)
+            else:
+                run_one(channel, catalogue_path=self.catalogue_path)
+            code = 0
+        except SandboxError as exc:
+            if channel is not None:
+                message = f"the sandbox could not be set up: {exc}"
+                with contextlib.suppress(OSError):
+                    channel.send({"kind": "error", "reason": "crashed", "message": message})
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def _kill(self, child: _Child) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        if child.uid is not None:
+            from qruntime.worker.sandbox import kill_uid, uid_has_processes
+
+            # Forking the helper costs as much as forking a job: only when needed.
+            if uid_has_processes(child.uid):
+                kill_uid(child.uid)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:  # an orphan we adopted as subreaper, or a kill helper
+                continue
+            self._cleanup(child)
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            self.control.send(
+                {"op": "exited", "ref": child.ref, "pid": pid, "code": code, "signal": sig}
+            )
+
+    def _cleanup(self, child: _Child) -> None:
+        """Kill what the process left behind, remove its directory, free its uid."""
+        self.by_ref.pop(child.ref, None)
+        self._kill(child)
+        if child.workdir is not None:
+            shutil.rmtree(child.workdir, ignore_errors=True)
+        if child.slot is not None:
+            self.slots_in_use.discard(child.slot)
+
+    def _kill_all(self) -> None:
+        for child in list(self.children.values()):
+            self._kill(child)
+        deadline = time.monotonic() + 5.0
+        while self.children and time.monotonic() < deadline:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.01)
+                continue
+            gone = self.children.pop(pid, None)
+            if gone is not None:
+                self._cleanup(gone)
+        shutil.rmtree(self.jobs_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="qruntime.worker.zygote")
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--config", default="{}")
+    args = parser.parse_args(argv)
+    config = json.loads(args.config)
+    # A Ctrl-C in the server's terminal reaches this process group too: the server
+    # decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    control = FrameSocket(socket.socket(fileno=args.control_fd))
+    started = time.monotonic()
+    catalogue = Path(config["catalogue"]) if config.get("catalogue") else None
+    modules = preload(catalogue)
+    gc.collect()
+    # Keep the garbage collector from touching (and so copying) the preloaded objects.
+    gc.freeze()
+    control.send(
+        {
+            "op": "ready",
+            "pid": os.getpid(),
+            "threads": len(os.listdir("/proc/self/task")),
+            "modules": modules,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    Zygote(control, config).serve()
+
+
+if __name__ == "__main__":
+    main()

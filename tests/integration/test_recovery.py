@@ -1,0 +1,155 @@
+"""Nothing accepted is lost: SIGKILL the server with jobs queued and running, start it again."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SLEEPER = """
+import time
+
+def main(backend, user_messenger, **kwargs):
+    if kwargs.get("publish"):
+        user_messenger.publish("started")
+    time.sleep(kwargs.get("seconds", 0))
+    return kwargs.get("label")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start(db: Path, config: Path, token: str, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qruntime.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{db}",
+            "--config",
+            str(config),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "QRUNTIME_ADMIN_TOKEN": token},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, "server exited"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
+    from qruntime import RuntimeService
+
+    db = tmp_path / "q.db"
+    config = tmp_path / "q.toml"
+    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
+    token = "qrt_recovery_" + secrets.token_hex(8)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    server = start(db, config, token, port)
+    with RuntimeService(url=url, token=token) as service:
+        program_id = service.upload_program(
+            data=SLEEPER,
+            metadata={"name": "sleeper", "description": "sleeps", "max_execution_time": 120},
+        )
+        published = service.run(
+            program_id,
+            inputs={"seconds": 30, "publish": True, "label": "p"},
+            options={"backend": "one_lane"},
+        )
+        deadline = time.monotonic() + 30
+        while not published.interim_results():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        queued = [
+            service.run(
+                program_id,
+                inputs={"seconds": 0.05, "label": f"q{i}"},
+                options={"backend": "one_lane"},
+            )
+            for i in range(4)
+        ]
+        ids = [job.job_id() for job in queued]
+    os.killpg(server.pid, signal.SIGKILL)  # the server and every process it started
+    server.wait(timeout=30)
+
+    server = start(db, config, token, port)
+    try:
+        with RuntimeService(url=url, token=token) as service:
+            failed = service.job(published.job_id())
+            failed.wait_for_final_state(timeout=60)
+            assert "server restarted" in (failed.error_message() or "")
+            results = [service.job(job_id).result(timeout=60) for job_id in ids]
+            assert results == [f"q{i}" for i in range(4)]
+            started = [service.job(job_id).metrics()["timestamps"]["running"] for job_id in ids]
+            assert started == sorted(started), "queued jobs kept their order"
+            assert service.jobs(pending=True) == []
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_job_running_at_the_kill_is_run_again(tmp_path: Path) -> None:
+    from qruntime import RuntimeService
+
+    db = tmp_path / "q.db"
+    config = tmp_path / "q.toml"
+    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
+    token = "qrt_recovery_" + secrets.token_hex(8)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    server = start(db, config, token, port)
+    with RuntimeService(url=url, token=token) as service:
+        program_id = service.upload_program(
+            data=SLEEPER,
+            metadata={"name": "sleeper", "description": "sleeps", "max_execution_time": 120},
+        )
+        job = service.run(
+            program_id, inputs={"seconds": 2, "label": "again"}, options={"backend": "one_lane"}
+        )
+        deadline = time.monotonic() + 30
+        while job.status().name != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)
+
+    server = start(db, config, token, port)
+    try:
+        with RuntimeService(url=url, token=token) as service:
+            assert service.job(job.job_id()).result(timeout=60) == "again"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
