@@ -51,12 +51,37 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
         raise QRuntimeError(f"{self.name} only describes a device; run on build_simulator(...)")
 
 
+def _ideal_simulator_class() -> type[AerSimulator]:
+    """An ``AerSimulator`` that builds its ``target`` once, not on every access.
+
+    Aer rebuilds the target of an ideal simulator each time it is read (about 1 ms);
+    programs read ``backend.num_qubits`` and ``backend.target`` on every job.
+    Changing an option drops the cached target.
+    """
+    from qiskit_aer import AerSimulator
+
+    class IdealSimulator(AerSimulator):  # type: ignore[misc]
+        _cached_target: Target | None = None
+
+        @property
+        def target(self) -> Target:
+            if self._cached_target is None:
+                self._cached_target = super().target
+            return self._cached_target
+
+        def set_option(self, key: str, value: Any) -> None:
+            self._cached_target = None
+            super().set_option(key, value)
+
+    return IdealSimulator
+
+
 def _build(entry: BackendEntry) -> AerSimulator:
     from qiskit_aer import AerSimulator
 
     spec = entry.spec
     if spec.kind == "aer":
-        simulator = AerSimulator(method=spec.method)
+        simulator = _ideal_simulator_class()(method=spec.method)
     else:
         device = DeviceBackend(entry.target, name=spec.name, description=spec.description)
         # from_backend derives the noise model from the target: depolarizing and thermal

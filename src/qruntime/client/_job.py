@@ -196,7 +196,35 @@ class RuntimeJob:
         final_decoder = _decoders(decoder)[1] if decoder is not None else self._final_decoder
         if self._has_result and decoder is None:
             return self._result
-        self.wait_for_final_state(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 60.0 if deadline is None else min(60.0, deadline - time.monotonic())
+            if wait <= 0:
+                raise RuntimeJobTimeoutError(
+                    f"Timed out after {timeout} s waiting for job {self._job_id}."
+                )
+            try:
+                # One long poll that returns the result itself as soon as the job ends.
+                response = self._api.request(
+                    "GET",
+                    f"/jobs/{self._job_id}/results",
+                    params={"wait": round(wait, 3)},
+                    timeout=wait + 30,
+                )
+            except RuntimeInvalidStateError:
+                self._refresh()  # it ended without a result: say why
+                self._raise_for_final_state()
+                raise
+            if response.status_code == 202:
+                self._update(response.json())
+                continue
+            self._state = {"status": "Completed", "reason": None}
+            result = final_decoder.decode(response.text)
+            if decoder is None:
+                self._result, self._has_result = result, True
+            return result
+
+    def _raise_for_final_state(self) -> None:
         status, reason = self._state["status"], self._state["reason"]
         if status == "Failed":
             raise RuntimeJobFailureError(f"Job {self._job_id} failed: {reason}")
@@ -206,11 +234,6 @@ class RuntimeJob:
             )
         if status == "Cancelled":
             raise RuntimeInvalidStateError(f"Job {self._job_id} was cancelled: no result.")
-        text = self._api.request("GET", f"/jobs/{self._job_id}/results").text
-        result = final_decoder.decode(text)
-        if decoder is None:
-            self._result, self._has_result = result, True
-        return result
 
     def cancel(self) -> None:
         """Cancel the job: a queued one never runs, a running one is killed."""

@@ -42,8 +42,8 @@ def access_token(request: Request) -> str | None:
 TokenDep = Annotated[str | None, Depends(access_token)]
 
 
-def current_user(db: DbDep, token: TokenDep) -> User:
-    return auth.authenticate(db, access_token=token)
+def current_user(db: DbDep, token: TokenDep, state: StateDep) -> User:
+    return auth.authenticate_cached(db, access_token=token, cache=state.tokens)
 
 
 UserDep = Annotated[User, Depends(current_user)]

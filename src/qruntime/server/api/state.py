@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qruntime.backends import Catalogue
 from qruntime.server.scheduler.runtime import JobRuntime
+from qruntime.server.services.auth import TokenCache
 from qruntime.server.settings import Settings
 from qruntime.server.store.database import Database
 
@@ -16,3 +17,4 @@ class AppState:
     db: Database
     catalogue: Catalogue
     runtime: JobRuntime
+    tokens: TokenCache = field(default_factory=TokenCache)

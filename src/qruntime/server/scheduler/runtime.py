@@ -25,7 +25,7 @@ from qruntime.server.scheduler.hub import JobHub
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import programs as program_store
 from qruntime.server.store.database import Database
-from qruntime.server.store.tables import Job, utcnow
+from qruntime.server.store.tables import Job, Program, utcnow
 
 __all__ = ["JobRuntime"]
 
@@ -51,6 +51,7 @@ class JobRuntime:
         self._task: asyncio.Task[None] | None = None
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qrt-writer")
         self._running: defaultdict[str, set[str]] = defaultdict(set)
+        self._queue = policy.QueueIndex()
         self._interim_seq: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -91,13 +92,35 @@ class JobRuntime:
                         db, job_id=job.id, status=JobState.QUEUED.value, running_at=None
                     )
                 logger.warning("recovered job %s after a restart", job.id)
+            for job in job_store.queued_jobs_all(db):
+                if job.backend not in self.catalogue:
+                    job_store.update_job(
+                        db,
+                        job_id=job.id,
+                        status=JobState.FAILED.value,
+                        reason=f"backend {job.backend} is no longer in the server's catalogue",
+                        finished_at=utcnow(),
+                    )
+                    continue
+                self._queue.push(
+                    policy.QueuedJob(
+                        job_id=job.id, seq=job.seq, backend=job.backend, owner_id=job.owner_id
+                    )
+                )
 
     # -- thread-safe entry points for routes ---------------------------------------------
 
-    def notify(self) -> None:
-        """Wake the dispatcher: a job was queued (callable from any thread)."""
+    def notify(self, job: Job) -> None:
+        """A job was queued (and committed): index it and wake the dispatcher (any thread)."""
+        queued = policy.QueuedJob(
+            job_id=job.id, seq=job.seq, backend=job.backend, owner_id=job.owner_id
+        )
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+            self._loop.call_soon_threadsafe(self._enqueue, queued)
+
+    def _enqueue(self, job: policy.QueuedJob) -> None:
+        self._queue.push(job)
+        self._wakeup.set()
 
     def cancel_running(self, job_id: str, *, timeout: float = 30.0) -> bool:
         """Kill a running job (from a route's thread); True if it was running here."""
@@ -118,29 +141,32 @@ class JobRuntime:
                 logger.exception("dispatch failed")
 
     async def _dispatch_once(self) -> None:
-        free = {}
-        for name in self.catalogue.names():
-            lanes = self.catalogue.get(name).spec.lanes - len(self._running[name])
-            if lanes > 0:
-                free[name] = lanes
-        if not free:
-            return
-        specs = await asyncio.to_thread(self._claim, free)
-        for spec in specs:
-            self._running[spec.backend].add(spec.job_id)
-            self._interim_seq[spec.job_id] = 0
-            self.executor.submit(spec, self._on_event)
+        while True:
+            free = {}
+            for name in self._queue.backends():
+                lanes = self.catalogue.get(name).spec.lanes - len(self._running[name])
+                if lanes > 0:
+                    free[name] = lanes
+            chosen = self._queue.pop_next(free)
+            if not chosen:
+                return
+            # Reserve the lanes now: the claim runs in a thread while events may arrive.
+            for job in chosen:
+                self._running[job.backend].add(job.job_id)
+            specs = await asyncio.to_thread(self._claim, chosen)
+            claimed = {spec.job_id for spec in specs}
+            for job in chosen:
+                if job.job_id not in claimed:  # cancelled or failed while it waited
+                    self._running[job.backend].discard(job.job_id)
+            for spec in specs:
+                self._interim_seq[spec.job_id] = 0
+                self.executor.submit(spec, self._on_event)
 
-    def _claim(self, free: dict[str, int]) -> list[JobSpec]:
-        """Pick jobs by the policy and mark them Running in the store, atomically each."""
+    def _claim(self, chosen: list[policy.QueuedJob]) -> list[JobSpec]:
+        """Mark the chosen jobs Running in the store (each only if still Queued)."""
+        specs = []
         with self.db.session() as db:
-            queued = [
-                policy.QueuedJob(job_id=j.id, seq=j.seq, backend=j.backend, owner_id=j.owner_id)
-                for name, lanes in free.items()
-                for j in job_store.queued_jobs(db, backend=name, limit=lanes)
-            ]
-            specs = []
-            for choice in policy.choose(queued, free):
+            for choice in chosen:
                 claimed = job_store.update_job(
                     db,
                     job_id=choice.job_id,
@@ -148,16 +174,25 @@ class JobRuntime:
                     status=JobState.RUNNING.value,
                     running_at=utcnow(),
                 )
-                job = job_store.get_job(db, job_id=choice.job_id) if claimed else None
-                if job is not None:
-                    specs.append(self._spec_for(db, job))
+                if not claimed:
+                    continue
+                job = job_store.get_job(db, job_id=choice.job_id)
+                assert job is not None
+                found = program_store.get_program(db, program_id=job.program_id)
+                if found is None:
+                    job_store.update_job(
+                        db,
+                        job_id=job.id,
+                        status=JobState.FAILED.value,
+                        reason=f"program {job.program_id} was deleted before the job ran",
+                        finished_at=utcnow(),
+                    )
+                    continue
+                specs.append(self._spec_for(job, found[0]))
         return specs
 
-    def _spec_for(self, db: Any, job: Job) -> JobSpec:
-        found = program_store.get_program(db, program_id=job.program_id)
-        if found is None:  # deleted after submission: the job still runs the code it was given
-            raise RuntimeError(f"program {job.program_id} of job {job.id} vanished")
-        program = found[0]
+    @staticmethod
+    def _spec_for(job: Job, program: Program) -> JobSpec:
         return JobSpec(
             job_id=job.id,
             program_id=job.program_id,
@@ -190,6 +225,8 @@ class JobRuntime:
         else:
             state, reason = self._final_state(event)
             message = {"type": "state", "status": state.value, "reason": reason, "final": True}
+            if state is JobState.COMPLETED:
+                message["result"] = event.data or "null"
             write = lambda: self._write_final(event, state, reason)  # noqa: E731
             self._finish(event.job_id)
         if write is None:

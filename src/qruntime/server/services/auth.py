@@ -16,6 +16,8 @@ import hmac
 import json
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +30,9 @@ from qruntime.server.store.tables import User, utcnow
 __all__ = [
     "SYSTEM_USER",
     "AccessGrant",
+    "TokenCache",
     "authenticate",
+    "authenticate_cached",
     "bootstrap",
     "create_user",
     "hash_token",
@@ -149,16 +153,75 @@ def login(db: Session, *, api_token: str, ttl: int) -> AccessGrant:
 
 def authenticate(db: Session, *, access_token: str | None) -> User:
     """The user an access token belongs to; `NotAuthorizedError` if it is missing or dead."""
+    return _authenticate(db, access_token=access_token)[0]
+
+
+def _authenticate(db: Session, *, access_token: str | None) -> tuple[User, datetime]:
     if not access_token:
         raise NotAuthorizedError(
             "Missing access token: log in with your API token (POST /users/loginWithToken)."
         )
-    user = store.user_for_access_token(db, token_hash=hash_token(access_token), now=utcnow())
-    if user is None:
+    found = store.user_for_access_token(db, token_hash=hash_token(access_token), now=utcnow())
+    if found is None:
         raise NotAuthorizedError("Invalid, expired or revoked access token: log in again.")
-    return user
+    return found
 
 
-def logout(db: Session, *, access_token: str) -> None:
+def logout(db: Session, *, access_token: str, cache: TokenCache | None = None) -> None:
     """Revoke an access token: later requests with it get 401."""
     store.revoke_access_token(db, token_hash=hash_token(access_token))
+    if cache is not None:
+        cache.drop(access_token)
+
+
+class TokenCache:
+    """Recently checked access tokens, so that a busy client costs no query per request.
+
+    An entry lives ``ttl`` seconds at most (and never past the token's expiry).
+    ``logout`` drops the entry in this process at once; a revocation made elsewhere
+    (another server process, ``qruntime tokens revoke``) takes effect within ``ttl``.
+    """
+
+    def __init__(self, *, ttl: float = 2.0, size: int = 4096) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> User | None:
+        with self._lock:
+            entry = self._entries.get(token)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, user: User, *, expires_at: datetime) -> None:
+        remaining = (expires_at - utcnow()).total_seconds()
+        until = time.monotonic() + min(self._ttl, max(remaining, 0.0))
+        with self._lock:
+            if len(self._entries) >= self._size:
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+                if len(self._entries) >= self._size:
+                    self._entries.clear()
+            # A transient copy: the original belongs to a session that will expire it.
+            snapshot = User(
+                id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at
+            )
+            self._entries[token] = (until, snapshot)
+
+    def drop(self, token: str) -> None:
+        with self._lock:
+            self._entries.pop(token, None)
+
+
+def authenticate_cached(db: Session, *, access_token: str | None, cache: TokenCache) -> User:
+    """`authenticate`, answered from ``cache`` when the token was checked moments ago."""
+    if access_token:
+        user = cache.get(access_token)
+        if user is not None:
+            return user
+    user, expires_at = _authenticate(db, access_token=access_token)
+    assert access_token is not None
+    cache.put(access_token, user, expires_at=expires_at)
+    return user

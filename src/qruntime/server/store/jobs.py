@@ -22,7 +22,7 @@ __all__ = [
     "interim_results",
     "list_jobs",
     "next_seq",
-    "queued_jobs",
+    "queued_jobs_all",
     "running_jobs",
     "update_job",
 ]
@@ -129,12 +129,9 @@ def delete_job(db: Session, *, job: Job) -> None:
     db.flush()
 
 
-def queued_jobs(db: Session, *, backend: str, limit: int, exclude: Sequence[str] = ()) -> list[Job]:
-    """The oldest queued jobs of a backend, in submission order."""
-    query = select(Job).where(Job.backend == backend, Job.status == "Queued")
-    if exclude:
-        query = query.where(Job.id.not_in(list(exclude)))
-    return list(db.scalars(query.order_by(Job.seq).limit(limit)))
+def queued_jobs_all(db: Session) -> list[Job]:
+    """Every queued job, in submission order (to rebuild the scheduler's index at start)."""
+    return list(db.scalars(select(Job).where(Job.status == "Queued").order_by(Job.seq)))
 
 
 def running_jobs(db: Session) -> list[Job]:

@@ -96,17 +96,20 @@ def add_access_token(
     )
 
 
-def user_for_access_token(db: Session, *, token_hash: str, now: datetime) -> User | None:
-    """The user of a live access token (not revoked, not expired), in one query."""
-    return db.scalar(
-        select(User)
+def user_for_access_token(
+    db: Session, *, token_hash: str, now: datetime
+) -> tuple[User, datetime] | None:
+    """The user of a live access token (not revoked, not expired) and its expiry, in one query."""
+    row = db.execute(
+        select(User, AccessToken.expires_at)
         .join(AccessToken, AccessToken.user_id == User.id)
         .where(
             AccessToken.token_hash == token_hash,
             AccessToken.revoked.is_(False),
             AccessToken.expires_at > now,
         )
-    )
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def revoke_access_token(db: Session, *, token_hash: str) -> bool:

@@ -26,10 +26,10 @@ def login(body: LoginRequest, db: DbDep, state: StateDep) -> LoginResponse:
 
 
 @router.post("/logout", status_code=204)
-def logout(db: DbDep, token: TokenDep, user: UserDep) -> Response:
+def logout(db: DbDep, token: TokenDep, user: UserDep, state: StateDep) -> Response:
     if token is None:  # unreachable: UserDep already refused it
         raise NotAuthorizedError("Missing access token.")
-    auth.logout(db, access_token=token)
+    auth.logout(db, access_token=token, cache=state.tokens)
     return Response(status_code=204)
 
 

@@ -31,7 +31,7 @@ def submit(body: JobCreate, db: DbDep, user: UserDep, state: StateDep) -> JobCre
         max_input_bytes=state.settings.max_input_bytes,
     )
     db.commit()  # durable before the id leaves the server, and before the dispatcher looks
-    state.runtime.notify()
+    state.runtime.notify(job)
     return JobCreated(id=job.id, backend=job.backend)
 
 
@@ -80,11 +80,15 @@ async def wait_for_job(
     timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
 ) -> JobOut:
     """Long poll: answer as soon as the job is final, or after ``timeout`` seconds."""
-    token = access_token(request)
+    return await _await_final(state, access_token(request), job_id, timeout)
+
+
+async def _await_final(state: AppState, token: str | None, job_id: str, timeout: float) -> JobOut:
+    """The job once it is final, or as it is after ``timeout`` seconds (woken, not polled)."""
     queue = state.runtime.hub.subscribe(job_id)
     try:
         job = await run_in_threadpool(_read_job, state, token, job_id)
-        if job.status in (JobState.QUEUED, JobState.RUNNING):
+        if job.status in (JobState.QUEUED, JobState.RUNNING) and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while not (await queue.get()).get("final"):
@@ -97,13 +101,45 @@ async def wait_for_job(
 
 def _read_job(state: AppState, token: str | None, job_id: str) -> JobOut:
     with state.db.session() as db:
-        user = auth.authenticate(db, access_token=token)
+        user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
         return service.get_job(db, user=user, job_id=job_id, include_params=False)
 
 
 @router.get("/jobs/{job_id}/results")
-def results(job_id: str, db: DbDep, user: UserDep) -> Response:
-    return Response(service.job_result(db, user=user, job_id=job_id), media_type="application/json")
+async def results(
+    job_id: str,
+    request: Request,
+    state: StateDep,
+    wait: Annotated[float, Query(ge=0, le=300)] = 0.0,
+) -> Response:
+    """The encoded result of a completed job.
+
+    With ``wait``, a job that is not final yet is waited for up to that many seconds
+    (a long poll, woken by the job's end); if it is still queued or running then, the
+    answer is 202 with the job's state. A job that ended without a result gets 409.
+    """
+    token = access_token(request)
+    queue = state.runtime.hub.subscribe(job_id)
+    try:
+        job = await run_in_threadpool(_read_job, state, token, job_id)
+        if not JobState(job.status).is_final and wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    while not (message := await queue.get()).get("final"):
+                        pass
+                    if "result" in message:  # the result itself, straight from the worker
+                        return Response(message["result"], media_type="application/json")
+            job = await run_in_threadpool(_read_job, state, token, job_id)
+        if not JobState(job.status).is_final:
+            return Response(
+                job.model_dump_json(exclude_none=True),
+                status_code=202,
+                media_type="application/json",
+            )
+    finally:
+        state.runtime.hub.unsubscribe(job_id, queue)
+    text = await run_in_threadpool(_read_result, state, token, job_id)
+    return Response(text, media_type="application/json")
 
 
 @router.get("/jobs/{job_id}/interim_results")
@@ -176,6 +212,8 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
                     after = message["seq"]
                 elif message["type"] != "state":
                     continue
+                else:
+                    message = {k: v for k, v in message.items() if k != "result"}
                 await websocket.send_text(json.dumps(message))
                 if message.get("final"):
                     break
@@ -194,6 +232,12 @@ def _stream_start(
     state: AppState, token: str | None, job_id: str, after: int
 ) -> tuple[JobOut, list[tuple[int, str]]]:
     with state.db.session() as db:
-        user = auth.authenticate(db, access_token=token)
+        user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
         job = service.get_job(db, user=user, job_id=job_id, include_params=False)
         return job, service.interim_results_since(db, user=user, job_id=job_id, after=after)
+
+
+def _read_result(state: AppState, token: str | None, job_id: str) -> str:
+    with state.db.session() as db:
+        user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
+        return service.job_result(db, user=user, job_id=job_id)
