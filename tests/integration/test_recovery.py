@@ -100,7 +100,7 @@ def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
             for i in range(4)
         ]
         ids = [job.job_id() for job in queued]
-    os.killpg(server.pid, signal.SIGKILL)  # the server and every process it started
+    server.kill()  # SIGKILL to the server alone: its workers must die with it
     server.wait(timeout=30)
 
     server = start(db, config, token, port)
@@ -143,7 +143,7 @@ def test_a_job_running_at_the_kill_is_run_again(tmp_path: Path) -> None:
         while job.status().name != "RUNNING":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-    os.killpg(server.pid, signal.SIGKILL)
+    server.kill()
     server.wait(timeout=30)
 
     server = start(db, config, token, port)
