@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import jobs
+from bench import jobs, sessions
 from bench.harness import Row, report
 
-BENCHMARKS = {"jobs": jobs.run}
+BENCHMARKS = {"jobs": jobs.run, "sessions": sessions.run}
 
 
 def main() -> int:

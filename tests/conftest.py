@@ -81,6 +81,7 @@ class RunningServer:
     db_url: str
     admin_token: str
     settings: Any
+    app: Any = None
     _tokens: dict[str, str] = field(default_factory=dict)
     _services: list[Any] = field(default_factory=list)
 
@@ -156,6 +157,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
                 db_url=settings.db_url,
                 admin_token=admin_token,
                 settings=settings,
+                app=running[-1][0].config.app,
             )
         )
         return servers[-1]

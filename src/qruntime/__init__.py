@@ -13,8 +13,11 @@ from qruntime._version import __version__
 from qruntime.client._backend import RemoteBackend
 from qruntime.client._decoders import ResultDecoder, RunnerResult
 from qruntime.client._job import RuntimeJob
+from qruntime.client._options import EstimatorOptions, Options, SamplerOptions
+from qruntime.client._primitives import Estimator, EstimatorV2, Sampler, SamplerV2
 from qruntime.client._program import ParameterNamespace, RuntimeProgram
 from qruntime.client._service import RuntimeService
+from qruntime.client._session import Batch, Session
 from qruntime.encoding import RuntimeDecoder, RuntimeEncoder
 from qruntime.errors import (
     BackendNotFoundError,
@@ -38,10 +41,15 @@ from qruntime.errors import (
 
 __all__ = [
     "BackendNotFoundError",
+    "Batch",
     "ConflictError",
+    "Estimator",
+    "EstimatorOptions",
+    "EstimatorV2",
     "InputValueError",
     "NotAuthorizedError",
     "NotFoundError",
+    "Options",
     "ParameterNamespace",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -62,6 +70,10 @@ __all__ = [
     "RuntimeProgram",
     "RuntimeProgramNotFound",
     "RuntimeService",
+    "Sampler",
+    "SamplerOptions",
+    "SamplerV2",
+    "Session",
     "SessionNotFoundError",
     "__version__",
 ]

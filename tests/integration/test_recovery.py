@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qruntime import RuntimeService
+
 SLEEPER = """
 import time
 
@@ -67,7 +69,6 @@ def start(db: Path, config: Path, token: str, port: int) -> subprocess.Popen[byt
 
 @pytest.mark.slow
 def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
-    from qruntime import RuntimeService
 
     db = tmp_path / "q.db"
     config = tmp_path / "q.toml"
@@ -121,7 +122,6 @@ def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_job_running_at_the_kill_is_run_again(tmp_path: Path) -> None:
-    from qruntime import RuntimeService
 
     db = tmp_path / "q.db"
     config = tmp_path / "q.toml"
@@ -150,6 +150,41 @@ def test_a_job_running_at_the_kill_is_run_again(tmp_path: Path) -> None:
     try:
         with RuntimeService(url=url, token=token) as service:
             assert service.job(job.job_id()).result(timeout=60) == "again"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sessions_and_their_clocks_survive_a_restart(tmp_path: Path) -> None:
+    from qruntime import Session
+
+    db = tmp_path / "q.db"
+    config = tmp_path / "q.toml"
+    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
+    token = "qrt_recovery_" + secrets.token_hex(8)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    server = start(db, config, token, port)
+    with RuntimeService(url=url, token=token) as service:
+        session = Session(service=service, backend="one_lane", max_time=3600)
+        session.run("hello-world", inputs={"iterations": 0}).result(timeout=60)
+        before = session.details()
+    server.kill()
+    server.wait(timeout=30)
+
+    server = start(db, config, token, port)
+    try:
+        with RuntimeService(url=url, token=token) as service:
+            again = Session.from_id(before["id"], service=service)
+            after = again.details()
+            assert after["activated_at"] == before["activated_at"]
+            assert after["max_time"] == 3600
+            assert after["accepting_jobs"] is True
+            assert again.run("hello-world", inputs={"iterations": 0}).result(timeout=60)
+            assert again.details()["elapsed_time"] >= before["elapsed_time"]
+            again.close()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -170,5 +170,34 @@ def tokens_revoke(
     typer.echo(f"Revoked {count} API token(s) of {name!r}.")
 
 
+@app.command("env")
+def env(
+    ibm: Annotated[
+        bool, typer.Option("--ibm", help="Settings for the official qiskit-ibm-runtime client.")
+    ] = False,
+) -> None:
+    """Print ``export`` lines for QRUNTIME_URL and QRUNTIME_TOKEN: eval "$(qruntime env --ibm)"."""
+    import os
+
+    from qruntime.cli.ibm_env import ibm_environment, shell_exports
+
+    if not ibm:
+        typer.echo("Say which client: qruntime env --ibm", err=True)
+        raise typer.Exit(code=2)
+    url, token = os.environ.get("QRUNTIME_URL"), os.environ.get("QRUNTIME_TOKEN")
+    missing = [
+        name for name, value in (("QRUNTIME_URL", url), ("QRUNTIME_TOKEN", token)) if not value
+    ]
+    if missing:
+        typer.echo(
+            f"Error: set {' and '.join(missing)} first (the server's URL and your API token).",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    assert url is not None
+    assert token is not None
+    typer.echo(shell_exports(ibm_environment(url=url, token=token)), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

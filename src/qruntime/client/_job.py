@@ -277,14 +277,15 @@ class RuntimeJob:
             raise RuntimeInvalidStateError(f"Job {self._job_id} is already streaming results.")
         if self.status() in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED):
             raise RuntimeInvalidStateError(f"Job {self._job_id} has already ended.")
-        interim, final = (
-            _decoders(decoder)
-            if decoder is not None
-            else (
-                self._interim_decoder,
-                self._final_decoder,
-            )
-        )
+        self._start_streaming(callback, decoder)
+
+    def _start_streaming(self, callback: Callback, decoder: DecoderArg = None) -> None:
+        """Stream from the first interim result on, even if the job has ended already
+        (``run(callback=...)``: a fast job may end before the stream opens)."""
+        if decoder is not None:
+            interim, final = _decoders(decoder)
+        else:
+            interim, final = self._interim_decoder, self._final_decoder
         self._stream_stop.clear()
         self._stream_thread = threading.Thread(
             target=self._stream,

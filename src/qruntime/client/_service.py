@@ -291,7 +291,7 @@ class RuntimeService:
             result_decoder=result_decoder,
         )
         if callback is not None:
-            job.stream_results(callback)
+            job._start_streaming(callback)
         return job
 
     def _decode_params(self, params: Any) -> dict[str, Any]:
@@ -384,7 +384,10 @@ class RuntimeService:
             properties = None
             if not configuration.get("simulator", False):
                 properties = self._api.get_json(f"/backends/{name}/properties")
-            self._backends[name] = RemoteBackend(configuration, properties)
+            backend = RemoteBackend(configuration, properties)
+            # Lets SamplerV2(mode=service.backend(...)) find the service it came from.
+            backend.service = self
+            self._backends[name] = backend
         return self._backends[name]
 
     def __repr__(self) -> str:

@@ -7,10 +7,13 @@ the client's ``RunnerResult.get_quasiprobabilities`` reads.
 
 Pass managers are cached per backend name and options in this process: a warm
 worker builds one once (tens of milliseconds) and reuses it (well under one).
+Transpiled circuits are cached by content (``qruntime.programs.cache``): a
+session's second identical job does not transpile at all.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -25,13 +28,21 @@ from qiskit.transpiler.preset_passmanagers.plugin import list_stage_plugins
 
 from qruntime.backends.compact import run_circuits
 from qruntime.errors import InputValueError
+from qruntime.programs import cache
 from qruntime.programs.mitigation import (
     cached_readout_calibration,
     final_measurement_mapping,
     quasiprobabilities_to_hex,
 )
 
-__all__ = ["METADATA", "cached_pass_manager", "clear_pass_manager_cache", "main", "warm_up"]
+__all__ = [
+    "METADATA",
+    "cached_pass_manager",
+    "cached_transpile",
+    "clear_pass_manager_cache",
+    "main",
+    "warm_up",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -194,14 +205,13 @@ def main(
     if options.get("initial_layout") is not None:
         _check_layout_fits(options["initial_layout"], circuit_list, backend)
 
-    manager = cached_pass_manager(
+    transpiled = cached_transpile(
+        circuit_list,
         backend,
         optimization_level=optimization_level,
         qubits_initially_zero=bool(init_qubits),
         **options,
     )
-    # One at a time: a list makes the pass manager fan out to processes.
-    transpiled = [manager.run(circuit) for circuit in circuit_list]
 
     run_config: dict[str, Any] = {"shots": shots}
     run_config.update({k: v for k, v in run_options.items() if v is not None})
@@ -224,17 +234,7 @@ def cached_pass_manager(
     backend: Any, *, optimization_level: int = 1, **options: Any
 ) -> PassManager:
     """A preset pass manager for ``backend``, built once per backend name and options."""
-    if (
-        isinstance(optimization_level, bool)
-        or not isinstance(optimization_level, int)
-        or not 0 <= optimization_level <= 3
-    ):
-        raise InputValueError(
-            f"optimization_level must be 0, 1, 2 or 3, not {optimization_level!r}"
-        )
-    # repr() keeps unhashable values (lists, dicts) in the key; a repr that
-    # differs for equal objects only costs a cache miss, never a wrong hit.
-    key = (backend.name, json.dumps([optimization_level, options], sort_keys=True, default=repr))
+    key = _pass_manager_key(backend, optimization_level, options)
     with _cache_lock:
         manager = _pass_managers.get(key)
         if manager is not None:
@@ -246,11 +246,70 @@ def cached_pass_manager(
         )
     except (TypeError, ValueError) as exc:
         raise InputValueError(f"invalid transpiler options {options}: {exc}") from exc
+    cache.count("pass_manager_builds")
     with _cache_lock:
         _pass_managers[key] = manager
         while len(_pass_managers) > _CACHE_SIZE:
             _pass_managers.popitem(last=False)
     return manager
+
+
+def cached_transpile(
+    circuits: Sequence[QuantumCircuit],
+    backend: Any,
+    *,
+    optimization_level: int = 1,
+    **options: Any,
+) -> list[QuantumCircuit]:
+    """``circuits`` transpiled by :func:`cached_pass_manager`, reusing earlier results.
+
+    A circuit equal in content to one transpiled before for the same backend object
+    with the same options (see :func:`qruntime.programs.cache.circuit_key`) is not transpiled
+    again: the result is a copy of the earlier one, with this circuit's own name and
+    metadata. Each lookup counts as a transpile hit or miss of the current job.
+    """
+    manager_key = _pass_manager_key(backend, optimization_level, options)
+    manager: PassManager | None = None
+    transpiled: list[QuantumCircuit] = []
+    for circuit in circuits:
+        content = cache.circuit_key(circuit)
+        key = (content, *manager_key) if content is not None else None
+        hit = cache.load_transpiled(key, backend) if key is not None else None
+        if hit is not None:
+            cache.count("transpile_hits")
+            again = hit.copy(name=circuit.name)
+            again.metadata = copy.deepcopy(circuit.metadata)
+            transpiled.append(again)
+            continue
+        cache.count("transpile_misses")
+        if manager is None:
+            manager = cached_pass_manager(backend, optimization_level=optimization_level, **options)
+        # One at a time: a list makes the pass manager fan out to processes.
+        result: QuantumCircuit = manager.run(circuit)
+        if key is not None:
+            # The cache keeps its own copy: the caller may change what it gets.
+            cache.store_transpiled(key, backend, result.copy())
+        transpiled.append(result)
+    return transpiled
+
+
+def _pass_manager_key(
+    backend: Any, optimization_level: Any, options: Mapping[str, Any]
+) -> tuple[str, str]:
+    if (
+        isinstance(optimization_level, bool)
+        or not isinstance(optimization_level, int)
+        or not 0 <= optimization_level <= 3
+    ):
+        raise InputValueError(
+            f"optimization_level must be 0, 1, 2 or 3, not {optimization_level!r}"
+        )
+    # repr() keeps unhashable values (lists, dicts) in the key; a repr that
+    # differs for equal objects only costs a cache miss, never a wrong hit.
+    return (
+        str(backend.name),
+        json.dumps([optimization_level, options], sort_keys=True, default=repr),
+    )
 
 
 def warm_up(backend: Any = None) -> None:

@@ -145,7 +145,8 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     options = ctx.options
     prepared = prepare_circuit(pub.circuit, ctx.backend, options, decouple=False)
     observables = pub.observables
-    if prepared.layout is not None:
+    # An observable already on the device's qubits (with an ISA circuit) is used as given.
+    if prepared.layout is not None and observables.num_qubits != prepared.num_qubits:
         observables = observables.apply_layout(prepared.layout, prepared.num_qubits)
     base = prepared.remove_final_measurements(inplace=False)
 

@@ -1,7 +1,8 @@
 """The built-in ``sampler`` program: Qiskit's V2 Sampler, run on the job's backend.
 
 Each PUB's circuit is fitted to the backend (left alone when already ISA,
-otherwise transpiled with a cached preset pass manager), optionally gets
+otherwise transpiled with a cached preset pass manager, or taken from the
+content-keyed cache of transpiled circuits), optionally gets
 dynamical decoupling and Pauli twirling, and runs as one backend call with
 Aer's ``parameter_binds`` for all its parameter sets. The result is a qiskit
 ``PrimitiveResult`` of ``SamplerPubResult``: one ``BitArray`` per classical
@@ -38,7 +39,7 @@ from qiskit.transpiler.passes import (
 )
 
 from qruntime.errors import InputValueError
-from qruntime.programs.circuit_runner import cached_pass_manager
+from qruntime.programs.circuit_runner import cached_transpile
 from qruntime.programs.mitigation import final_measurement_mapping
 from qruntime.programs.primitive_options import PrimitiveOptions, TwirlingOptions
 from qruntime.programs.pubs import check_width, parse_inputs, validate_inputs
@@ -241,12 +242,13 @@ def prepare_circuit(
     target = getattr(backend, "target", None)
     prepared = circuit
     if not is_isa(circuit, target):
-        manager = cached_pass_manager(
+        # Cached by content: a session's repeated circuits are transpiled once.
+        (prepared,) = cached_transpile(
+            [circuit],
             backend,
             optimization_level=options.optimization_level,
             qubits_initially_zero=options.execution.init_qubits,
         )
-        prepared = manager.run(circuit)
     if decouple and options.dynamical_decoupling.enable:
         prepared = decouple_idle_windows(prepared, target, options)
     return prepared

@@ -12,8 +12,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qruntime._version import __version__
 from qruntime.backends import Catalogue, load_catalogue
 from qruntime.errors import PayloadTooLargeError
+from qruntime.server.api import ibm
 from qruntime.server.api.errors import error_response, install_error_handlers
-from qruntime.server.api.routes import auth, backends, jobs, programs
+from qruntime.server.api.routes import auth, backends, jobs, programs, sessions
 from qruntime.server.api.state import AppState
 from qruntime.server.executor.base import Executor
 from qruntime.server.executor.local import LocalExecutor
@@ -89,7 +90,8 @@ def create_app(
         runtime = JobRuntime(
             db=db,
             catalogue=backends,
-            executor=executor or LocalExecutor(catalogue_path=settings.config_file),
+            executor=executor or LocalExecutor(catalogue_path=settings.config_file),  # CACHES-TODO
+            fair_share_window=settings.fair_share_window,
         )
         app.state.qruntime = AppState(settings=settings, db=db, catalogue=backends, runtime=runtime)
         await runtime.start()
@@ -106,8 +108,9 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (auth.router, programs.router, backends.router, jobs.router):
+    for router in (auth.router, programs.router, backends.router, jobs.router, sessions.router):
         app.include_router(router)
+    app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_input_bytes + 1_000_000)
 
     @app.get("/health", tags=["server"])

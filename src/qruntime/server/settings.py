@@ -54,6 +54,16 @@ class Settings:
     access_token_ttl: int = 3600
     #: Whether the built-in programs (hello-world, circuit-runner, ...) are registered.
     builtin_programs: bool = True
+    #: Seconds an idle dedicated session keeps its backend after its last job ends.
+    interactive_ttl: int = 60
+    #: The longest max_time a session may have, and its default, in seconds.
+    max_session_ttl: int = 8 * 3600
+    #: How many jobs one user may have queued at once (more gets 429).
+    max_queued_jobs_per_user: int = 50_000
+    #: Seconds of past use that fair share looks at.
+    fair_share_window: int = 3600
+    #: Whether workers keep caches (pass managers, transpiled circuits, noisy simulators).
+    caches: bool = True
 
     @classmethod
     def load(cls, *, config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -67,6 +77,8 @@ class Settings:
             values["db_url"] = env["QRUNTIME_DB"]
         if env.get("QRUNTIME_ADMIN_TOKEN"):
             values["admin_token"] = env["QRUNTIME_ADMIN_TOKEN"]
+        if env.get("QRUNTIME_CACHES"):
+            values["caches"] = env["QRUNTIME_CACHES"].lower() not in ("0", "false", "no", "off")
         if config_file is None and env.get("QRUNTIME_CONFIG"):
             config_file = Path(env["QRUNTIME_CONFIG"])
         if config_file is not None:
@@ -85,6 +97,11 @@ _FILE_KEYS = {
     "max_execution_time_limit": "max_execution_time_limit",
     "access_token_ttl": "access_token_ttl",
     "builtin_programs": "builtin_programs",
+    "interactive_ttl": "interactive_ttl",
+    "max_session_ttl": "max_session_ttl",
+    "max_queued_jobs_per_user": "max_queued_jobs_per_user",
+    "fair_share_window": "fair_share_window",
+    "caches": "caches",
 }
 
 

@@ -13,7 +13,9 @@ import io
 import json
 import linecache
 import logging
+import math
 import os
+import resource
 import sys
 import traceback
 import types
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qruntime.encoding import RuntimeEncoder, loads
+from qruntime.programs import cache
 from qruntime.worker.backend import get_backend
 from qruntime.worker.messenger import UserMessenger
 from qruntime.worker.protocol import FrameSocket, Header
@@ -156,9 +159,16 @@ def run_job(
     payload: bytes | bytearray,
     *,
     catalogue_path: Path | None = None,
+    keep_transpiled: bool = False,
 ) -> None:
-    """Run one job described by a ``run`` frame and send its terminal frame."""
+    """Run one job described by a ``run`` frame and send its terminal frame.
+
+    The terminal frame carries ``cache``: the job's cache counters. A header with
+    ``caches: false`` empties every cache of the process first; ``keep_transpiled``
+    keeps the transpiled circuits of earlier jobs (only a session's own worker may).
+    """
     pid = os.getpid()
+    cache.begin_job(clear=header.get("caches") is False, keep_transpiled=keep_transpiled)
     try:
         reply, data = _execute(channel, header, payload, pid, catalogue_path)
     except _JobFailure as failure:
@@ -169,6 +179,9 @@ def run_job(
             "message": failure.message,
         }
         data = b""
+    # The program may have broken the counters (it shares the process): report none then.
+    with contextlib.suppress(Exception):
+        reply["cache"] = cache.end_job()
     for stream in (sys.stdout, sys.stderr):
         # The program may have closed or replaced it.
         with contextlib.suppress(Exception):
@@ -189,8 +202,15 @@ def run_one(channel: FrameSocket, *, catalogue_path: Path | None = None) -> None
 
 
 def serve_pool(channel: FrameSocket, *, catalogue_path: Path | None = None) -> None:
-    """The body of a pooled worker: run ``run`` frames one after another until EOF."""
+    """The body of a pooled or session worker: run ``run`` frames one after another until EOF.
+
+    Transpiled circuits are kept from one job to the next only while every job
+    names the same ``session_id``: a worker shared by several users forgets them.
+    A ``cpu_seconds`` in a run frame caps that job's CPU time (a session's
+    sandboxed worker outlives many jobs, so one rlimit cannot cap each of them).
+    """
     configure_output()
+    scope: str | None = None
     while True:
         frame = channel.recv()
         if frame is None:
@@ -198,5 +218,24 @@ def serve_pool(channel: FrameSocket, *, catalogue_path: Path | None = None) -> N
         header, payload, fds = frame
         for fd in fds:
             os.close(fd)
-        if header.get("op") == "run":
-            run_job(channel, header, payload, catalogue_path=catalogue_path)
+        if header.get("op") != "run":
+            continue
+        session_id = header.get("session_id")
+        keep = isinstance(session_id, str) and session_id == scope
+        scope = session_id if isinstance(session_id, str) else None
+        cpu_seconds = header.get("cpu_seconds")
+        if isinstance(cpu_seconds, int | float) and cpu_seconds > 0:
+            _limit_cpu(float(cpu_seconds))
+        run_job(channel, header, payload, catalogue_path=catalogue_path, keep_transpiled=keep)
+
+
+def _limit_cpu(seconds: float) -> None:
+    """Let this process use ``seconds`` more CPU time, then get ``SIGXCPU``."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+    _old_soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    # Should it fail, the job still has its wall-clock limit.
+    with contextlib.suppress(OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))

@@ -5,8 +5,10 @@ Started by the executor as ``python -m qruntime.worker.zygote --control-fd N
 need, builds the catalogue's simulators, and then serves the control socket:
 
 - ``spawn`` (with two descriptors: the process's socket and the write end of
-  its log pipe) forks a job child (``kind: job``: sandboxed, runs one job) or a
-  pool worker (``kind: pool``: runs built-in jobs one after another);
+  its log pipe) forks a job child (``kind: job``: sandboxed, runs one job), a
+  pool worker (``kind: pool``: runs built-in jobs one after another) or a
+  session worker (``kind: session``: runs one session's jobs one after another,
+  sandboxed when the header says so, with one uid for its whole life);
 - ``kill`` kills a process and everything it started;
 - ``shutdown`` (or the executor closing the socket) kills everything and exits.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import fcntl
 import gc
 import importlib
 import json
@@ -33,6 +36,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -46,6 +50,8 @@ from qruntime.worker.protocol import FrameSocket, Header
 __all__ = ["main"]
 
 PR_SET_CHILD_SUBREAPER = 36
+# Root-only: where zygotes claim job uids machine-wide (see Zygote._claim_slot).
+_SLOT_LOCK_DIR = Path("/run/qruntime-uids")
 
 # Modules programs commonly import: after the uid drop the interpreter's own files
 # (under a mode-700 home directory here) cannot be read, so import them now.
@@ -158,7 +164,8 @@ class Zygote:
         self.root = os.geteuid() == 0
         self.children: dict[int, _Child] = {}
         self.by_ref: dict[int, _Child] = {}
-        self.slots_in_use: set[int] = set()
+        # Slot -> the descriptor of its lock file (-1: no lock; see _claim_slot).
+        self.slots_in_use: dict[int, int] = {}
         self.jobs_dir = Path(tempfile.mkdtemp(prefix="qruntime-jobs-"))
         # Job uids must be able to enter their own directory inside it.
         os.chmod(self.jobs_dir, 0o711)
@@ -200,25 +207,36 @@ class Zygote:
         elif op == "kill":
             child = self.by_ref.get(int(header["ref"]))
             if child is not None:
-                self._kill(child)
+                self._kill(child, unreaped=True)
         elif op == "shutdown":
             return False
         for fd in fds:
             os.close(fd)
         return True
 
-    def _free_slot(self) -> int:
+    def _claim_slot(self) -> int:
+        """A uid slot no live child of any zygote on this machine holds.
+
+        Several servers (or test runs) may share a machine, and a zygote kills every
+        process of a uid when its job ends: without a machine-wide claim one
+        server's job would kill another's long-lived session worker. The claim is an
+        ``flock`` on a file per slot, which the kernel drops if this process dies.
+        """
         slot = 0
-        while slot in self.slots_in_use:
+        while True:
+            if slot not in self.slots_in_use:
+                fd = _lock_slot(slot)
+                if fd is not None:
+                    self.slots_in_use[slot] = fd
+                    return slot
             slot += 1
-        return slot
 
     def _spawn(self, header: Header, fds: list[int]) -> None:
         from qruntime.worker.sandbox import SandboxConfig, SandboxLimits
 
         ref = int(header["ref"])
         kind = str(header.get("kind", "job"))
-        sandboxed = bool(header.get("sandbox")) and kind == "job"
+        sandboxed = bool(header.get("sandbox")) and kind in ("job", "session")
         if len(fds) != 2:
             self.control.send({"op": "spawn_failed", "ref": ref, "message": "expected 2 fds"})
             return
@@ -229,9 +247,8 @@ class Zygote:
             limits = SandboxLimits(**header.get("limits", {}))
             workdir = self.jobs_dir / f"job-{ref}"
             if self.root:
-                slot = self._free_slot()
+                slot = self._claim_slot()
                 uid = self.uid_base + slot
-                self.slots_in_use.add(slot)
             config = SandboxConfig(workdir=workdir, limits=limits, uid=uid, gid=uid)
         pid = os.fork()
         if pid == 0:
@@ -266,7 +283,7 @@ class Zygote:
                 close_fds_except([sock_fd])
                 libc = ctypes.CDLL(None, use_errno=True)
                 libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-            if kind == "pool":
+            if kind in ("pool", "session"):
                 serve_pool(channel, catalogue_path=self.catalogue_path)
             else:
                 run_one(channel, catalogue_path=self.catalogue_path)
@@ -281,7 +298,16 @@ class Zygote:
         finally:
             os._exit(code)
 
-    def _kill(self, child: _Child) -> None:
+    def _kill(self, child: _Child, *, unreaped: bool = False) -> None:
+        """Kill ``child``'s process group (and uid); ``unreaped``: the process itself too.
+
+        Right after the fork the process may not have made its own group yet, and
+        then killpg finds nothing: an unreaped child is killed by pid as well (a
+        reaped one's pid may already belong to someone else).
+        """
+        if unreaped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)
         if child.uid is not None:
@@ -316,11 +342,13 @@ class Zygote:
         if child.workdir is not None:
             shutil.rmtree(child.workdir, ignore_errors=True)
         if child.slot is not None:
-            self.slots_in_use.discard(child.slot)
+            fd = self.slots_in_use.pop(child.slot, -1)
+            if fd >= 0:
+                os.close(fd)  # releases the claim
 
     def _kill_all(self) -> None:
         for child in list(self.children.values()):
-            self._kill(child)
+            self._kill(child, unreaped=True)
         deadline = time.monotonic() + 5.0
         while self.children and time.monotonic() < deadline:
             try:
@@ -334,6 +362,35 @@ class Zygote:
             if gone is not None:
                 self._cleanup(gone)
         shutil.rmtree(self.jobs_dir, ignore_errors=True)
+
+
+def _lock_slot(slot: int) -> int | None:
+    """An open descriptor holding ``slot``'s lock; None: another zygote holds it.
+
+    -1 when the lock directory cannot be trusted: then this zygote alone decides,
+    as if it were the only one on the machine.
+    """
+    try:
+        os.makedirs(_SLOT_LOCK_DIR, mode=0o700, exist_ok=True)
+        info = os.lstat(_SLOT_LOCK_DIR)
+    except OSError:
+        return -1
+    # Sandboxed jobs must not be able to plant or hold these locks.
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        return -1
+    try:
+        fd = os.open(_SLOT_LOCK_DIR / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["ErrorReason", "EventKind", "Executor", "JobSpec", "WorkerEvent"]
 
@@ -26,6 +26,8 @@ class JobSpec:
     ``builtin`` is a module name in ``qruntime.programs`` (e.g. ``"hello_world"``);
     ``max_execution_time`` is in seconds of wall clock; ``log_level`` is a
     ``logging`` level name below which the program's records are dropped.
+    ``session_id`` set: the job belongs to a dedicated session and runs in that
+    session's own long-lived worker, which keeps its caches from job to job.
     """
 
     job_id: str
@@ -45,6 +47,10 @@ class WorkerEvent:
 
     ``data``: the encoded JSON text for ``interim`` and ``result``, a chunk of
     log text for ``log``. ``reason`` and ``message`` only for ``error``.
+    ``metrics``: only on a terminal event, when the worker reported them:
+    ``{"cache": {"transpile_hits", "transpile_misses", "simulator_builds",
+    "pass_manager_builds"}, "worker": "session" | "pool" | "sandbox"}``, counted
+    for this job alone. None when the process died before it could report.
     """
 
     job_id: str
@@ -52,6 +58,7 @@ class WorkerEvent:
     data: str | None = None
     reason: ErrorReason | None = None
     message: str | None = None
+    metrics: dict[str, Any] | None = None
 
 
 class Executor(ABC):
@@ -86,3 +93,12 @@ class Executor(ABC):
     @abstractmethod
     async def cancel(self, job_id: str) -> bool:
         """Kill a job; it ends with error reason ``cancelled``. False if not running here."""
+
+    @abstractmethod
+    async def end_session(self, session_id: str) -> None:
+        """Stop the session's worker and free what it cached; returns when it is gone.
+
+        Meant for a session with no running job; a job still queued or running in
+        its worker ends with error reason ``cancelled``. A later job of the same
+        session id starts a fresh worker.
+        """

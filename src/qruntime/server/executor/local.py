@@ -3,8 +3,12 @@
 Uploaded programs run in a child forked from the warm zygote per job, in the
 sandbox (``qruntime.worker.sandbox``). Built-in programs run in pooled
 workers (also forked from the zygote, then kept), which keep their caches
-from job to job. Everything that simulates runs in those processes, never in
-the server's: Aer holds the GIL while it simulates.
+from job to job. A dedicated session's jobs run one at a time in a worker of
+the session's own, kept until ``end_session`` (or until one of its jobs is
+killed): trusted for built-in programs, sandboxed for uploaded ones; it keeps
+the session's transpiled circuits, pass managers and simulators. Everything
+that simulates runs in those processes, never in the server's: Aer holds the
+GIL while it simulates.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ __all__ = ["LocalExecutor"]
 logger = logging.getLogger(__name__)
 
 _REASONS = ("failed", "ran_too_long", "cancelled", "crashed", "limit_exceeded")
+_CACHE_COUNTERS = ("transpile_hits", "transpile_misses", "simulator_builds", "pass_manager_builds")
+# What the metrics call each kind of process.
+_ROLES = {"pool": "pool", "session": "session", "job": "sandbox"}
+# A sandboxed session worker runs many jobs: its rlimit is only a backstop, each job
+# gets its own CPU budget inside it (see qruntime.worker.runner.serve_pool).
+_SESSION_CPU_SECONDS = 7 * 24 * 3600
 Kill = tuple[ErrorReason, str]
 
 
@@ -51,6 +61,7 @@ class _Run:
     spec: JobSpec
     on_event: Callable[[WorkerEvent], None]
     proc: _Proc | None = None
+    session: _SessionWorker | None = None
     started: bool = False
     done: bool = False
     kill: Kill | None = None
@@ -73,6 +84,22 @@ class _Proc:
     exit_status: tuple[int | None, int | None] | None = None
     reader_done: bool = False
     gone: bool = False
+    session: _SessionWorker | None = None
+    jobs: int = 0  # how many jobs were sent to it
+    gone_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class _SessionWorker:
+    """A session's own worker process and the jobs waiting for it, one at a time."""
+
+    session_id: str
+    sandboxed: bool
+    proc: _Proc | None = None
+    busy: _Run | None = None
+    starting: bool = False
+    ended: bool = False
+    queue: deque[_Run] = field(default_factory=deque)
 
 
 class LocalExecutor(Executor):
@@ -82,7 +109,8 @@ class LocalExecutor(Executor):
     zygote's own size; ``process_limit`` counts its threads too. ``env`` adds
     variables to the zygote's environment (e.g. ``PYTHONPATH`` for test
     programs). ``uploads_in_pool`` runs uploaded programs in the pool as well,
-    unsandboxed: for tests only.
+    unsandboxed: for tests only. ``caches=False`` starts every job with every
+    cache of its worker empty, so a benchmark can measure what they save.
     """
 
     def __init__(
@@ -97,6 +125,7 @@ class LocalExecutor(Executor):
         uploads_in_pool: bool = False,
         env: Mapping[str, str] | None = None,
         start_timeout: float = 120.0,
+        caches: bool = True,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -109,6 +138,7 @@ class LocalExecutor(Executor):
         self.uploads_in_pool = uploads_in_pool
         self.env = dict(env or {})
         self.start_timeout = start_timeout
+        self.caches = caches
         self.zygote_info: Header = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
@@ -121,6 +151,7 @@ class LocalExecutor(Executor):
         self._queue: deque[_Run] = deque()
         self._idle: deque[_Proc] = deque()
         self._pool: set[_Proc] = set()
+        self._sessions: dict[tuple[str, bool], _SessionWorker] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
@@ -153,6 +184,7 @@ class LocalExecutor(Executor):
                 zygote.wait()
         for proc in list(self._procs.values()):
             self._proc_gone(proc)
+        self._sessions.clear()
         self._close_control()
 
     async def _start_zygote(self) -> None:
@@ -199,6 +231,8 @@ class LocalExecutor(Executor):
         if self._stopping or self._control is None:
             message = "the executor is not running"
             loop.call_soon(self._finish, run, "error", None, "crashed", message)
+        elif spec.session_id is not None:
+            self._submit_session(run, spec.session_id)
         elif spec.source is None or self.uploads_in_pool:
             self._queue.append(run)
             self._dispatch()
@@ -214,18 +248,43 @@ class LocalExecutor(Executor):
             await asyncio.wait_for(run.finished.wait(), 10.0)
         return True
 
+    async def end_session(self, session_id: str) -> None:
+        ended = [w for key, w in self._sessions.items() if key[0] == session_id]
+        procs: list[_Proc] = []
+        for worker in ended:
+            worker.ended = True
+            del self._sessions[(worker.session_id, worker.sandboxed)]
+            for run in list(worker.queue):
+                self._finish(run, "error", reason="cancelled", message="the session ended")
+            worker.queue.clear()
+            if worker.busy is not None:
+                self._kill_run(worker.busy, ("cancelled", "the session ended"))
+            if worker.proc is not None:
+                procs.append(worker.proc)
+                self._send_kill(worker.proc)
+        for proc in procs:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.gone_event.wait(), 10.0)
+
     # ---- starting processes and jobs ---------------------------------------------------
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _spawn(self, kind: str, *, sandbox: bool, limits: Mapping[str, int]) -> _Proc:
+    async def _spawn(
+        self,
+        kind: str,
+        *,
+        sandbox: bool,
+        limits: Mapping[str, int],
+        session: _SessionWorker | None = None,
+    ) -> _Proc:
         if self._control is None:
             raise QRuntimeError("the worker zygote is not running")
         ours, theirs = socket.socketpair()
         log_read, log_write = os.pipe()
-        proc = _Proc(ref=next(self._refs), kind=kind, log_fd=log_read)
+        proc = _Proc(ref=next(self._refs), kind=kind, log_fd=log_read, session=session)
         header = {"op": "spawn", "ref": proc.ref, "kind": kind, "sandbox": sandbox}
         try:
             self._control.send({**header, "limits": dict(limits)}, fds=[theirs.fileno(), log_write])
@@ -260,6 +319,15 @@ class LocalExecutor(Executor):
             "source": spec.source,
             "builtin": spec.builtin,
             "log_level": spec.log_level,
+            "session_id": spec.session_id,
+            "caches": self.caches,
+        }
+
+    def _job_limits(self, spec: JobSpec) -> dict[str, int]:
+        return {
+            "memory_bytes": self.memory_limit_bytes,
+            "cpu_seconds": math.ceil(spec.max_execution_time * (os.cpu_count() or 1)) + 10,
+            "processes": self.process_limit,
         }
 
     def _start_timer(self, run: _Run) -> None:
@@ -269,14 +337,8 @@ class LocalExecutor(Executor):
 
     async def _run_child(self, run: _Run) -> None:
         self._start_timer(run)
-        cpu = math.ceil(run.spec.max_execution_time * (os.cpu_count() or 1)) + 10
-        limits = {
-            "memory_bytes": self.memory_limit_bytes,
-            "cpu_seconds": cpu,
-            "processes": self.process_limit,
-        }
         try:
-            proc = await self._spawn("job", sandbox=self.sandbox, limits=limits)
+            proc = await self._spawn("job", sandbox=self.sandbox, limits=self._job_limits(run.spec))
         except (OSError, QRuntimeError) as exc:
             self._finish(run, "error", reason="crashed", message=f"could not start the job: {exc}")
             return
@@ -298,12 +360,88 @@ class LocalExecutor(Executor):
             if proc.gone or proc.writer is None:
                 continue
             run = self._queue.popleft()
-            proc.run, run.proc = run, proc
-            proc.writer.writelines(
-                encode_frame(self._job_header(run.spec), run.spec.inputs.encode())
+            self._send_run(proc, run, self._job_header(run.spec))
+
+    def _send_run(self, proc: _Proc, run: _Run, header: Header) -> None:
+        """Hand ``run`` to the idle worker ``proc``; its clock starts now."""
+        assert proc.writer is not None
+        proc.run, run.proc = run, proc
+        proc.jobs += 1
+        proc.writer.writelines(encode_frame(header, run.spec.inputs.encode()))
+        self._ensure_running(run)
+        self._start_timer(run)
+
+    # ---- session workers -------------------------------------------------------------
+
+    def _submit_session(self, run: _Run, session_id: str) -> None:
+        uploaded = run.spec.source is not None
+        sandboxed = uploaded and self.sandbox and not self.uploads_in_pool
+        key = (session_id, sandboxed)
+        worker = self._sessions.get(key)
+        if worker is None:
+            worker = self._sessions[key] = _SessionWorker(session_id, sandboxed)
+        run.session = worker
+        worker.queue.append(run)
+        self._dispatch_session(worker)
+
+    def _dispatch_session(self, worker: _SessionWorker) -> None:
+        if worker.ended or worker.busy is not None or not worker.queue:
+            return
+        proc = worker.proc
+        if proc is None or proc.gone or proc.writer is None:
+            if not worker.starting and not self._stopping:
+                worker.starting = True
+                self._track(asyncio.get_running_loop().create_task(self._start_session(worker)))
+            return
+        run = worker.queue.popleft()
+        worker.busy = run
+        header = self._job_header(run.spec)
+        if worker.sandboxed:
+            header["cpu_seconds"] = self._job_limits(run.spec)["cpu_seconds"]
+        self._send_run(proc, run, header)
+
+    async def _start_session(self, worker: _SessionWorker) -> None:
+        limits: dict[str, int] = {}
+        if worker.sandboxed:
+            limits = {
+                "memory_bytes": self.memory_limit_bytes,
+                "cpu_seconds": _SESSION_CPU_SECONDS,
+                "processes": self.process_limit,
+            }
+        try:
+            proc = await self._spawn(
+                "session", sandbox=worker.sandboxed, limits=limits, session=worker
             )
-            self._ensure_running(run)
-            self._start_timer(run)
+        except (OSError, QRuntimeError) as exc:
+            worker.starting = False
+            self._fail_session_queue(worker, f"could not start the session's worker: {exc}")
+            return
+        worker.starting = False
+        if worker.ended:
+            self._send_kill(proc)
+            return
+        worker.proc = proc
+        if not proc.gone:
+            self._dispatch_session(worker)
+
+    def _fail_session_queue(self, worker: _SessionWorker, message: str) -> None:
+        for run in list(worker.queue):
+            self._finish(run, "error", reason="crashed", message=message)
+        worker.queue.clear()
+
+    def _session_proc_gone(self, proc: _Proc, worker: _SessionWorker) -> None:
+        """A session's worker ended: the next job gets a fresh one."""
+        if worker.proc is proc:
+            worker.proc = None
+        if worker.busy is proc.run:
+            worker.busy = None
+        if worker.ended or self._stopping or self._control is None:
+            return
+        if proc.jobs == 0:  # it died before its first job: a new one would too
+            _reason, message = _describe_exit(proc.exit_status)
+            self._fail_session_queue(worker, f"the session's worker did not start: {message}")
+            return
+        self._dispatch_session(worker)
 
     # ---- what comes back -------------------------------------------------------------
 
@@ -341,6 +479,8 @@ class LocalExecutor(Executor):
         for run in list(self._queue):
             self._finish(run, "error", reason="crashed", message="the worker zygote died")
         self._queue.clear()
+        for worker in self._sessions.values():
+            self._fail_session_queue(worker, "the worker zygote died")
         self._track(asyncio.get_running_loop().create_task(self.start()))
 
     async def _read_proc(self, proc: _Proc, reader: asyncio.StreamReader) -> None:
@@ -364,11 +504,19 @@ class LocalExecutor(Executor):
                         data=payload.decode() if kind == "result" else None,
                         reason=reason if reason in _REASONS else "failed",
                         message=str(header.get("message", "")),
+                        metrics=_metrics(proc, header.get("cache")),
                     )
-                    if proc.kind == "pool" and not proc.gone:
+                    if proc.gone:
+                        continue
+                    if proc.kind == "pool":
                         proc.run = None
                         self._idle.append(proc)
                         self._dispatch()
+                    elif proc.session is not None:
+                        proc.run = None
+                        if proc.session.busy is run:
+                            proc.session.busy = None
+                        self._dispatch_session(proc.session)
         except (ProtocolError, UnicodeDecodeError) as exc:
             if proc.run is not None:
                 self._kill_run(proc.run, ("crashed", f"the worker sent a malformed message: {exc}"))
@@ -410,6 +558,9 @@ class LocalExecutor(Executor):
             self._pool.discard(proc)
             if not self._stopping and self._control is not None:
                 self._track(asyncio.get_running_loop().create_task(self._add_pool_worker()))
+        elif proc.session is not None:
+            self._session_proc_gone(proc, proc.session)
+        proc.gone_event.set()
 
     def _on_log(self, proc: _Proc) -> None:
         try:
@@ -464,6 +615,8 @@ class LocalExecutor(Executor):
         if run.proc is None:  # still queued, or its process is still starting
             if run in self._queue:
                 self._queue.remove(run)
+            if run.session is not None and run in run.session.queue:
+                run.session.queue.remove(run)
             self._finish(run, "error", reason=run.kill[0], message=run.kill[1])
         else:
             self._send_kill(run.proc)
@@ -490,6 +643,7 @@ class LocalExecutor(Executor):
         data: str | None = None,
         reason: str | None = None,
         message: str | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         if run.done:
             return
@@ -505,12 +659,25 @@ class LocalExecutor(Executor):
             run.timer.cancel()
         self._runs.pop(run.spec.job_id, None)
         self._ensure_running(run)
+        job_id = run.spec.job_id
         if kind == "result":
-            self._call(run, WorkerEvent(run.spec.job_id, "result", data=data))
+            self._call(run, WorkerEvent(job_id, "result", data=data, metrics=metrics))
         else:
             error = cast(ErrorReason, reason if reason in _REASONS else "failed")
-            self._call(run, WorkerEvent(run.spec.job_id, "error", reason=error, message=message))
+            event = WorkerEvent(job_id, "error", reason=error, message=message, metrics=metrics)
+            self._call(run, event)
         run.finished.set()
+
+
+def _metrics(proc: _Proc, cache: Any) -> dict[str, Any] | None:
+    """The terminal event's metrics from a worker's report; a sandboxed one may send anything."""
+    if not isinstance(cache, dict):
+        return None
+    counters = {}
+    for name in _CACHE_COUNTERS:
+        value = cache.get(name, 0)
+        counters[name] = value if type(value) is int and value >= 0 else 0
+    return {"cache": counters, "worker": _ROLES.get(proc.kind, proc.kind)}
 
 
 def _describe_exit(status: tuple[int | None, int | None] | None) -> Kill:

@@ -1,82 +1,99 @@
-"""The job runtime: dispatches queued jobs to the executor and records what they report.
+"""The job runtime: dispatches queued jobs by the policy and keeps sessions' clocks.
 
-It lives on the server's event loop. Routes (in worker threads) tell it about new
-jobs with `notify` and cancel running ones with `cancel_running`; it is woken by
-those events, never by a timer. Every state change is written to the store by a
-single writer thread (so interim results and the final result keep their order),
-then published to the hub for streams and waiters.
+It lives on the server's event loop. Routes (in worker threads) tell it about new jobs
+(`notify`), changed sessions (`refresh_session`) and running jobs to kill
+(`cancel_running`); it is woken by those events and by timers set for the moments a
+session's interactive timeout or max_time runs out, never by polling. What workers
+report goes through the `Recorder`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 from qruntime.backends import Catalogue
-from qruntime.schemas.jobs import RAN_TOO_LONG, JobState, sources_of
+from qruntime.schemas.jobs import JobState, sources_of
 from qruntime.server.executor.base import Executor, JobSpec, WorkerEvent
-from qruntime.server.scheduler import policy
 from qruntime.server.scheduler.hub import JobHub
+from qruntime.server.scheduler.policy import QueuedJob, Scheduler, SessionInfo
+from qruntime.server.scheduler.recorder import Recorder
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import programs as program_store
+from qruntime.server.store import sessions as session_store
 from qruntime.server.store.database import Database
-from qruntime.server.store.tables import Job, Program, utcnow
+from qruntime.server.store.tables import Job, Program, RuntimeSession, utcnow
 
 __all__ = ["JobRuntime"]
 
 logger = logging.getLogger("qruntime.scheduler")
 
-#: Reasons an executor gives for a job's end -> (state, reason shown to users).
-_ERROR_STATES: dict[str, JobState] = {
-    "cancelled": JobState.CANCELLED,
-    "ran_too_long": JobState.CANCELLED,
-}
+MAX_TIME_REASON = "the session's max_time expired"
+
+
+def _epoch(value: Any) -> float | None:
+    return value.timestamp() if value is not None else None
 
 
 class JobRuntime:
-    """Owns dispatching and recording; one per server process."""
+    """Owns dispatching, session clocks and recording; one per server process."""
 
-    def __init__(self, *, db: Database, catalogue: Catalogue, executor: Executor) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        catalogue: Catalogue,
+        executor: Executor,
+        fair_share_window: float = 3600.0,
+    ) -> None:
         self.db = db
         self.catalogue = catalogue
         self.executor = executor
         self.hub = JobHub()
+        self.recorder = Recorder(db=db, hub=self.hub)
+        self.scheduler = Scheduler(usage_window=fair_share_window)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qrt-writer")
         self._running: defaultdict[str, set[str]] = defaultdict(set)
-        self._queue = policy.QueueIndex()
-        self._interim_seq: dict[str, int] = {}
+        self._job_session: dict[str, str] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._recover)
+        queued, sessions = await asyncio.to_thread(self._recover)
+        for row in sessions:
+            self._adopt_session(row)
+        for job in queued:
+            self.scheduler.push(job)
         await self.executor.start()
         self._task = asyncio.create_task(self._dispatch_forever(), name="qrt-dispatcher")
         self._wakeup.set()
 
     async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.executor.stop()
-        self._writer.shutdown(wait=True)
+        self.recorder.close()
 
-    def _recover(self) -> None:
+    def _recover(self) -> tuple[list[QueuedJob], list[RuntimeSession]]:
         """After a crash: re-queue jobs that were running, unless they already published.
 
         A job that published interim results was seen half-way by its user; running it
         again would repeat what they saw, so it fails with the reason "server restarted".
         """
+        queued: list[QueuedJob] = []
         with self.db.session() as db:
             for job in job_store.running_jobs(db):
                 if job_store.count_interim_results(db, job_id=job.id):
@@ -102,25 +119,25 @@ class JobRuntime:
                         finished_at=utcnow(),
                     )
                     continue
-                self._queue.push(
-                    policy.QueuedJob(
-                        job_id=job.id, seq=job.seq, backend=job.backend, owner_id=job.owner_id
-                    )
-                )
+                queued.append(_queued(job))
+            sessions = session_store.live_sessions(db)
+        return queued, sessions
 
     # -- thread-safe entry points for routes ---------------------------------------------
 
     def notify(self, job: Job) -> None:
         """A job was queued (and committed): index it and wake the dispatcher (any thread)."""
-        queued = policy.QueuedJob(
-            job_id=job.id, seq=job.seq, backend=job.backend, owner_id=job.owner_id
-        )
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._enqueue, queued)
+            self._loop.call_soon_threadsafe(self._enqueue, _queued(job))
 
-    def _enqueue(self, job: policy.QueuedJob) -> None:
-        self._queue.push(job)
-        self._wakeup.set()
+    def queued_by(self, owner_id: str) -> int:
+        """How many jobs a user has queued now (any thread)."""
+        return self.scheduler.queued_by(owner_id)
+
+    def refresh_session(self, session_id: str) -> None:
+        """A session was created, closed or cancelled in the store: catch up (any thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self._refresh_session(session_id))
 
     def cancel_running(self, job_id: str, *, timeout: float = 30.0) -> bool:
         """Kill a running job (from a route's thread); True if it was running here."""
@@ -129,7 +146,136 @@ class JobRuntime:
         future = asyncio.run_coroutine_threadsafe(self.executor.cancel(job_id), self._loop)
         return future.result(timeout)
 
+    # -- sessions -------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _adopt_session(self, row: RuntimeSession) -> SessionInfo:
+        info = self.scheduler.sessions.get(row.id)
+        if info is None:
+            info = SessionInfo(
+                session_id=row.id,
+                owner_id=row.owner_id,
+                backend=row.backend,
+                mode=row.mode,
+                state=row.state,
+                interactive_ttl=float(row.interactive_ttl),
+                last_job_ended_at=_epoch(row.last_job_ended_at),
+            )
+            self.scheduler.sessions[row.id] = info
+        info.accepting_jobs = row.accepting_jobs
+        if row.activated_at is not None:
+            self._arm(row.id, "expire", row.activated_at.timestamp() + row.max_ttl)
+        if info.state == "active" and info.last_job_ended_at is not None:
+            self._arm(row.id, "idle", info.last_job_ended_at + info.interactive_ttl)
+        return info
+
+    async def _refresh_session(self, session_id: str) -> None:
+        row, queued = await asyncio.to_thread(self._read_session, session_id)
+        if row is None:
+            return
+        info = self._adopt_session(row)
+        if not row.accepting_jobs and queued == 0:
+            # Cancelled: its queued jobs are gone from the store (no new ones can come).
+            self.scheduler.drop_session_jobs(session_id)
+        await self._settle_session(info)
+        self._wakeup.set()
+
+    def _read_session(self, session_id: str) -> tuple[RuntimeSession | None, int]:
+        with self.db.session() as db:
+            row = session_store.get_session(db, session_id=session_id)
+            if row is None:
+                return None, 0
+            return row, session_store.count_queued(db, session_id=session_id)
+
+    async def _settle_session(self, info: SessionInfo) -> None:
+        """Close a session that accepts no jobs once it has none left; free its worker."""
+        if info.accepting_jobs or info.running or self.scheduler.queued_in_session(info.session_id):
+            return
+        self.scheduler.sessions.pop(info.session_id, None)
+        for kind in ("idle", "expire"):
+            timer = self._timers.pop((info.session_id, kind), None)
+            if timer is not None:
+                timer.cancel()
+        await self.recorder.run(lambda: self._write_closed(info.session_id))
+        end_session = getattr(self.executor, "end_session", None)
+        if end_session is not None:
+            await end_session(info.session_id)
+
+    def _write_closed(self, session_id: str) -> None:
+        with self.db.session() as db:
+            row = session_store.get_session(db, session_id=session_id)
+            if row is not None and row.state != "closed":
+                session_store.update_session(
+                    db, session_id=session_id, state="closed", closed_at=utcnow()
+                )
+
+    def _arm(self, session_id: str, kind: str, at: float) -> None:
+        """Wake up at epoch time ``at`` for a session's ``idle`` or ``expire`` moment."""
+        assert self._loop is not None
+        old = self._timers.pop((session_id, kind), None)
+        if old is not None:
+            old.cancel()
+        delay = max(at - time.time(), 0.0)
+        callback = self._on_idle if kind == "idle" else self._on_expire
+        self._timers[(session_id, kind)] = self._loop.call_later(delay, callback, session_id)
+
+    def _on_idle(self, session_id: str) -> None:
+        self._timers.pop((session_id, "idle"), None)
+        info = self.scheduler.sessions.get(session_id)
+        if info is None or info.state != "active":
+            return
+        lapses = self.scheduler.hold_expires_at(info)
+        if lapses is None:
+            return  # busy again: the end of its next job sets a new timer
+        if lapses > time.time():  # the loop's clock fired a little early
+            self._arm(session_id, "idle", lapses)
+            return
+        info.state = "inactive"
+        self.recorder.run(lambda: self._write_state(session_id, "inactive"))
+        self._wakeup.set()
+
+    def _write_state(self, session_id: str, state: str) -> None:
+        with self.db.session() as db:
+            session_store.update_session(db, session_id=session_id, state=state)
+
+    def _on_expire(self, session_id: str) -> None:
+        self._timers.pop((session_id, "expire"), None)
+        info = self.scheduler.sessions.get(session_id)
+        if info is None:
+            return
+        info.accepting_jobs = False
+        self.scheduler.drop_session_jobs(session_id)
+        self._spawn(self._expire(info))
+
+    async def _expire(self, info: SessionInfo) -> None:
+        def write() -> None:
+            now = utcnow()
+            with self.db.session() as db:
+                session_store.cancel_queued_jobs(
+                    db, session_id=info.session_id, reason=MAX_TIME_REASON, now=now
+                )
+                session_store.update_session(
+                    db,
+                    session_id=info.session_id,
+                    accepting_jobs=False,
+                    state="closed",
+                    reason=MAX_TIME_REASON,
+                    closed_at=now,
+                )
+
+        await self.recorder.run(write)
+        await self._settle_session(info)
+        self._wakeup.set()
+
     # -- dispatching ----------------------------------------------------------------------
+
+    def _enqueue(self, job: QueuedJob) -> None:
+        self.scheduler.push(job)
+        self._wakeup.set()
 
     async def _dispatch_forever(self) -> None:
         while True:
@@ -142,29 +288,44 @@ class JobRuntime:
 
     async def _dispatch_once(self) -> None:
         while True:
-            free = {}
-            for name in self._queue.backends():
-                lanes = self.catalogue.get(name).spec.lanes - len(self._running[name])
-                if lanes > 0:
-                    free[name] = lanes
-            chosen = self._queue.pop_next(free)
+            now = time.time()
+            chosen: list[QueuedJob] = []
+            for backend in self.scheduler.backends():
+                free = self.catalogue.get(backend).spec.lanes - len(self._running[backend])
+                if free > 0:
+                    chosen.extend(self.scheduler.pick(backend, free, now=now))
             if not chosen:
                 return
             # Reserve the lanes now: the claim runs in a thread while events may arrive.
             for job in chosen:
                 self._running[job.backend].add(job.job_id)
-            specs = await asyncio.to_thread(self._claim, chosen)
+                self.scheduler.usage.started(
+                    job.job_id, backend=job.backend, owner_id=job.owner_id, at=now
+                )
+                if job.session_id is not None:
+                    self._job_session[job.job_id] = job.session_id
+            specs, activated = await asyncio.to_thread(self._claim, chosen)
             claimed = {spec.job_id for spec in specs}
             for job in chosen:
                 if job.job_id not in claimed:  # cancelled or failed while it waited
-                    self._running[job.backend].discard(job.job_id)
+                    self._release(job.job_id, ended=False)
+            for session_id, at in activated.items():
+                row_info = self.scheduler.sessions.get(session_id)
+                if row_info is not None and at is not None:
+                    self._arm(session_id, "expire", at)
             for spec in specs:
-                self._interim_seq[spec.job_id] = 0
+                self.recorder.started(spec.job_id)
                 self.executor.submit(spec, self._on_event)
 
-    def _claim(self, chosen: list[policy.QueuedJob]) -> list[JobSpec]:
-        """Mark the chosen jobs Running in the store (each only if still Queued)."""
-        specs = []
+    def _claim(self, chosen: list[QueuedJob]) -> tuple[list[JobSpec], dict[str, float | None]]:
+        """Mark the chosen jobs Running in the store (each only if still Queued).
+
+        Returns their specs, and for each session that ran a job, when its max_time
+        clock started (it starts with the session's first running job).
+        """
+        specs: list[JobSpec] = []
+        activated: dict[str, float | None] = {}
+        now = utcnow()
         with self.db.session() as db:
             for choice in chosen:
                 claimed = job_store.update_job(
@@ -172,7 +333,7 @@ class JobRuntime:
                     job_id=choice.job_id,
                     where_status=sources_of(JobState.RUNNING),
                     status=JobState.RUNNING.value,
-                    running_at=utcnow(),
+                    running_at=now,
                 )
                 if not claimed:
                     continue
@@ -188,11 +349,25 @@ class JobRuntime:
                         finished_at=utcnow(),
                     )
                     continue
-                specs.append(self._spec_for(job, found[0]))
-        return specs
+                dedicated = False
+                if job.session_id is not None:
+                    session = session_store.get_session(db, session_id=job.session_id)
+                    if session is not None:
+                        dedicated = session.mode == "dedicated"
+                        values: dict[str, Any] = {"last_job_started_at": now}
+                        if session.state != "closed":
+                            values["state"] = "active"
+                        if session.activated_at is None:
+                            values["activated_at"] = now
+                        session_store.update_session(db, session_id=session.id, **values)
+                        activated[session.id] = (session.activated_at or now).timestamp() + (
+                            session.max_ttl
+                        )
+                specs.append(self._spec_for(job, found[0], dedicated=dedicated))
+        return specs, activated
 
     @staticmethod
-    def _spec_for(job: Job, program: Program) -> JobSpec:
+    def _spec_for(job: Job, program: Program, *, dedicated: bool) -> JobSpec:
         return JobSpec(
             job_id=job.id,
             program_id=job.program_id,
@@ -202,88 +377,44 @@ class JobRuntime:
             builtin=program.builtin,
             max_execution_time=float(job.max_execution_time),
             log_level=job.log_level or "WARNING",
-            session_id=job.session_id,
+            # Only a dedicated session's jobs share a worker; a batch's run side by side.
+            session_id=job.session_id if dedicated else None,
         )
 
-    # -- recording ------------------------------------------------------------------------
+    # -- what workers report --------------------------------------------------------------
 
     def _on_event(self, event: WorkerEvent) -> None:
-        """Executor callback, on the loop: store the event in order, then publish it."""
-        message: dict[str, Any]
-        write: Callable[[], None] | None = None
-        if event.kind == "running":
-            message = {"type": "state", "status": JobState.RUNNING.value, "final": False}
-        elif event.kind == "interim":
-            seq = self._interim_seq.get(event.job_id, 0)
-            self._interim_seq[event.job_id] = seq + 1
-            data = event.data or "null"
-            message = {"type": "interim", "seq": seq, "data": data}
-            write = lambda: self._write_interim(event.job_id, seq, data)  # noqa: E731
-        elif event.kind == "log":
-            message = {"type": "log", "data": event.data or ""}
-            write = lambda: self._write_log(event.job_id, event.data or "")  # noqa: E731
-        else:
-            state, reason = self._final_state(event)
-            message = {"type": "state", "status": state.value, "reason": reason, "final": True}
-            if state is JobState.COMPLETED:
-                message["result"] = event.data or "null"
-            write = lambda: self._write_final(event, state, reason)  # noqa: E731
-            self._finish(event.job_id)
-        if write is None:
-            self.hub.publish(event.job_id, message)
-            return
-        assert self._loop is not None
-        future = self._loop.run_in_executor(self._writer, write)
-        future.add_done_callback(lambda f: self._published(f, event.job_id, message))
+        """Executor callback, on the loop."""
+        session_id = self._job_session.get(event.job_id)
+        self.recorder.record(event, session_id=session_id)
+        if event.kind in ("result", "error"):
+            self._release(event.job_id, ended=True)
 
-    def _published(
-        self, future: asyncio.Future[None], job_id: str, message: dict[str, Any]
-    ) -> None:
-        if future.exception() is not None:
-            logger.error(
-                "could not record %s of job %s",
-                message["type"],
-                job_id,
-                exc_info=future.exception(),
-            )
-        self.hub.publish(job_id, message)
-
-    def _finish(self, job_id: str) -> None:
+    def _release(self, job_id: str, *, ended: bool) -> None:
+        """A job no longer holds its lane: it ended, or its claim failed."""
+        now = time.time()
         for running in self._running.values():
             running.discard(job_id)
-        self._interim_seq.pop(job_id, None)
+        if ended:
+            self.scheduler.usage.ended(job_id, at=now)
+        else:
+            self.scheduler.usage.forget(job_id)
+        session_id = self._job_session.pop(job_id, None)
+        info = self.scheduler.sessions.get(session_id) if session_id else None
+        if info is not None:
+            info.running = max(info.running - 1, 0)
+            if ended:
+                info.last_job_ended_at = now
+                self._arm(info.session_id, "idle", now + info.interactive_ttl)
+            self._spawn(self._settle_session(info))
         self._wakeup.set()
 
-    @staticmethod
-    def _final_state(event: WorkerEvent) -> tuple[JobState, str | None]:
-        if event.kind == "result":
-            return JobState.COMPLETED, None
-        if event.reason == "ran_too_long":
-            return JobState.CANCELLED, RAN_TOO_LONG
-        if event.reason == "cancelled":
-            return JobState.CANCELLED, event.message or "cancelled by the user"
-        return _ERROR_STATES.get(event.reason or "", JobState.FAILED), event.message
 
-    def _write_interim(self, job_id: str, seq: int, data: str) -> None:
-        with self.db.session() as db:
-            job_store.add_interim_result(db, job_id=job_id, seq=seq, data=data)
-
-    def _write_log(self, job_id: str, text: str) -> None:
-        with self.db.session() as db:
-            job_store.append_log(db, job_id=job_id, text=text)
-
-    def _write_final(self, event: WorkerEvent, state: JobState, reason: str | None) -> None:
-        now = utcnow()
-        with self.db.session() as db:
-            job = job_store.get_job(db, job_id=event.job_id)
-            usage = (now - job.running_at).total_seconds() if job and job.running_at else None
-            job_store.update_job(
-                db,
-                job_id=event.job_id,
-                where_status=sources_of(state),
-                status=state.value,
-                reason=reason,
-                result=event.data if state is JobState.COMPLETED else None,
-                finished_at=now,
-                usage_seconds=usage,
-            )
+def _queued(job: Job) -> QueuedJob:
+    return QueuedJob(
+        seq=job.seq,
+        job_id=job.id,
+        backend=job.backend,
+        owner_id=job.owner_id,
+        session_id=job.session_id,
+    )

@@ -21,11 +21,15 @@ from qruntime.encoding import loads
 from qruntime.errors import (
     InputValueError,
     PayloadTooLargeError,
+    QuotaExceededError,
     RuntimeInvalidStateError,
     RuntimeJobNotFound,
 )
 from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, JobStateOut
+from qruntime.schemas.sessions import SessionCreate
+from qruntime.server.services import sessions as session_service
 from qruntime.server.services.programs import visible_program
+from qruntime.server.settings import Settings
 from qruntime.server.store import jobs as store
 from qruntime.server.store.tables import Job, User, utcnow
 
@@ -43,6 +47,7 @@ __all__ = [
     "submit_job",
     "to_wire",
     "update_tags",
+    "usage_seconds",
 ]
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -117,15 +122,21 @@ def submit_job(
     user: User,
     payload: JobCreate,
     catalogue: Catalogue,
-    max_input_bytes: int,
+    settings: Settings,
+    queued_by_user: int = 0,
 ) -> Job:
-    """Check a submission and store it as Queued."""
+    """Check a submission and store it as Queued (in its session, if it names one)."""
+    if queued_by_user >= settings.max_queued_jobs_per_user:
+        raise QuotaExceededError(
+            f"You already have {queued_by_user} jobs queued, this server's limit per user; "
+            "wait for some to finish."
+        )
     program, _ = visible_program(db, user=user, program_id=payload.program_id)
     spec = program.spec or {}
     _check_backend(
         catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
     )
-    params, decoded = _check_inputs(payload, spec=spec, max_bytes=max_input_bytes)
+    params, decoded = _check_inputs(payload, spec=spec, max_bytes=settings.max_input_bytes)
     if program.builtin is not None:
         num_qubits = catalogue.get(payload.backend).spec.num_qubits
         _check_builtin_inputs(program.builtin, decoded, num_qubits=num_qubits)
@@ -137,16 +148,33 @@ def submit_job(
     cost = program.max_execution_time
     if payload.cost is not None:
         cost = min(cost, payload.cost)
+    job_id = secrets.token_hex(10)
+    session_id = payload.session_id
+    if session_id is not None:
+        session_service.session_for_job(
+            db, user=user, session_id=session_id, backend=payload.backend
+        )
+    elif payload.start_session:  # the 0.12 protocol: the first job's id is the session's
+        session_service.create_session(
+            db,
+            user=user,
+            payload=SessionCreate(backend=payload.backend, max_ttl=payload.session_time),
+            catalogue=catalogue,
+            interactive_ttl=settings.interactive_ttl,
+            max_ttl_limit=settings.max_session_ttl,
+            session_id=job_id,
+        )
+        session_id = job_id
     return store.add_job(
         db,
-        id=secrets.token_hex(10),
+        id=job_id,
         seq=store.next_seq(db),
         owner_id=user.id,
         program_id=program.id,
         backend=payload.backend,
         status=JobState.QUEUED.value,
         params=params,
-        session_id=payload.session_id,
+        session_id=session_id,
         tags=list(payload.tags),
         log_level=log_level,
         max_execution_time=cost,
@@ -276,4 +304,10 @@ def job_metrics(db: Session, *, user: User, job_id: str) -> dict[str, Any]:
         "usage": {"seconds": seconds, "quantum_seconds": seconds},
         "bss": {"seconds": seconds},
         "executions": None,
+        **(job.metrics or {}),
     }
+
+
+def usage_seconds(db: Session, *, user: User) -> float:
+    """How many seconds ``user``'s jobs have run, in all."""
+    return store.usage_seconds(db, owner_id=user.id)

@@ -25,6 +25,7 @@ __all__ = [
     "queued_jobs_all",
     "running_jobs",
     "update_job",
+    "usage_seconds",
 ]
 
 
@@ -144,3 +145,9 @@ def count_queued(db: Session, *, backend: str) -> int:
         select(func.count()).select_from(Job).where(Job.backend == backend, Job.status == "Queued")
     )
     return db.scalar(query) or 0
+
+
+def usage_seconds(db: Session, *, owner_id: str) -> float:
+    """The total run time of a user's jobs, in seconds."""
+    total = db.scalar(select(func.sum(Job.usage_seconds)).where(Job.owner_id == owner_id))
+    return float(total or 0.0)

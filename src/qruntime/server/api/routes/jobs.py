@@ -28,7 +28,8 @@ def submit(body: JobCreate, db: DbDep, user: UserDep, state: StateDep) -> JobCre
         user=user,
         payload=body,
         catalogue=state.catalogue,
-        max_input_bytes=state.settings.max_input_bytes,
+        settings=state.settings,
+        queued_by_user=state.runtime.queued_by(user.id),
     )
     db.commit()  # durable before the id leaves the server, and before the dispatcher looks
     state.runtime.notify(job)

@@ -1,0 +1,312 @@
+"""Content-keyed caches of a worker process, and the per-job counters that report on them.
+
+A worker keeps what later jobs can reuse: transpiled circuits (keyed by a hash of
+the circuit's QPY bytes, the backend's name and the pass manager's options), pass
+managers, simulators with their noise models, readout calibrations. A session's
+worker lives as long as the session, so its second identical job neither
+transpiles nor builds a noise model.
+
+The worker calls :func:`begin_job` before each job and :func:`end_job` after it;
+``end_job`` returns what that job hit and built. :func:`clear_all` empties every
+cache of the process (a server with its caches switched off calls it before
+each job).
+
+Usage::
+
+    key = (circuit_key(circuit), options_key)   # circuit_key None: do not cache
+    store_transpiled(key, backend, transpiled)
+    load_transpiled(key, backend)               # the same circuit, or None
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, Generic, TypeVar
+
+from qiskit import QuantumCircuit, qpy
+
+__all__ = [
+    "COUNTER_NAMES",
+    "TRANSPILED",
+    "LRUCache",
+    "begin_job",
+    "circuit_key",
+    "clear_all",
+    "clear_transpiled",
+    "count",
+    "counters",
+    "end_job",
+    "load_transpiled",
+    "store_transpiled",
+]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+COUNTER_NAMES = ("transpile_hits", "transpile_misses", "simulator_builds", "pass_manager_builds")
+# A transpiled circuit costs a few hundred bytes per instruction: at most about
+# 100 MB of them per worker, and never more than this many circuits.
+_TRANSPILED_ENTRIES = 512
+_TRANSPILED_INSTRUCTIONS = 250_000
+
+
+class LRUCache(Generic[K, V]):
+    """A thread-safe mapping that forgets its least recently used entries.
+
+    Bounded by ``max_entries`` and, given ``weigh``, by ``max_weight`` (the sum of
+    ``weigh(value)``); a value heavier than ``max_weight`` alone is not kept.
+
+    Usage::
+
+        cache: LRUCache[str, QuantumCircuit] = LRUCache(max_entries=64)
+        cache.put("k", circuit)
+        cache.get("k")     # the circuit, now the most recently used
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_weight: int | None = None,
+        weigh: Callable[[V], int] | None = None,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        if (max_weight is None) != (weigh is None):
+            raise ValueError("give both max_weight and weigh, or neither")
+        self.max_entries = max_entries
+        self.max_weight = max_weight
+        self._weigh = weigh
+        self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    @property
+    def weight(self) -> int:
+        """The summed weight of the values held (0 without ``weigh``)."""
+        return self._weight
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            self._data.move_to_end(key)
+            return item[0]
+
+    def put(self, key: K, value: V) -> None:
+        weight = self._weigh(value) if self._weigh is not None else 0
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._weight -= old[1]
+            if self.max_weight is not None and weight > self.max_weight:
+                return
+            self._data[key] = (value, weight)
+            self._weight += weight
+            while len(self._data) > self.max_entries or (
+                self.max_weight is not None and self._weight > self.max_weight
+            ):
+                _key, (_value, dropped) = self._data.popitem(last=False)
+                self._weight -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._weight = 0
+
+
+def _instructions(item: tuple[QuantumCircuit, Callable[[], Any]]) -> int:
+    return len(item[0].data) + 1
+
+
+# Values: the transpiled circuit and a weak reference to the backend it is for.
+TRANSPILED: LRUCache[Hashable, tuple[QuantumCircuit, Callable[[], Any]]] = LRUCache(
+    max_entries=_TRANSPILED_ENTRIES, max_weight=_TRANSPILED_INSTRUCTIONS, weigh=_instructions
+)
+
+
+def store_transpiled(key: Hashable, backend: Any, circuit: QuantumCircuit) -> None:
+    """Keep ``circuit``, transpiled for ``backend``, under ``key`` (content and options)."""
+    try:
+        ref: Callable[[], Any] = weakref.ref(backend)
+    except TypeError:  # not weakly referable: no way to tell it from a namesake later
+        return
+    TRANSPILED.put((key, id(backend)), (circuit, ref))
+
+
+def load_transpiled(key: Hashable, backend: Any) -> QuantumCircuit | None:
+    """What :func:`store_transpiled` kept under ``key`` for this very ``backend`` object.
+
+    Backends are told apart by identity, not by name: two backends may share a
+    name (tests do) and must never share transpiled circuits.
+    """
+    item = TRANSPILED.get((key, id(backend)))
+    if item is None or item[1]() is not backend:
+        return None
+    return item[0]
+
+
+def circuit_key(circuit: QuantumCircuit) -> str | None:
+    """A sha256 of ``circuit``'s QPY bytes, leaving out its name and metadata.
+
+    Two circuits built separately with the same gates, registers, parameters
+    (which QPY identifies by their UUIDs) and layout get the same key. None when
+    QPY cannot write the circuit: then it is simply not cached.
+    """
+    # Names and metadata do not change how a circuit transpiles; callers put the
+    # caller's own back on what the cache returns.
+    bare = circuit.copy(name="circuit")
+    bare.metadata = {}
+    buffer = io.BytesIO()
+    try:
+        qpy.dump(bare, buffer)
+    except Exception:  # QPY refuses some custom objects: not caching them is correct
+        return None
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def clear_transpiled() -> None:
+    """Forget every transpiled circuit (a worker does this when its user may change)."""
+    TRANSPILED.clear()
+
+
+# --------------------------------------------------------------------------- counters
+
+_counter_lock = threading.Lock()
+_counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+# Identities of simulators and pass managers that the backends package had cached when
+# the job began; what is new at its end was built by the job.
+_seen_at_start: set[int] = set()
+
+
+def count(name: str, n: int = 1) -> None:
+    """Add ``n`` to the current job's counter ``name`` (one of ``COUNTER_NAMES``)."""
+    if name not in _counters:
+        raise ValueError(f"unknown cache counter {name!r}; known: {COUNTER_NAMES}")
+    with _counter_lock:
+        _counters[name] += n
+
+
+def counters() -> dict[str, int]:
+    """A copy of the current job's counters so far."""
+    with _counter_lock:
+        return dict(_counters)
+
+
+def begin_job(*, clear: bool = False, keep_transpiled: bool = True) -> None:
+    """Zero the counters for a new job; ``clear`` empties every cache first.
+
+    ``keep_transpiled=False`` forgets the transpiled circuits only: a worker shared
+    by several users must not let one learn from a cache hit what another ran.
+    """
+    if clear:
+        clear_all()
+    elif not keep_transpiled:
+        clear_transpiled()
+    with _counter_lock:
+        for name in COUNTER_NAMES:
+            _counters[name] = 0
+    _seen_at_start.clear()
+    _seen_at_start.update(id(obj) for obj in _backend_cached_objects())
+    _translator_builds()  # only builds from here on are this job's
+
+
+def end_job() -> dict[str, int]:
+    """The counters of the job that just ended, with what the backends built added."""
+    built_simulators = sum(1 for o in _backend_simulators() if id(o) not in _seen_at_start)
+    built_managers = sum(1 for o in _backend_pass_managers() if id(o) not in _seen_at_start)
+    built_managers += _translator_builds()
+    with _counter_lock:
+        _counters["simulator_builds"] += built_simulators
+        _counters["pass_manager_builds"] += built_managers
+        return dict(_counters)
+
+
+def clear_all() -> None:
+    """Empty every cache of this process: circuits, pass managers, simulators, calibrations."""
+    global _translator_misses
+    clear_transpiled()
+    # Only modules already loaded can hold anything; importing the others would be
+    # wasted work (and may fail in a sandbox that can no longer read them).
+    runner = sys.modules.get("qruntime.programs.circuit_runner")
+    if runner is not None:
+        runner.clear_pass_manager_cache()
+    mitigation = sys.modules.get("qruntime.programs.mitigation")
+    if mitigation is not None:
+        mitigation.clear_calibration_cache()
+    for name, function in (
+        ("qruntime.backends.compact", "clear_compact_cache"),
+        ("qruntime.backends.simulator", "clear_simulator_cache"),
+    ):
+        module = sys.modules.get(name)
+        if module is not None:
+            getattr(module, function)()
+    translator = _zne_translator()
+    if translator is not None:
+        translator.cache_clear()
+    _translator_misses = 0
+
+
+# ------------------------------------------------------------- what the backends build
+#
+# The backends package caches its simulators and pass managers in private dicts of its
+# own modules and counts nothing, so builds are found by identity: an object in those
+# caches at a job's end that was not there at its start. Should their shape change,
+# these find nothing and the counters merely under-report (a test watches for that).
+
+
+def _values_of(module_name: str, attribute: str) -> list[Any]:
+    module = sys.modules.get(module_name)
+    cache = getattr(module, attribute, None)
+    lock = getattr(module, "_lock", None)
+    if not isinstance(cache, dict) or lock is None:
+        return []
+    with lock:
+        return list(cache.values())
+
+
+def _backend_simulators() -> Iterable[Any]:
+    yield from _values_of("qruntime.backends.compact", "_simulators")
+    yield from _values_of("qruntime.backends.simulator", "_cache")
+
+
+def _backend_pass_managers() -> Iterable[Any]:
+    yield from _values_of("qruntime.backends.compact", "_pass_managers")
+
+
+def _backend_cached_objects() -> Iterable[Any]:
+    yield from _backend_simulators()
+    yield from _backend_pass_managers()
+
+
+_translator_misses = 0
+
+
+def _zne_translator() -> Any:
+    zne = sys.modules.get("qruntime.programs.zne")
+    translator = getattr(zne, "_translator", None)
+    return translator if hasattr(translator, "cache_info") else None
+
+
+def _translator_builds() -> int:
+    """ZNE's basis translators built since the last call (an ``lru_cache``'s misses)."""
+    global _translator_misses
+    translator = _zne_translator()
+    if translator is None:
+        return 0
+    misses = int(translator.cache_info().misses)
+    built, _translator_misses = max(0, misses - _translator_misses), misses
+    return built

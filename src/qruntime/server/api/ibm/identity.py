@@ -1,0 +1,47 @@
+"""IBM Cloud IAM's token exchange, answered with qruntime's own access tokens.
+
+The client's IAM token manager posts a form (``grant_type``, ``apikey``) to
+``{IAM_URL}/identity/token`` and reads ``exp`` and ``iat`` from the JWT it gets back.
+The API key is checked exactly as ``POST /users/loginWithToken`` checks it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+
+from qruntime.errors import InputValueError
+from qruntime.server.api.deps import DbDep, StateDep
+from qruntime.server.services import auth
+
+router = APIRouter()
+
+_API_KEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    # Parsed by hand: FastAPI's Form() would need python-multipart for one endpoint.
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[-1] for key, values in parse_qs(body).items()}
+
+
+@router.post("/identity/token")
+def token(
+    form: Annotated[dict[str, str], Depends(_form)], db: DbDep, state: StateDep
+) -> dict[str, Any]:
+    grant = form.get("grant_type", _API_KEY_GRANT)
+    if grant != _API_KEY_GRANT:
+        raise InputValueError(f"Unsupported grant_type {grant!r}; use {_API_KEY_GRANT}.")
+    ttl = state.settings.access_token_ttl
+    access = auth.login(db, api_token=form.get("apikey", ""), ttl=ttl)
+    db.commit()  # the client uses the token at once
+    return {
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "expiration": int(access.expires_at.timestamp()),
+        # No refresh tokens: the client asks again with the API key when this one ages.
+        "scope": "ibm openid",
+    }

@@ -1,0 +1,156 @@
+"""IBM's jobs API over qruntime's job service: submit, read, list, results, cancel, tags, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from qruntime.schemas.jobs import JobCreate, JobState
+from qruntime.server.api.deps import DbDep, StateDep, UserDep
+from qruntime.server.api.ibm import shapes
+from qruntime.server.services import jobs as service
+from qruntime.server.services import sessions as session_service
+
+router = APIRouter()
+
+
+class IbmJobCreate(BaseModel):
+    """``POST /jobs`` as IBM's client sends it; fields qruntime has no use for are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    program_id: str = Field(min_length=1, max_length=128)
+    backend: str | None = Field(default=None, min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = None
+    start_session: bool = False
+    session_time: int | None = Field(default=None, gt=0)
+    tags: list[str] | None = None
+    log_level: str | None = None
+    cost: int | None = Field(default=None, gt=0)
+    private: bool = False
+    # ``runtime`` (an image) and ``calibration_id`` have no meaning here.
+
+
+@router.post("/jobs", status_code=200)
+def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dict[str, Any]:
+    backend = body.backend
+    if backend is None and body.session_id is not None:
+        # IBM lets a session's job leave the backend out: the session names it.
+        backend = session_service.owned_session(db, user=user, session_id=body.session_id).backend
+    payload = JobCreate(
+        program_id=body.program_id,
+        backend=backend or "",
+        params=body.params,
+        session_id=body.session_id,
+        start_session=body.start_session,
+        session_time=body.session_time,
+        tags=body.tags or [],
+        log_level=body.log_level,
+        cost=body.cost,
+        private=body.private,
+    )
+    job = service.submit_job(
+        db,
+        user=user,
+        payload=payload,
+        catalogue=state.catalogue,
+        settings=state.settings,
+        queued_by_user=state.runtime.queued_by(user.id),
+    )
+    db.commit()  # durable before the id leaves the server
+    state.runtime.notify(job)
+    return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
+
+
+@router.get("/jobs")
+def list_jobs(
+    db: DbDep,
+    user: UserDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    pending: bool | None = None,
+    program: str | None = None,
+    backend: str | None = None,
+    session_id: str | None = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    sort: Annotated[str, Query(pattern="^(ASC|DESC|asc|desc)$")] = "DESC",
+    exclude_params: bool = True,
+) -> dict[str, Any]:
+    jobs, count = service.list_jobs(
+        db,
+        user=user,
+        limit=limit,
+        offset=offset,
+        pending=pending,
+        program_id=program,
+        backend=backend,
+        session_id=session_id,
+        tags=tags,
+        created_after=created_after,
+        created_before=created_before,
+        descending=sort.upper() == "DESC",
+    )
+    return {"jobs": [shapes.job_to_ibm(job) for job in jobs], "count": count}
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, db: DbDep, user: UserDep, exclude_params: bool = True) -> dict[str, Any]:
+    job = service.get_job(db, user=user, job_id=job_id, include_params=not exclude_params)
+    return shapes.job_to_ibm(job)
+
+
+@router.get("/jobs/{job_id}/results")
+def results(job_id: str, db: DbDep, user: UserDep) -> Response:
+    """The encoded result; for a failed job, its reason (the client shows it as the error)."""
+    job = service.get_job(db, user=user, job_id=job_id, include_params=False)
+    if job.status == JobState.COMPLETED:
+        return Response(
+            service.job_result(db, user=user, job_id=job_id), media_type="application/json"
+        )
+    if not job.status.is_final:
+        return Response(status_code=204)
+    return Response(job.state.reason or "", media_type="text/plain")
+
+
+@router.get("/jobs/{job_id}/logs")
+def logs(job_id: str, db: DbDep, user: UserDep) -> Response:
+    return Response(service.job_logs(db, user=user, job_id=job_id), media_type="text/plain")
+
+
+@router.get("/jobs/{job_id}/metrics")
+def metrics(job_id: str, db: DbDep, user: UserDep) -> dict[str, Any]:
+    job = service.get_job(db, user=user, job_id=job_id, include_params=False)
+    return shapes.metrics_to_ibm(service.job_metrics(db, user=user, job_id=job_id), job=job)
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=204)
+def cancel(job_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
+    was = service.cancel_job(db, user=user, job_id=job_id)
+    db.commit()
+    if was == JobState.RUNNING.value:
+        state.runtime.cancel_running(job_id)
+    return Response(status_code=204)
+
+
+class TagsBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tags: list[str] = Field(max_length=64)
+
+
+@router.put("/jobs/{job_id}/tags", status_code=204)
+def update_tags(job_id: str, body: TagsBody, db: DbDep, user: UserDep) -> Response:
+    service.update_tags(db, user=user, job_id=job_id, tags=body.tags)
+    return Response(status_code=204)
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete(job_id: str, db: DbDep, user: UserDep) -> Response:
+    service.delete_job(db, user=user, job_id=job_id)
+    return Response(status_code=204)

@@ -1,0 +1,25 @@
+"""IBM's instance usage: what the client reads before each job and in ``service.usage()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from qruntime.server.api.deps import DbDep, UserDep
+from qruntime.server.services import jobs as job_service
+
+router = APIRouter()
+
+
+@router.get("/instances/usage")
+def instance_usage(db: DbDep, user: UserDep) -> dict[str, Any]:
+    # qruntime has no usage limits (fair share orders users instead), so none is reached.
+    return {
+        "instance_id": f"crn:v1:qruntime:public:quantum-computing:local:a/{user.id}::",
+        "plan_id": "qruntime",
+        "usage_consumed_seconds": job_service.usage_seconds(db, user=user),
+        "usage_limit_seconds": None,
+        "usage_limit_reached": False,
+        "usage_remaining_seconds": None,
+    }

@@ -1,0 +1,125 @@
+"""Writes what workers report to the store, in order, then tells whoever listens.
+
+One writer thread does every write, so a job's interim results, logs and final state
+reach the store in the order the worker sent them; each message is published to the
+hub only after it is stored, so a listener that then reads the store sees it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from qruntime.schemas.jobs import RAN_TOO_LONG, JobState, sources_of
+from qruntime.server.executor.base import WorkerEvent
+from qruntime.server.scheduler.hub import JobHub
+from qruntime.server.store import jobs as job_store
+from qruntime.server.store import sessions as session_store
+from qruntime.server.store.database import Database
+from qruntime.server.store.tables import utcnow
+
+__all__ = ["Recorder", "final_state"]
+
+logger = logging.getLogger("qruntime.scheduler")
+
+
+def final_state(event: WorkerEvent) -> tuple[JobState, str | None]:
+    """The job state and reason for a terminal worker event."""
+    if event.kind == "result":
+        return JobState.COMPLETED, None
+    if event.reason == "ran_too_long":
+        return JobState.CANCELLED, RAN_TOO_LONG
+    if event.reason == "cancelled":
+        return JobState.CANCELLED, event.message or "cancelled by the user"
+    return JobState.FAILED, event.message
+
+
+class Recorder:
+    def __init__(self, *, db: Database, hub: JobHub) -> None:
+        self.db = db
+        self.hub = hub
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qrt-writer")
+        self._interim_seq: dict[str, int] = {}
+
+    def started(self, job_id: str) -> None:
+        self._interim_seq[job_id] = 0
+
+    def record(self, event: WorkerEvent, *, session_id: str | None = None) -> None:
+        """Store ``event`` (on the writer thread), then publish it. Call on the loop."""
+        message: dict[str, Any]
+        write: Callable[[], None] | None = None
+        job_id = event.job_id
+        if event.kind == "running":
+            message = {"type": "state", "status": JobState.RUNNING.value, "final": False}
+        elif event.kind == "interim":
+            seq = self._interim_seq.get(job_id, 0)
+            self._interim_seq[job_id] = seq + 1
+            data = event.data or "null"
+            message = {"type": "interim", "seq": seq, "data": data}
+            write = lambda: self._write_interim(job_id, seq, data)  # noqa: E731
+        elif event.kind == "log":
+            message = {"type": "log", "data": event.data or ""}
+            write = lambda: self._write_log(job_id, event.data or "")  # noqa: E731
+        else:
+            state, reason = final_state(event)
+            message = {"type": "state", "status": state.value, "reason": reason, "final": True}
+            if state is JobState.COMPLETED:
+                message["result"] = event.data or "null"
+            write = lambda: self._write_final(event, state, reason, session_id)  # noqa: E731
+            self._interim_seq.pop(job_id, None)
+        if write is None:
+            self.hub.publish(job_id, message)
+            return
+        future = asyncio.get_running_loop().run_in_executor(self._writer, write)
+        future.add_done_callback(lambda f: self._published(f, job_id, message))
+
+    def run(self, function: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run another store write on the writer thread, in order with the events."""
+        return asyncio.get_running_loop().run_in_executor(self._writer, function)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    def _published(
+        self, future: asyncio.Future[None], job_id: str, message: dict[str, Any]
+    ) -> None:
+        if future.exception() is not None:
+            logger.error(
+                "could not record %s of job %s",
+                message["type"],
+                job_id,
+                exc_info=future.exception(),
+            )
+        self.hub.publish(job_id, message)
+
+    def _write_interim(self, job_id: str, seq: int, data: str) -> None:
+        with self.db.session() as db:
+            job_store.add_interim_result(db, job_id=job_id, seq=seq, data=data)
+
+    def _write_log(self, job_id: str, text: str) -> None:
+        with self.db.session() as db:
+            job_store.append_log(db, job_id=job_id, text=text)
+
+    def _write_final(
+        self, event: WorkerEvent, state: JobState, reason: str | None, session_id: str | None
+    ) -> None:
+        now = utcnow()
+        with self.db.session() as db:
+            job = job_store.get_job(db, job_id=event.job_id)
+            usage = (now - job.running_at).total_seconds() if job and job.running_at else None
+            job_store.update_job(
+                db,
+                job_id=event.job_id,
+                where_status=sources_of(state),
+                status=state.value,
+                reason=reason,
+                result=event.data if state is JobState.COMPLETED else None,
+                finished_at=now,
+                usage_seconds=usage,
+                metrics=getattr(event, "metrics", None),
+            )
+            if session_id is not None:
+                session_store.update_session(db, session_id=session_id, last_job_ended_at=now)

@@ -1,0 +1,156 @@
+"""Use cases for sessions: open, read, close, cancel, and the checks for a session's jobs.
+
+A session belongs to one user and one backend. The scheduler (``scheduler/runtime``)
+moves it between active and inactive; here are the user's actions and what they see.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from qruntime.backends import Catalogue
+from qruntime.errors import InputValueError, RuntimeInvalidStateError, SessionNotFoundError
+from qruntime.schemas.sessions import SessionCreate
+from qruntime.server.store import sessions as store
+from qruntime.server.store.tables import RuntimeSession, User, utcnow
+
+__all__ = [
+    "cancel_session",
+    "close_session",
+    "create_session",
+    "owned_session",
+    "session_for_job",
+    "to_wire",
+]
+
+
+def create_session(
+    db: Session,
+    *,
+    user: User,
+    payload: SessionCreate,
+    catalogue: Catalogue,
+    interactive_ttl: int,
+    max_ttl_limit: int,
+    session_id: str | None = None,
+) -> RuntimeSession:
+    catalogue.get(payload.backend)  # BackendNotFoundError for an unknown name
+    max_ttl = payload.max_ttl or max_ttl_limit
+    if max_ttl > max_ttl_limit:
+        raise InputValueError(
+            f"max_time {max_ttl} s is over this server's limit of {max_ttl_limit} s."
+        )
+    return store.add_session(
+        db,
+        id=session_id or secrets.token_hex(10),
+        owner_id=user.id,
+        backend=payload.backend,
+        mode=payload.mode,
+        state="open",
+        accepting_jobs=True,
+        max_ttl=max_ttl,
+        interactive_ttl=interactive_ttl,
+        created_at=utcnow(),
+    )
+
+
+def owned_session(db: Session, *, user: User, session_id: str) -> RuntimeSession:
+    found = store.get_session(db, session_id=session_id, owner_id=user.id)
+    if found is None:
+        raise SessionNotFoundError(f"Session not found: {session_id}")
+    return found
+
+
+def session_for_job(db: Session, *, user: User, session_id: str, backend: str) -> RuntimeSession:
+    """The session a new job joins; refused with the reason if it accepts no jobs."""
+    session = owned_session(db, user=user, session_id=session_id)
+    if not session.accepting_jobs:
+        why = session.reason or "it was closed"
+        raise RuntimeInvalidStateError(f"Session {session_id} does not accept new jobs: {why}.")
+    if session.backend != backend:
+        raise InputValueError(
+            f"Session {session_id} runs on backend {session.backend}, not {backend}."
+        )
+    return session
+
+
+def close_session(db: Session, *, user: User, session_id: str) -> None:
+    """Accept no new jobs; queued and running jobs finish."""
+    session = owned_session(db, user=user, session_id=session_id)
+    if not session.accepting_jobs:
+        return
+    _, pending, _ = store.session_usage(db, session_id=session_id)
+    values: dict[str, Any] = {
+        "accepting_jobs": False,
+        "reason": session.reason or "closed by the user",
+    }
+    if pending == 0:
+        values.update(state="closed", closed_at=utcnow())
+    store.update_session(db, session_id=session_id, **values)
+
+
+def cancel_session(db: Session, *, user: User, session_id: str) -> list[str]:
+    """Close the session and cancel its queued jobs; returns the cancelled job ids."""
+    session = owned_session(db, user=user, session_id=session_id)
+    now = utcnow()
+    cancelled = store.cancel_queued_jobs(
+        db, session_id=session_id, reason="the session was cancelled", now=now
+    )
+    if session.state != "closed":
+        store.update_session(
+            db,
+            session_id=session_id,
+            accepting_jobs=False,
+            state="closed",
+            reason=session.reason if not session.accepting_jobs else "cancelled by the user",
+            closed_at=now,
+        )
+    return cancelled
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def to_wire(db: Session, session: RuntimeSession) -> dict[str, Any]:
+    """IBM's session details: state, clocks, timestamps and usage."""
+    used, pending, total = store.session_usage(db, session_id=session.id)
+    now = utcnow()
+    elapsed = (now - session.activated_at).total_seconds() if session.activated_at else 0.0
+    if session.closed_at and session.activated_at:
+        elapsed = (session.closed_at - session.activated_at).total_seconds()
+    remaining = max(session.max_ttl - elapsed, 0.0) if session.activated_at else session.max_ttl
+    timestamps = [
+        {"status": status, "timestamp": _iso(at)}
+        for status, at in (
+            ("open", session.created_at),
+            ("active", session.activated_at),
+            ("closed", session.closed_at),
+        )
+        if at is not None
+    ]
+    return {
+        "id": session.id,
+        "backend_name": session.backend,
+        "mode": session.mode,
+        "state": session.state,
+        "state_reason": session.reason,
+        "accepting_jobs": session.accepting_jobs,
+        "max_ttl": session.max_ttl,
+        "interactive_ttl": session.interactive_ttl,
+        "active_ttl": remaining,
+        "elapsed_time": elapsed,
+        "usage_time": used,
+        "jobs": {"total": total, "pending": pending},
+        "created_at": _iso(session.created_at),
+        "started_at": _iso(session.activated_at),
+        "activated_at": _iso(session.activated_at),
+        "last_job_started": _iso(session.last_job_started_at),
+        "last_job_completed": _iso(session.last_job_ended_at),
+        "closed_at": _iso(session.closed_at),
+        "timestamps": timestamps,
+    }

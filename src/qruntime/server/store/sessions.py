@@ -1,0 +1,79 @@
+"""Data access for sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from qruntime.server.store.tables import Job, RuntimeSession
+
+__all__ = [
+    "add_session",
+    "cancel_queued_jobs",
+    "count_queued",
+    "get_session",
+    "live_sessions",
+    "session_usage",
+    "update_session",
+]
+
+
+def add_session(db: Session, **fields: Any) -> RuntimeSession:
+    session = RuntimeSession(**fields)
+    db.add(session)
+    db.flush()
+    return session
+
+
+def get_session(
+    db: Session, *, session_id: str, owner_id: str | None = None
+) -> RuntimeSession | None:
+    """A session; with ``owner_id``, only if it belongs to that user."""
+    found = db.get(RuntimeSession, session_id)
+    if found is None or (owner_id is not None and found.owner_id != owner_id):
+        return None
+    return found
+
+
+def update_session(db: Session, *, session_id: str, **values: Any) -> None:
+    db.execute(update(RuntimeSession).where(RuntimeSession.id == session_id).values(**values))
+
+
+def live_sessions(db: Session) -> list[RuntimeSession]:
+    """Sessions that are not closed, or closed with jobs still to run (to rebuild the scheduler)."""
+    return list(db.scalars(select(RuntimeSession).where(RuntimeSession.state != "closed")))
+
+
+def cancel_queued_jobs(db: Session, *, session_id: str, reason: str, now: Any) -> list[str]:
+    """Cancel a session's queued jobs; returns their ids."""
+    ids = list(
+        db.scalars(select(Job.id).where(Job.session_id == session_id, Job.status == "Queued"))
+    )
+    if ids:
+        db.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.status == "Queued")
+            .values(status="Cancelled", reason=reason, finished_at=now)
+        )
+    return ids
+
+
+def count_queued(db: Session, *, session_id: str) -> int:
+    query = select(func.count()).select_from(Job)
+    return db.scalar(query.where(Job.session_id == session_id, Job.status == "Queued")) or 0
+
+
+def session_usage(db: Session, *, session_id: str) -> tuple[float, int, int]:
+    """(seconds used by its finished jobs, jobs queued or running, jobs in all)."""
+    used = db.scalar(
+        select(func.coalesce(func.sum(Job.usage_seconds), 0.0)).where(Job.session_id == session_id)
+    )
+    pending = db.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.session_id == session_id, Job.status.in_(("Queued", "Running")))
+    )
+    total = db.scalar(select(func.count()).select_from(Job).where(Job.session_id == session_id))
+    return float(used or 0.0), int(pending or 0), int(total or 0)

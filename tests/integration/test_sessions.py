@@ -1,0 +1,289 @@
+"""Sessions and batches through a real server: priority, clocks, close, cancel, expiry."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from qruntime import Batch, RuntimeInvalidStateError, Session, SessionNotFoundError
+
+SLEEPER = """
+import time
+
+def main(backend, user_messenger, **kwargs):
+    time.sleep(kwargs.get("seconds", 0))
+    return kwargs.get("label")
+"""
+
+
+@pytest.fixture
+def one_lane(make_server, tmp_path: Path):
+    """A server with a one-lane backend and a short interactive timeout."""
+    config = tmp_path / "q.toml"
+    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
+    return make_server(config_file=config, interactive_ttl=1)
+
+
+def sleeper(service, public: bool = True) -> str:
+    return service.upload_program(
+        data=SLEEPER,
+        metadata={
+            "name": "sleeper",
+            "description": "sleeps",
+            "max_execution_time": 120,
+            "is_public": public,
+        },
+    )
+
+
+def started(job) -> float:
+    return datetime.fromisoformat(job.metrics()["timestamps"]["running"]).timestamp()
+
+
+def ended(job) -> float:
+    return datetime.fromisoformat(job.metrics()["timestamps"]["finished"]).timestamp()
+
+
+def test_session_lifecycle_details_and_refusal_after_close(server) -> None:
+    service = server.service()
+    with Session(service=service, backend="aer_simulator", max_time="1h 30m") as session:
+        assert session.session_id is None
+        assert session.status() is None
+        job = session.run("hello-world", inputs={"iterations": 1})
+        assert session.session_id is not None
+        assert job.session_id == session.session_id
+        job.result(timeout=60)
+        details = session.details()
+        assert details is not None
+        assert details["max_time"] == 5400
+        assert details["mode"] == "dedicated"
+        assert details["state"] == "active"
+        assert details["accepting_jobs"] is True
+        assert details["activated_at"] is not None
+        assert session.status() == "In progress, accepting new jobs"
+        assert session.usage() is not None
+    assert session.status() == "Closed"
+    with pytest.raises(RuntimeInvalidStateError):
+        session.run("hello-world", inputs={})
+    # the server refuses too, with the reason
+    with pytest.raises(RuntimeInvalidStateError, match="closed"):
+        service.run(
+            "hello-world",
+            inputs={},
+            options={"backend": "aer_simulator", "session_id": session.session_id},
+        )
+
+
+def test_active_session_jobs_go_before_a_queue_and_release_it_after_the_timeout(one_lane) -> None:
+    alice = one_lane.service(one_lane.add_user("alice"))
+    bob = one_lane.service(one_lane.add_user("bob"))
+    program_id = sleeper(alice)
+    queue = [
+        alice.run(program_id, inputs={"seconds": 0.15, "label": i}, options={"backend": "one_lane"})
+        for i in range(20)
+    ]
+    queue[0].wait_for_final_state(timeout=60)
+    session = Session(service=bob, backend="one_lane")
+    first = session.run(program_id, inputs={"seconds": 0.05})
+    first.result(timeout=60)
+    # bob iterates: each job is submitted after the previous one ended
+    follow = []
+    for _ in range(3):
+        job = session.run(program_id, inputs={"seconds": 0.05})
+        job.result(timeout=60)
+        follow.append(job)
+    alice_starts = sorted(started(job) for job in queue if job.status().name != "QUEUED")
+    window = (started(first), ended(follow[-1]))
+    assert not [t for t in alice_starts if window[0] < t < window[1]], (
+        "alice's jobs must not start while bob's session is active"
+    )
+    # after bob's interactive timeout, alice's queue resumes
+    queue[-1].wait_for_final_state(timeout=120)
+    resumed = min(t for t in (started(job) for job in queue) if t > window[1])
+    assert resumed >= window[1] + 0.9
+    details = session.details()
+    assert details is not None
+    assert details["state"] == "inactive"
+    session.close()
+
+
+def test_second_session_waits_until_the_first_is_inactive(one_lane) -> None:
+    bob = one_lane.service(one_lane.add_user("bob"))
+    carol = one_lane.service(one_lane.add_user("carol"))
+    program_id = sleeper(bob)
+    s1 = Session(service=bob, backend="one_lane")
+    s2 = Session(service=carol, backend="one_lane")
+    b1 = s1.run(program_id, inputs={"seconds": 0.1})
+    b1.result(timeout=60)
+    c1 = s2.run(program_id, inputs={"seconds": 0.05})
+    b2 = s1.run(program_id, inputs={"seconds": 0.1})
+    c1.result(timeout=60)
+    b2.result(timeout=60)
+    assert started(b2) < started(c1), "bob's active session keeps the backend"
+    assert started(c1) >= ended(b2) + 0.9, "carol waits for bob's interactive timeout"
+    s1.close()
+    s2.close()
+
+
+def test_fair_share_serves_a_newcomer_among_the_next_two(one_lane) -> None:
+    alice = one_lane.service(one_lane.add_user("alice"))
+    bob = one_lane.service(one_lane.add_user("bob"))
+    program_id = sleeper(alice)
+    flood = [
+        alice.run(program_id, inputs={"seconds": 0.03}, options={"backend": "one_lane"})
+        for _ in range(100)
+    ]
+    submitted = time.time()
+    newcomer = bob.run(program_id, inputs={"seconds": 0.0}, options={"backend": "one_lane"})
+    newcomer.result(timeout=120)
+    before = [
+        job
+        for job in flood
+        if job.status().name not in ("QUEUED",)
+        and started(job) > submitted
+        and started(job) < started(newcomer)
+    ]
+    assert len(before) <= 1, f"{len(before)} of alice's jobs started before bob's"
+    for job in flood:
+        if job.status().name == "QUEUED":
+            job.cancel()
+
+
+def test_close_lets_queued_jobs_finish(one_lane) -> None:
+    service = one_lane.service()
+    program_id = sleeper(service)
+    session = Session(service=service, backend="one_lane")
+    jobs = [session.run(program_id, inputs={"seconds": 0.2, "label": i}) for i in range(3)]
+    session.close()
+    assert [job.result(timeout=60) for job in jobs] == [0, 1, 2]
+    deadline = time.monotonic() + 10
+    while session.status() != "Closed":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_cancel_cancels_queued_jobs_and_lets_the_running_one_finish(one_lane) -> None:
+    service = one_lane.service()
+    program_id = sleeper(service)
+    session = Session(service=service, backend="one_lane")
+    jobs = [session.run(program_id, inputs={"seconds": 0.5, "label": i}) for i in range(3)]
+    deadline = time.monotonic() + 30
+    while jobs[0].status().name != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    session.cancel()
+    assert jobs[0].result(timeout=60) == 0
+    for job in jobs[1:]:
+        assert job.status().name == "CANCELLED"
+        assert "cancelled" in (job.error_message() or "")
+    assert session.status() == "Closed"
+
+
+def test_max_time_expiry_cancels_queued_jobs_with_a_reason(one_lane) -> None:
+    service = one_lane.service()
+    program_id = sleeper(service)
+    session = Session(service=service, backend="one_lane", max_time=1)
+    jobs = [session.run(program_id, inputs={"seconds": 0.6, "label": i}) for i in range(4)]
+    assert jobs[0].result(timeout=60) == 0
+    jobs[1].wait_for_final_state(timeout=60)
+    for job in jobs[2:]:
+        job.wait_for_final_state(timeout=60)
+        assert job.status().name == "CANCELLED"
+        assert "max_time" in (job.error_message() or "")
+    details = session.details()
+    assert details is not None
+    assert details["state"] == "closed"
+    assert "max_time" in (details["state_reason"] or "")
+    with pytest.raises(RuntimeInvalidStateError, match="max_time"):
+        session.run(program_id, inputs={})
+
+
+def test_batch_jobs_overlap_in_time(server) -> None:
+    service = server.service()
+    program_id = sleeper(service)
+    with Batch(service=service, backend="aer_simulator") as batch:
+        jobs = [batch.run(program_id, inputs={"seconds": 1.0, "label": i}) for i in range(2)]
+        assert [job.result(timeout=60) for job in jobs] == [0, 1]
+    assert started(jobs[1]) < ended(jobs[0])
+    assert batch.details()["mode"] == "batch"
+
+
+def test_from_id_continues_a_session(server) -> None:
+    service = server.service()
+    session = Session(service=service, backend="aer_simulator")
+    session.run("hello-world", inputs={"iterations": 0}).result(timeout=60)
+    again = Session.from_id(session.session_id, service=service)
+    assert again.backend() == "aer_simulator"
+    job = again.run("hello-world", inputs={"iterations": 0})
+    assert job.result(timeout=60)
+    assert job.session_id == session.session_id
+    assert {j.job_id() for j in service.jobs(session_id=session.session_id)} >= {job.job_id()}
+    again.close()
+
+
+def test_another_users_session_does_not_exist_for_them(server) -> None:
+    alice = server.service(server.add_user("alice"))
+    bob = server.service(server.add_user("bob"))
+    session = Session(service=alice, backend="aer_simulator")
+    session.run("hello-world", inputs={"iterations": 0}).result(timeout=60)
+    with pytest.raises(SessionNotFoundError):
+        Session.from_id(session.session_id, service=bob)
+    with pytest.raises(SessionNotFoundError):
+        bob.run(
+            "hello-world",
+            inputs={},
+            options={"backend": "aer_simulator", "session_id": session.session_id},
+        )
+    session.close()
+
+
+def test_job_on_another_backend_than_its_session_is_refused(server) -> None:
+    from qruntime import InputValueError
+
+    service = server.service()
+    session = Session(service=service, backend="aer_simulator")
+    session.run("hello-world", inputs={"iterations": 0}).result(timeout=60)
+    with pytest.raises(InputValueError, match="aer_simulator"):
+        service.run(
+            "hello-world",
+            inputs={},
+            options={"backend": "fake_5q", "session_id": session.session_id},
+        )
+
+
+def test_per_user_queue_limit_is_a_clear_error(make_server, tmp_path: Path) -> None:
+    from qruntime import QuotaExceededError
+
+    config = tmp_path / "q.toml"
+    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
+    small = make_server(config_file=config, max_queued_jobs_per_user=3)
+    service = small.service()
+    program_id = sleeper(service)
+    jobs = []
+
+    def submit_many() -> None:
+        for _ in range(10):
+            jobs.append(
+                service.run(program_id, inputs={"seconds": 1}, options={"backend": "one_lane"})
+            )
+
+    with pytest.raises(QuotaExceededError, match="limit"):
+        submit_many()
+    assert 3 <= len(jobs) <= 4  # three queued, and perhaps one already running
+    for job in jobs:
+        job.cancel()
+
+
+def test_max_time_string_is_parsed_and_bad_ones_refused() -> None:
+    from qruntime import InputValueError
+    from qruntime.client._session import parse_max_time
+
+    assert parse_max_time("2h 30m 40s") == 9040
+    assert parse_max_time(90) == 90
+    assert parse_max_time("45m") == 2700
+    for bad in ("soon", "0", -5, "1d"):
+        with pytest.raises(InputValueError):
+            parse_max_time(bad)
