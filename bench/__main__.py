@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import jobs, sessions
+from bench import deep_queue, jobs, load, primitives, sessions, startup
 from bench.harness import Row, report
 
-BENCHMARKS = {"jobs": jobs.run, "sessions": sessions.run}
+BENCHMARKS = {
+    "jobs": jobs.run,
+    "sessions": sessions.run,
+    "load": load.run,
+    "deep_queue": deep_queue.run,
+    "startup": startup.run,
+    "primitives": primitives.run,
+}
 
 
 def main() -> int:

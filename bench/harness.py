@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import platform
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -56,46 +59,133 @@ def _free_port() -> int:
         return port
 
 
+def start_server(
+    db: Path, *, token: str, port: int, config: Path | None = None, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start `qruntime serve` on ``db`` and return once ``/health`` answers.
+
+    The server gets its own process group, so a benchmark or test can end it and its
+    workers together.
+    """
+    command = [sys.executable, "-m", "qruntime.cli.main", "serve", "--port", str(port)]
+    command += ["--db", f"sqlite:///{db}", "--log-level", "warning"]
+    if config is not None:
+        command += ["--config", str(config)]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "QRUNTIME_ADMIN_TOKEN": token, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError("the benchmark server did not start")
+        time.sleep(0.02)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, then wait for the server."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 @contextmanager
-def server(**env: str) -> Iterator[Server]:
-    """`qruntime serve` on a fresh SQLite database, as a user starts it."""
+def server(
+    *,
+    config: str | None = None,
+    **env: str,
+) -> Iterator[Server]:
+    """`qruntime serve` on a fresh SQLite database, as a user starts it.
+
+    ``config`` is the text of a TOML ``--config`` file; ``env`` adds environment variables.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
+        config_path = None
+        if config is not None:
+            config_path = Path(tmp) / "bench.toml"
+            config_path.write_text(config)
         token = "qrt_bench_" + secrets.token_hex(16)
         port = _free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qruntime.cli.main",
-                "serve",
-                "--port",
-                str(port),
-                "--db",
-                f"sqlite:///{db}",
-                "--log-level",
-                "warning",
-            ],
-            env={**os.environ, "QRUNTIME_ADMIN_TOKEN": token, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
+        process = start_server(db, token=token, port=port, config=config_path, **env)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the benchmark server did not start")
-                time.sleep(0.05)
-            yield Server(url=url, token=token, process=process, db=db)
+            yield Server(url=f"http://127.0.0.1:{port}", token=token, process=process, db=db)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_server(process)
+
+
+def login(url: str, api_token: str) -> httpx.Client:
+    """An HTTP client that carries the access token of ``api_token``."""
+    reply = httpx.post(f"{url}/users/loginWithToken", json={"apiToken": api_token})
+    reply.raise_for_status()
+    headers = {"Authorization": f"Bearer {reply.json()['id']}"}
+    return httpx.Client(base_url=url, headers=headers, timeout=120)
+
+
+def add_user(srv: Server, name: str) -> str:
+    """Create a user on ``srv`` as its admin; return the user's API token."""
+    with login(srv.url, srv.token) as admin:
+        reply = admin.post("/users", json={"name": name})
+        reply.raise_for_status()
+        token: str = reply.json()["token"]
+        return token
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (zygote, workers, their children)."""
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found.extend(children)
+                stack.extend(children)
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory (VmHWM) of one process, in MiB."""
+    return _status_kb(pid, "VmHWM") / 1024
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory (VmRSS) of one process now, in MiB."""
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile of ``samples`` (nearest rank)."""
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
+    return ordered[index]
 
 
 def timed(function: Callable[[], object], *, repeat: int, warmup: int = 3) -> list[float]:

@@ -33,6 +33,7 @@ from qiskit.result import Result
 from qiskit.transpiler import PassManager, Target, generate_preset_pass_manager
 
 from qruntime.backends.catalogue import BackendEntry, BackendSpec
+from qruntime.backends.channels import merge_into_kraus
 from qruntime.backends.simulator import DeviceBackend, build_simulator
 from qruntime.errors import InputValueError
 
@@ -206,6 +207,8 @@ def _build_compact(entry: BackendEntry, qubits: tuple[int, ...]) -> AerSimulator
     )
     # As build_simulator does for the whole device: the noise model comes from the target.
     noise = NoiseModel.from_backend(device)
+    # One Kraus channel per error: Aer re-processes every error on each run().
+    merge_into_kraus(noise)
     noise.__class__ = _serialized_once_class()
     options: dict[str, Any] = {"noise_model": noise, "method": entry.spec.method}
     if len(qubits) <= _SINGLE_THREAD_QUBITS:

@@ -66,7 +66,8 @@ def serve(
             typer.echo(token)
     typer.echo(f"Database: {settings.db_url}")
     typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    app = create_app(settings, prepare=False)  # prepared just above
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
 
 
 @users_app.command("add")

@@ -20,6 +20,7 @@ BUILTIN_PROGRAMS: dict[str, str] = {
     "circuit-runner": "circuit_runner",
     "sampler": "sampler",
     "estimator": "estimator",
+    "executor": "executor",
 }
 
 

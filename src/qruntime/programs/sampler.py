@@ -39,7 +39,7 @@ from qiskit.transpiler.passes import (
 )
 
 from qruntime.errors import InputValueError
-from qruntime.programs.circuit_runner import cached_transpile
+from qruntime.programs.circuit_runner import cached_transpile, few_qubit_run_options
 from qruntime.programs.mitigation import final_measurement_mapping
 from qruntime.programs.primitive_options import PrimitiveOptions, TwirlingOptions
 from qruntime.programs.pubs import check_width, parse_inputs, validate_inputs
@@ -345,6 +345,7 @@ def run_batch(
     noise_model = options.simulator.get("noise_model")
     if noise_model is not None and _has_option(backend, "noise_model"):
         run_options["noise_model"] = noise_model
+    run_options.update(few_qubit_run_options(backend, circuits, run_options))
     if parameters:
         columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
         run_options["parameter_binds"] = [columns] * len(circuits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,25 +75,31 @@ def create_app(
     *,
     catalogue: Catalogue | None = None,
     executor: Executor | None = None,
+    prepare: bool = True,
 ) -> FastAPI:
     """A qruntime server for ``settings``; nothing is opened until the app starts.
 
-    ``executor`` defaults to local sandboxed worker processes.
+    ``executor`` defaults to local sandboxed worker processes. ``prepare=False`` skips
+    `prepare_database` at start, for a caller that has just run it (``qruntime serve``).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.db_url)
-        token = prepare_database(settings, db)
-        if token is not None:
-            logger.warning("Created the user 'admin' with API token: %s", token)
         backends = catalogue or load_catalogue(settings.config_file)
         runtime = JobRuntime(
-            db=db,
+            db=Database(settings.db_url),
             catalogue=backends,
-            executor=executor or LocalExecutor(catalogue_path=settings.config_file),  # CACHES-TODO
+            executor=executor
+            or LocalExecutor(catalogue_path=settings.config_file, caches=settings.caches),
             fair_share_window=settings.fair_share_window,
         )
+        db = runtime.db
+        # The workers warm up (imports, simulators) while the database is prepared.
+        runtime.start_executor()
+        if prepare:
+            token = await asyncio.to_thread(prepare_database, settings, db)
+            if token is not None:
+                logger.warning("Created the user 'admin' with API token: %s", token)
         app.state.qruntime = AppState(settings=settings, db=db, catalogue=backends, runtime=runtime)
         await runtime.start()
         try:

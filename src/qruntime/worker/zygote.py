@@ -89,9 +89,9 @@ def _warm_up(catalogue_path: Path | None) -> None:
         if entry.spec.kind != "aer" and warmed_device:
             continue
         warmed_device = warmed_device or entry.spec.kind != "aer"
-        from qruntime.backends import build_simulator
+        from qruntime.worker.backend import get_backend
 
-        backend = build_simulator(entry)
+        backend = get_backend(entry.name, catalogue_path=catalogue_path)
         for level in range(4):
             compiled = transpile(measured, backend, optimization_level=level, seed_transpiler=1)
         backend.run(compiled, shots=8).result().to_dict()

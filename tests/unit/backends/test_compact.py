@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, transpile
 from qiskit.circuit import Clbit, Parameter
+from qiskit.quantum_info import SuperOp
 from qiskit.result import Result
 from qiskit_aer import AerSimulator
 
@@ -177,30 +178,38 @@ def test_compact_target_keeps_the_errors_of_kept_qubits_and_their_couplings(
 def test_compact_noise_model_has_the_full_models_errors_for_its_qubits(
     fake_5q: BackendEntry,
 ) -> None:
-    full = build_simulator(fake_5q).options.noise_model.to_dict()
+    full = build_simulator(fake_5q).options.noise_model
     qubits = (1, 3)
-    compact = compact_simulator(fake_5q, qubits).options.noise_model.to_dict()
+    compact = compact_simulator(fake_5q, qubits).options.noise_model
 
-    def remapped(error: dict[str, object]) -> tuple[object, ...]:
-        gate_qubits = [tuple(qubits[q] for q in qargs) for qargs in error["gate_qubits"]]  # type: ignore[attr-defined]
-        rest = {k: v for k, v in error.items() if k not in ("gate_qubits", "id")}
-        return (repr(gate_qubits), repr(sorted(rest.items())))
-
-    full_errors = {
-        (
-            repr(e["gate_qubits"]),
-            repr(sorted((k, v) for k, v in e.items() if k not in ("gate_qubits", "id"))),
-        )
-        for e in full["errors"]
+    # Readout errors are the full model's own, renumbered.
+    full_dict, compact_dict = full.to_dict(), compact.to_dict()
+    full_readout = {
+        repr(e["gate_qubits"]): repr(e["probabilities"])
+        for e in full_dict["errors"]
+        if e["type"] == "roerror"
     }
-    compact_errors = [remapped(e) for e in compact["errors"]]
-    kinds = {(e["type"], tuple(e.get("operations", ["measure"]))) for e in compact["errors"]}
-    assert ("roerror", ("measure",)) in kinds
-    assert ("qerror", ("cx",)) in kinds
-    assert ("qerror", ("sx",)) in kinds
-    # 1 and 3 are coupled: both cx directions; id, sx, x, reset and readout per qubit.
-    assert len(compact_errors) == 2 + 2 * 4 + 2
-    assert all(error in full_errors for error in compact_errors)
+    compact_readout = [e for e in compact_dict["errors"] if e["type"] == "roerror"]
+    assert len(compact_readout) == 2
+    for error in compact_readout:
+        physical = [tuple(qubits[q] for q in qargs) for qargs in error["gate_qubits"]]
+        assert full_readout[repr(physical)] == repr(error["probabilities"])
+
+    # Gate errors are merged into one Kraus channel each: the same channel as the full
+    # model's (compared as superoperators). Aer's private table is read on purpose.
+    gate_errors = [
+        (name, qargs, error)
+        for name, by_qubits in compact._local_quantum_errors.items()
+        for qargs, error in by_qubits.items()
+    ]
+    # 1 and 3 are coupled: both cx directions; id, sx, x and reset per qubit.
+    assert sorted({name for name, _, _ in gate_errors}) == ["cx", "id", "reset", "sx", "x"]
+    assert len(gate_errors) == 2 + 2 * 4
+    for name, qargs, error in gate_errors:
+        physical = tuple(qubits[q] for q in qargs)
+        expected = full._local_quantum_errors[name][physical]
+        assert SuperOp(error) == SuperOp(expected), (name, physical)
+        assert [[i.operation.name for i in c.data] for c in error.circuits] == [["kraus"]]
 
 
 def test_readout_errors_match_the_devices_asymmetric_flip_rates(fake_27q: BackendEntry) -> None:

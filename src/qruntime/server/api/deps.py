@@ -26,7 +26,9 @@ def get_db(state: StateDep) -> Iterator[Session]:
         yield session
 
 
-DbDep = Annotated[Session, Depends(get_db)]
+# scope="function": commit before the response leaves, so a client that got an answer
+# reads what it wrote, and a failed commit is an error answer, not a silent loss.
+DbDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def access_token(request: Request) -> str | None:

@@ -63,17 +63,24 @@ class JobRuntime:
         self._job_session: dict[str, str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._executor_started: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def start_executor(self) -> None:
+        """Start the workers warming up now; jobs are dispatched once they are ready."""
+        if self._executor_started is None:
+            self._executor_started = asyncio.create_task(self.executor.start())
+
     async def start(self) -> None:
+        """Recover the queue and start dispatching; returns before the workers are warm."""
         self._loop = asyncio.get_running_loop()
+        self.start_executor()
         queued, sessions = await asyncio.to_thread(self._recover)
         for row in sessions:
             self._adopt_session(row)
         for job in queued:
             self.scheduler.push(job)
-        await self.executor.start()
         self._task = asyncio.create_task(self._dispatch_forever(), name="qrt-dispatcher")
         self._wakeup.set()
 
@@ -84,6 +91,9 @@ class JobRuntime:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._executor_started is not None:
+            with contextlib.suppress(Exception):
+                await self._executor_started
         await self.executor.stop()
         self.recorder.close()
 
@@ -278,6 +288,13 @@ class JobRuntime:
         self._wakeup.set()
 
     async def _dispatch_forever(self) -> None:
+        assert self._executor_started is not None
+        try:
+            # Shielded: stopping the dispatcher must not cancel the workers' start half-way.
+            await asyncio.shield(self._executor_started)
+        except Exception:
+            logger.exception("the workers failed to start: no job can run")
+            raise
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()

@@ -11,7 +11,7 @@ import importlib
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 from sqlalchemy.orm import Session
@@ -30,6 +30,9 @@ from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
 from qruntime.server.services.programs import visible_program
 from qruntime.server.settings import Settings
+
+if TYPE_CHECKING:
+    from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.store import jobs as store
 from qruntime.server.store.tables import Job, User, utcnow
 
@@ -44,6 +47,7 @@ __all__ = [
     "job_result",
     "list_jobs",
     "owned_job",
+    "queue_job",
     "submit_job",
     "to_wire",
     "update_tags",
@@ -181,6 +185,29 @@ def submit_job(
         created_at=utcnow(),
         logs="",
     )
+
+
+def queue_job(
+    db: Session,
+    *,
+    user: User,
+    payload: JobCreate,
+    catalogue: Catalogue,
+    settings: Settings,
+    runtime: JobRuntime,
+) -> Job:
+    """Submit a job, commit it (durable before its id leaves the server), wake the scheduler."""
+    job = submit_job(
+        db,
+        user=user,
+        payload=payload,
+        catalogue=catalogue,
+        settings=settings,
+        queued_by_user=runtime.queued_by(user.id),
+    )
+    db.commit()
+    runtime.notify(job)
+    return job
 
 
 def owned_job(db: Session, *, user: User, job_id: str) -> Job:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -18,8 +18,13 @@ from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.store import sessions as store
 from qruntime.server.store.tables import RuntimeSession, User, utcnow
 
+if TYPE_CHECKING:
+    from qruntime.server.scheduler.runtime import JobRuntime
+
 __all__ = [
+    "cancel_and_notify",
     "cancel_session",
+    "close_and_notify",
     "close_session",
     "create_session",
     "owned_session",
@@ -110,6 +115,20 @@ def cancel_session(db: Session, *, user: User, session_id: str) -> list[str]:
             closed_at=now,
         )
     return cancelled
+
+
+def close_and_notify(db: Session, *, user: User, session_id: str, runtime: JobRuntime) -> None:
+    """`close_session`, committed, and the scheduler told."""
+    close_session(db, user=user, session_id=session_id)
+    db.commit()
+    runtime.refresh_session(session_id)
+
+
+def cancel_and_notify(db: Session, *, user: User, session_id: str, runtime: JobRuntime) -> None:
+    """`cancel_session`, committed, and the scheduler told."""
+    cancel_session(db, user=user, session_id=session_id)
+    db.commit()
+    runtime.refresh_session(session_id)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -86,8 +86,13 @@ def list_jobs(
         rows.sort(key=lambda job: job.seq, reverse=descending)
         return rows[offset : offset + limit], len(rows)
     total = db.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
-    order = Job.seq.desc() if descending else Job.seq.asc()
-    page = db.scalars(query.order_by(order).offset(offset).limit(limit))
+    # created_at first: the (owner_id, created_at) index then yields the page in order;
+    # ordering by seq alone made SQLite sort all of a user's jobs for every page.
+    if descending:
+        order = (Job.created_at.desc(), Job.seq.desc())
+    else:
+        order = (Job.created_at.asc(), Job.seq.asc())
+    page = db.scalars(query.order_by(*order).offset(offset).limit(limit))
     return list(page), total
 
 

@@ -53,16 +53,14 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
         cost=body.cost,
         private=body.private,
     )
-    job = service.submit_job(
+    job = service.queue_job(
         db,
         user=user,
         payload=payload,
         catalogue=state.catalogue,
         settings=state.settings,
-        queued_by_user=state.runtime.queued_by(user.id),
+        runtime=state.runtime,
     )
-    db.commit()  # durable before the id leaves the server
-    state.runtime.notify(job)
     return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
 
 

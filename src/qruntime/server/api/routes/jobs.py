@@ -23,16 +23,14 @@ router = APIRouter(tags=["jobs"])
 
 @router.post("/jobs", response_model=JobCreated, status_code=201)
 def submit(body: JobCreate, db: DbDep, user: UserDep, state: StateDep) -> JobCreated:
-    job = service.submit_job(
+    job = service.queue_job(
         db,
         user=user,
         payload=body,
         catalogue=state.catalogue,
         settings=state.settings,
-        queued_by_user=state.runtime.queued_by(user.id),
+        runtime=state.runtime,
     )
-    db.commit()  # durable before the id leaves the server, and before the dispatcher looks
-    state.runtime.notify(job)
     return JobCreated(id=job.id, backend=job.backend)
 
 

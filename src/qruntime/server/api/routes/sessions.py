@@ -38,9 +38,7 @@ def update(
     session_id: str, body: SessionUpdate, db: DbDep, user: UserDep, state: StateDep
 ) -> Response:
     if not body.accepting_jobs:
-        service.close_session(db, user=user, session_id=session_id)
-        db.commit()
-        state.runtime.refresh_session(session_id)
+        service.close_and_notify(db, user=user, session_id=session_id, runtime=state.runtime)
     else:
         service.owned_session(db, user=user, session_id=session_id)  # reopening is not offered
     return Response(status_code=204)
@@ -48,7 +46,5 @@ def update(
 
 @router.delete("/sessions/{session_id}/close", status_code=204)
 def cancel(session_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
-    service.cancel_session(db, user=user, session_id=session_id)
-    db.commit()
-    state.runtime.refresh_session(session_id)
+    service.cancel_and_notify(db, user=user, session_id=session_id, runtime=state.runtime)
     return Response(status_code=204)
