@@ -203,3 +203,15 @@ def test_inputs_built_by_the_ibm_client_are_accepted() -> None:
     inputs = EstimatorOptions._get_program_inputs(asdict(options))
     pub = [ghz(2), [{"ZZ": 1.0}], np.array([]), None]
     estimator.validate({"pubs": [pub], **inputs}, num_qubits=5)
+
+
+def test_mitigation_levels_reduce_the_error_on_the_27_qubit_device() -> None:
+    """The issue's check: GHZ-5 parity on the noisy 27-qubit device, several seeds."""
+    from qruntime.backends import DeviceRunner
+
+    device = DeviceRunner(load_catalogue().get("fake_27q"))
+    errors = {
+        level: np.mean([noisy_error(device, level, s) for s in range(3)]) for level in range(3)
+    }
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < 0.2, errors
