@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from qruntime.schemas.jobs import JobCreate, JobState
 from qruntime.server.api.deps import DbDep, StateDep, UserDep
 from qruntime.server.api.ibm import shapes
+from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.services import jobs as service
 from qruntime.server.services import sessions as session_service
 
@@ -68,32 +68,10 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
 def list_jobs(
     db: DbDep,
     user: UserDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    pending: bool | None = None,
-    program: str | None = None,
-    backend: str | None = None,
-    session_id: str | None = None,
-    tags: Annotated[list[str] | None, Query()] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    sort: Annotated[str, Query(pattern="^(ASC|DESC|asc|desc)$")] = "DESC",
+    filters: JobFiltersDep,
     exclude_params: bool = True,
 ) -> dict[str, Any]:
-    jobs, count = service.list_jobs(
-        db,
-        user=user,
-        limit=limit,
-        offset=offset,
-        pending=pending,
-        program_id=program,
-        backend=backend,
-        session_id=session_id,
-        tags=tags,
-        created_after=created_after,
-        created_before=created_before,
-        descending=sort.upper() == "DESC",
-    )
+    jobs, count = service.list_jobs(db, user=user, **filters.service_arguments())
     return {"jobs": [shapes.job_to_ibm(job) for job in jobs], "count": count}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobState, TagsUpdate
 from qruntime.server.api.deps import DbDep, StateDep, UserDep, access_token
+from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.api.state import AppState
 from qruntime.server.services import auth
 from qruntime.server.services import jobs as service
@@ -38,31 +38,9 @@ def submit(body: JobCreate, db: DbDep, user: UserDep, state: StateDep) -> JobCre
 def list_jobs(
     db: DbDep,
     user: UserDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    pending: bool | None = None,
-    program: str | None = None,
-    backend: str | None = None,
-    session_id: str | None = None,
-    tags: Annotated[list[str] | None, Query()] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    sort: Annotated[str, Query(pattern="^(ASC|DESC|asc|desc)$")] = "DESC",
+    filters: JobFiltersDep,
 ) -> JobList:
-    jobs, count = service.list_jobs(
-        db,
-        user=user,
-        limit=limit,
-        offset=offset,
-        pending=pending,
-        program_id=program,
-        backend=backend,
-        session_id=session_id,
-        tags=tags,
-        created_after=created_after,
-        created_before=created_before,
-        descending=sort.upper() == "DESC",
-    )
+    jobs, count = service.list_jobs(db, user=user, **filters.service_arguments())
     return JobList(jobs=jobs, count=count)
 
 
