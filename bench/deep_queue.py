@@ -88,7 +88,13 @@ def _stamp(value: str) -> float:
 
 
 def _dispatch_gaps(db: Path, ids: list[str]) -> float:
-    """Median ms from one job's end to the next one's start, over ``ids`` in run order."""
+    """Median ms between consecutive starts, over ``ids`` in run order.
+
+    That is the job's own run plus dispatching the next one: the same small jobs on an
+    empty and a deep queue, so a slower dispatch shows as a longer interval. (End-to-start
+    gaps can be negative: the next job is claimed as soon as the worker reports, before
+    the previous job's final state is written.)
+    """
     with sqlite3.connect(db) as con:
         marks = ",".join("?" * len(ids))
         rows = con.execute(
@@ -96,7 +102,7 @@ def _dispatch_gaps(db: Path, ids: list[str]) -> float:
             "AND running_at IS NOT NULL AND finished_at IS NOT NULL ORDER BY running_at",
             ids,
         ).fetchall()
-    gaps = [_stamp(b[0]) - _stamp(a[1]) for a, b in itertools.pairwise(rows)]
+    gaps = [_stamp(b[0]) - _stamp(a[0]) for a, b in itertools.pairwise(rows)]
     return statistics.median(gaps) * 1000 if gaps else float("inf")
 
 
