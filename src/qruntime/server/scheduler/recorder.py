@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from qruntime.schemas.jobs import RAN_TOO_LONG, JobState, sources_of
@@ -43,9 +44,11 @@ class Recorder:
         self.hub = hub
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qrt-writer")
         self._interim_seq: dict[str, int] = {}
+        self._started_at: dict[str, datetime] = {}
 
     def started(self, job_id: str) -> None:
         self._interim_seq[job_id] = 0
+        self._started_at[job_id] = utcnow()  # for the usage, without reading the job back
 
     def record(self, event: WorkerEvent, *, session_id: str | None = None) -> None:
         """Store ``event`` (on the writer thread), then publish it. Call on the loop."""
@@ -68,7 +71,8 @@ class Recorder:
             message = {"type": "state", "status": state.value, "reason": reason, "final": True}
             if state is JobState.COMPLETED:
                 message["result"] = event.data or "null"
-            write = lambda: self._write_final(event, state, reason, session_id)  # noqa: E731
+            started = self._started_at.pop(job_id, None)
+            write = lambda: self._write_final(event, state, reason, session_id, started)  # noqa: E731
             self._interim_seq.pop(job_id, None)
         if write is None:
             self.hub.publish(job_id, message)
@@ -104,12 +108,16 @@ class Recorder:
             job_store.append_log(db, job_id=job_id, text=text)
 
     def _write_final(
-        self, event: WorkerEvent, state: JobState, reason: str | None, session_id: str | None
+        self,
+        event: WorkerEvent,
+        state: JobState,
+        reason: str | None,
+        session_id: str | None,
+        started: datetime | None,
     ) -> None:
         now = utcnow()
+        usage = (now - started).total_seconds() if started is not None else None
         with self.db.session() as db:
-            job = job_store.get_job(db, job_id=event.job_id)
-            usage = (now - job.running_at).total_seconds() if job and job.running_at else None
             job_store.update_job(
                 db,
                 job_id=event.job_id,

@@ -23,7 +23,6 @@ from qruntime.server.scheduler.hub import JobHub
 from qruntime.server.scheduler.policy import QueuedJob, Scheduler, SessionInfo
 from qruntime.server.scheduler.recorder import Recorder
 from qruntime.server.store import jobs as job_store
-from qruntime.server.store import programs as program_store
 from qruntime.server.store import sessions as session_store
 from qruntime.server.store.database import Database
 from qruntime.server.store.tables import Job, Program, RuntimeSession, utcnow
@@ -354,10 +353,10 @@ class JobRuntime:
                 )
                 if not claimed:
                     continue
-                job = job_store.get_job(db, job_id=choice.job_id)
-                assert job is not None
-                found = program_store.get_program(db, program_id=job.program_id)
-                if found is None:
+                found = job_store.job_with_program(db, job_id=choice.job_id)
+                assert found is not None
+                job, program = found
+                if program is None:
                     job_store.update_job(
                         db,
                         job_id=job.id,
@@ -380,7 +379,7 @@ class JobRuntime:
                         activated[session.id] = (session.activated_at or now).timestamp() + (
                             session.max_ttl
                         )
-                specs.append(self._spec_for(job, found[0], dedicated=dedicated))
+                specs.append(self._spec_for(job, program, dedicated=dedicated))
         return specs, activated
 
     @staticmethod

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from qruntime.server.store.tables import Job, JobInterimResult
+from qruntime.server.store.tables import Job, JobInterimResult, Program
 
 __all__ = [
     "add_interim_result",
@@ -20,6 +20,7 @@ __all__ = [
     "delete_job",
     "get_job",
     "interim_results",
+    "job_with_program",
     "list_jobs",
     "next_seq",
     "queued_jobs_all",
@@ -94,6 +95,16 @@ def list_jobs(
         order = (Job.created_at.asc(), Job.seq.asc())
     page = db.scalars(query.order_by(*order).offset(offset).limit(limit))
     return list(page), total
+
+
+def job_with_program(db: Session, *, job_id: str) -> tuple[Job, Program | None] | None:
+    """A job and its program (None if the program was deleted), in one query."""
+    row = db.execute(
+        select(Job, Program)
+        .outerjoin(Program, Program.id == Job.program_id)
+        .where(Job.id == job_id)
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def update_job(
