@@ -27,6 +27,7 @@ __all__ = [
     "close_and_notify",
     "close_session",
     "create_session",
+    "open_and_notify",
     "owned_session",
     "session_for_job",
     "to_wire",
@@ -115,6 +116,30 @@ def cancel_session(db: Session, *, user: User, session_id: str) -> list[str]:
             closed_at=now,
         )
     return cancelled
+
+
+def open_and_notify(
+    db: Session,
+    *,
+    user: User,
+    payload: SessionCreate,
+    catalogue: Catalogue,
+    interactive_ttl: int,
+    max_ttl_limit: int,
+    runtime: JobRuntime,
+) -> dict[str, Any]:
+    """`create_session`, committed, the scheduler told; returns the session's details."""
+    session = create_session(
+        db,
+        user=user,
+        payload=payload,
+        catalogue=catalogue,
+        interactive_ttl=interactive_ttl,
+        max_ttl_limit=max_ttl_limit,
+    )
+    db.commit()
+    runtime.refresh_session(session.id)
+    return to_wire(db, session)
 
 
 def close_and_notify(db: Session, *, user: User, session_id: str, runtime: JobRuntime) -> None:

@@ -33,17 +33,15 @@ class IbmSessionUpdate(BaseModel):
 @router.post("/sessions", status_code=200)
 def create(body: IbmSessionCreate, db: DbDep, user: UserDep, state: StateDep) -> dict[str, Any]:
     payload = SessionCreate.model_validate(body.model_dump())
-    session = service.create_session(
+    return service.open_and_notify(
         db,
         user=user,
         payload=payload,
         catalogue=state.catalogue,
         interactive_ttl=state.settings.interactive_ttl,
         max_ttl_limit=state.settings.max_session_ttl,
+        runtime=state.runtime,
     )
-    db.commit()
-    state.runtime.refresh_session(session.id)
-    return service.to_wire(db, session)
 
 
 @router.get("/sessions/{session_id}")

@@ -15,17 +15,15 @@ router = APIRouter(tags=["sessions"])
 
 @router.post("/sessions", status_code=201)
 def create(body: SessionCreate, db: DbDep, user: UserDep, state: StateDep) -> dict[str, Any]:
-    session = service.create_session(
+    return service.open_and_notify(
         db,
         user=user,
         payload=body,
         catalogue=state.catalogue,
         interactive_ttl=state.settings.interactive_ttl,
         max_ttl_limit=state.settings.max_session_ttl,
+        runtime=state.runtime,
     )
-    db.commit()
-    state.runtime.refresh_session(session.id)
-    return service.to_wire(db, session)
 
 
 @router.get("/sessions/{session_id}")
