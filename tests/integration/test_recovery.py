@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+from tests.support import free_port, start_serve
 
 from qruntime import RuntimeService
 
@@ -27,44 +25,8 @@ def main(backend, user_messenger, **kwargs):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start(db: Path, config: Path, token: str, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qruntime.cli.main",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            f"sqlite:///{db}",
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "QRUNTIME_ADMIN_TOKEN": token},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, "server exited"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
+    return start_serve(db, token=token, port=port, config=config)
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from qruntime.server.store import jobs as store
 from qruntime.server.store.tables import Job, User, utcnow
 
 __all__ = [
+    "cancel_and_kill",
     "cancel_job",
     "delete_job",
     "get_job",
@@ -275,6 +276,14 @@ def cancel_job(db: Session, *, user: User, job_id: str) -> str:
         if cancelled:
             return JobState.QUEUED.value
     return JobState.RUNNING.value
+
+
+def cancel_and_kill(db: Session, *, user: User, job_id: str, runtime: JobRuntime) -> None:
+    """`cancel_job`, committed; a running job is then killed by the runtime."""
+    was = cancel_job(db, user=user, job_id=job_id)
+    db.commit()
+    if was == JobState.RUNNING.value:
+        runtime.cancel_running(job_id)
 
 
 def delete_job(db: Session, *, user: User, job_id: str) -> None:

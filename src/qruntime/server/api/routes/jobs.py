@@ -136,10 +136,7 @@ def metrics(job_id: str, db: DbDep, user: UserDep) -> dict[str, Any]:
 
 @router.post("/jobs/{job_id}/cancel", status_code=204)
 def cancel(job_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
-    was = service.cancel_job(db, user=user, job_id=job_id)
-    db.commit()
-    if was == JobState.RUNNING.value:
-        state.runtime.cancel_running(job_id)
+    service.cancel_and_kill(db, user=user, job_id=job_id, runtime=state.runtime)
     return Response(status_code=204)
 
 
