@@ -1,4 +1,9 @@
-"""Typed FastAPI dependencies: the request's database session and its user."""
+"""Typed FastAPI dependencies: the request's database session and its user.
+
+The dependencies that only read the request are ``async``: FastAPI runs a plain ``def``
+dependency on the thread pool, a hop per dependency per request. The user comes from
+the token cache on the event loop; only a cache miss goes to the database (on a thread).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from qruntime.server.api.state import AppState
 from qruntime.server.services import auth
 from qruntime.server.store.tables import User
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.qruntime
     return state
 
@@ -31,21 +38,40 @@ def get_db(state: StateDep) -> Iterator[Session]:
 DbDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def access_token(request: Request) -> str | None:
+def access_token(connection: HTTPConnection) -> str | None:
     """The access token of a request: ``Authorization: Bearer`` or the legacy ``X-Access-Token``."""
-    header = request.headers.get("authorization")
+    header = connection.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() in ("bearer", "apikey") and value.strip():
             return value.strip()
-    return request.headers.get("x-access-token")
+    return connection.headers.get("x-access-token")
 
 
-TokenDep = Annotated[str | None, Depends(access_token)]
+async def request_token(request: Request) -> str | None:
+    return access_token(request)
 
 
-def current_user(db: DbDep, token: TokenDep, state: StateDep) -> User:
-    return auth.authenticate_cached(db, access_token=token, cache=state.tokens)
+TokenDep = Annotated[str | None, Depends(request_token)]
+
+
+def authenticate(state: AppState, token: str | None) -> User:
+    """The user of ``token`` (from the cache, or the database): call on a thread."""
+    with state.db.session() as db:
+        return auth.authenticate_cached(db, access_token=token, cache=state.tokens)
+
+
+async def resolve_user(state: AppState, token: str | None) -> User:
+    """The user of ``token``: on the loop when the cache knows it, else on a thread."""
+    if token:
+        user = state.tokens.get(token)
+        if user is not None:
+            return user
+    return await run_in_threadpool(authenticate, state, token)
+
+
+async def current_user(token: TokenDep, state: StateDep) -> User:
+    return await resolve_user(state, token)
 
 
 UserDep = Annotated[User, Depends(current_user)]

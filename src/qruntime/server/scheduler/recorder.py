@@ -53,7 +53,7 @@ class Recorder:
     def record(self, event: WorkerEvent, *, session_id: str | None = None) -> None:
         """Store ``event`` (on the writer thread), then publish it. Call on the loop."""
         message: dict[str, Any]
-        write: Callable[[], None] | None = None
+        write: Callable[[], Any] | None = None
         job_id = event.job_id
         if event.kind == "running":
             message = {"type": "state", "status": JobState.RUNNING.value, "final": False}
@@ -87,9 +87,7 @@ class Recorder:
     def close(self) -> None:
         self._writer.shutdown(wait=True)
 
-    def _published(
-        self, future: asyncio.Future[None], job_id: str, message: dict[str, Any]
-    ) -> None:
+    def _published(self, future: asyncio.Future[Any], job_id: str, message: dict[str, Any]) -> None:
         if future.exception() is not None:
             logger.error(
                 "could not record %s of job %s",
@@ -97,6 +95,8 @@ class Recorder:
                 job_id,
                 exc_info=future.exception(),
             )
+        elif isinstance(future.result(), dict):  # the store knew better: say what it says
+            message = future.result()
         self.hub.publish(job_id, message)
 
     def _write_interim(self, job_id: str, seq: int, data: str) -> None:
@@ -114,14 +114,17 @@ class Recorder:
         reason: str | None,
         session_id: str | None,
         started: datetime | None,
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """Write a job's end; if the job had already ended otherwise (cancelled while it
+        started), return the message that says so instead of this event's.
+        """
         now = utcnow()
         usage = (now - started).total_seconds() if started is not None else None
         with self.db.session() as db:
-            job_store.update_job(
+            written = job_store.finish_job(
                 db,
                 job_id=event.job_id,
-                where_status=sources_of(state),
+                sources=sources_of(state),
                 status=state.value,
                 reason=reason,
                 result=event.data if state is JobState.COMPLETED else None,
@@ -131,3 +134,9 @@ class Recorder:
             )
             if session_id is not None:
                 session_store.update_session(db, session_id=session_id, last_job_ended_at=now)
+            if written:
+                return None
+            row = job_store.job_outcome(db, job_id=event.job_id)
+        if row is None or not JobState(row.status).is_final:
+            return None
+        return {"type": "state", "status": row.status, "reason": row.reason, "final": True}

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from qruntime.backends import Catalogue
@@ -25,13 +27,18 @@ from qruntime.server.scheduler.recorder import Recorder
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import sessions as session_store
 from qruntime.server.store.database import Database
-from qruntime.server.store.tables import Job, Program, RuntimeSession, utcnow
+from qruntime.server.store.tables import Job, RuntimeSession, utcnow
 
 __all__ = ["JobRuntime"]
 
 logger = logging.getLogger("qruntime.scheduler")
 
 MAX_TIME_REASON = "the session's max_time expired"
+
+# Specs of queued built-in jobs kept in memory for a dispatch without a store read; a
+# deep queue keeps only this many (the rest are read when they are claimed).
+READY_JOBS = 1024
+READY_BYTES = 64 * 1024 * 1024
 
 
 def _epoch(value: Any) -> float | None:
@@ -63,6 +70,8 @@ class JobRuntime:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executor_started: asyncio.Task[None] | None = None
+        self._ready: dict[str, JobSpec] = {}
+        self._ready_bytes = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -134,10 +143,27 @@ class JobRuntime:
 
     # -- thread-safe entry points for routes ---------------------------------------------
 
-    def notify(self, job: Job) -> None:
-        """A job was queued (and committed): index it and wake the dispatcher (any thread)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._enqueue, _queued(job))
+    def notify(self, job: Job, *, builtin: str | None = None) -> None:
+        """A job was queued (and committed): index it and wake the dispatcher (any thread).
+
+        ``builtin``: the job runs that built-in program, so what it needs to run is all
+        in ``job``; it is kept, and the job's dispatch needs no read of the store.
+        """
+        if self._loop is None:
+            return
+        ready = None
+        if builtin is not None:
+            ready = JobSpec(
+                job_id=job.id,
+                program_id=job.program_id,
+                backend=job.backend,
+                inputs=job.params,
+                builtin=builtin,
+                max_execution_time=float(job.max_execution_time),
+                log_level=job.log_level or "WARNING",
+                session_id=job.session_id,
+            )
+        self._loop.call_soon_threadsafe(self._enqueue, _queued(job), ready)
 
     def queued_by(self, owner_id: str) -> int:
         """How many jobs a user has queued now (any thread)."""
@@ -189,7 +215,7 @@ class JobRuntime:
         info = self._adopt_session(row)
         if not row.accepting_jobs and queued == 0:
             # Cancelled: its queued jobs are gone from the store (no new ones can come).
-            self.scheduler.drop_session_jobs(session_id)
+            self._forget_queued(self.scheduler.drop_session_jobs(session_id))
         await self._settle_session(info)
         self._wakeup.set()
 
@@ -257,7 +283,7 @@ class JobRuntime:
         if info is None:
             return
         info.accepting_jobs = False
-        self.scheduler.drop_session_jobs(session_id)
+        self._forget_queued(self.scheduler.drop_session_jobs(session_id))
         self._spawn(self._expire(info))
 
     async def _expire(self, info: SessionInfo) -> None:
@@ -282,9 +308,27 @@ class JobRuntime:
 
     # -- dispatching ----------------------------------------------------------------------
 
-    def _enqueue(self, job: QueuedJob) -> None:
+    def _enqueue(self, job: QueuedJob, ready: JobSpec | None = None) -> None:
         self.scheduler.push(job)
+        if (
+            ready is not None
+            and len(self._ready) < READY_JOBS
+            and self._ready_bytes + len(ready.inputs) <= READY_BYTES
+        ):
+            self._ready[job.job_id] = ready
+            self._ready_bytes += len(ready.inputs)
         self._wakeup.set()
+
+    def _take_ready(self, job_id: str) -> JobSpec | None:
+        spec = self._ready.pop(job_id, None)
+        if spec is not None:
+            self._ready_bytes -= len(spec.inputs)
+        return spec
+
+    def _forget_queued(self, jobs: list[QueuedJob]) -> None:
+        """Jobs left the queue without running (cancelled): drop their kept specs."""
+        for job in jobs:
+            self._take_ready(job.job_id)
 
     async def _dispatch_forever(self) -> None:
         assert self._executor_started is not None
@@ -320,18 +364,86 @@ class JobRuntime:
                 )
                 if job.session_id is not None:
                     self._job_session[job.job_id] = job.session_id
-            specs, activated = await asyncio.to_thread(self._claim, chosen)
+            ready = [spec for job in chosen if (spec := self._take_ready(job.job_id))]
+            if ready:
+                self._start_ready(ready, now)
+            if len(ready) == len(chosen):
+                continue
+            taken = {spec.job_id for spec in ready}
+            rest = [job for job in chosen if job.job_id not in taken]
+            specs, activated = await asyncio.to_thread(self._claim, rest)
             claimed = {spec.job_id for spec in specs}
-            for job in chosen:
+            for job in rest:
                 if job.job_id not in claimed:  # cancelled or failed while it waited
                     self._release(job.job_id, ended=False)
-            for session_id, at in activated.items():
-                row_info = self.scheduler.sessions.get(session_id)
-                if row_info is not None and at is not None:
-                    self._arm(session_id, "expire", at)
+            self._arm_expiry(activated)
             for spec in specs:
                 self.recorder.started(spec.job_id)
                 self.executor.submit(spec, self._on_event)
+
+    def _start_ready(self, specs: list[JobSpec], now: float) -> None:
+        """Start kept built-in jobs at once; the store learns they run alongside.
+
+        The claim is the writer thread's next write, so it lands before anything the
+        jobs report. A job the claim finds no longer Queued (cancelled in the meantime)
+        is killed, and its end is recorded as what the store says.
+        """
+        at = utcnow()
+        started = []
+        for spec in specs:
+            if spec.session_id is not None:
+                info = self.scheduler.sessions.get(spec.session_id)
+                if info is None or not info.dedicated:  # a batch's jobs run side by side
+                    spec = dataclasses.replace(spec, session_id=None)
+            started.append(spec)
+        ids = [spec.job_id for spec in started]
+        claim = self.recorder.run(lambda: self._claim_started(ids, at))
+        claim.add_done_callback(self._claimed)
+        for spec in started:
+            self.recorder.started(spec.job_id)
+            self.executor.submit(spec, self._on_event)
+
+    def _claim_started(
+        self, job_ids: list[str], at: datetime
+    ) -> tuple[list[str], dict[str, float | None]]:
+        """Mark jobs that already started Running; returns those that were not Queued any
+        more, and the max_time deadline of each session that ran one.
+        """
+        lost: list[str] = []
+        activated: dict[str, float | None] = {}
+        with self.db.session() as db:
+            for job_id in job_ids:
+                row = job_store.claim_job(
+                    db,
+                    job_id=job_id,
+                    sources=[JobState.QUEUED.value],
+                    status=JobState.RUNNING.value,
+                    running_at=at,
+                )
+                if row is None:
+                    lost.append(job_id)
+                elif row.session_id is not None:
+                    session = session_store.mark_job_started(db, session_id=row.session_id, at=at)
+                    if session is not None:
+                        activated[row.session_id] = session.activated_at.timestamp() + float(
+                            session.max_ttl
+                        )
+        return lost, activated
+
+    def _claimed(self, future: asyncio.Future[tuple[list[str], dict[str, float | None]]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            logger.error("could not mark started jobs Running", exc_info=future.exception())
+            return
+        lost, activated = future.result()
+        for job_id in lost:
+            logger.info("job %s was cancelled as it started: killing it", job_id)
+            self._spawn(self.executor.cancel(job_id))
+        self._arm_expiry(activated)
+
+    def _arm_expiry(self, activated: dict[str, float | None]) -> None:
+        for session_id, at in activated.items():
+            if at is not None and session_id in self.scheduler.sessions:
+                self._arm(session_id, "expire", at)
 
     def _claim(self, chosen: list[QueuedJob]) -> tuple[list[JobSpec], dict[str, float | None]]:
         """Mark the chosen jobs Running in the store (each only if still Queued).
@@ -344,18 +456,16 @@ class JobRuntime:
         now = utcnow()
         with self.db.session() as db:
             for choice in chosen:
-                claimed = job_store.update_job(
+                job = job_store.claim_job(
                     db,
                     job_id=choice.job_id,
-                    where_status=sources_of(JobState.RUNNING),
+                    sources=sources_of(JobState.RUNNING),
                     status=JobState.RUNNING.value,
                     running_at=now,
                 )
-                if not claimed:
+                if job is None:
                     continue
-                found = job_store.job_with_program(db, job_id=choice.job_id)
-                assert found is not None
-                job, program = found
+                program = job_store.program_to_run(db, program_id=job.program_id)
                 if program is None:
                     job_store.update_job(
                         db,
@@ -367,35 +477,27 @@ class JobRuntime:
                     continue
                 dedicated = False
                 if job.session_id is not None:
-                    session = session_store.get_session(db, session_id=job.session_id)
+                    session = session_store.mark_job_started(db, session_id=job.session_id, at=now)
                     if session is not None:
                         dedicated = session.mode == "dedicated"
-                        values: dict[str, Any] = {"last_job_started_at": now}
-                        if session.state != "closed":
-                            values["state"] = "active"
-                        if session.activated_at is None:
-                            values["activated_at"] = now
-                        session_store.update_session(db, session_id=session.id, **values)
-                        activated[session.id] = (session.activated_at or now).timestamp() + (
+                        activated[job.session_id] = session.activated_at.timestamp() + float(
                             session.max_ttl
                         )
-                specs.append(self._spec_for(job, program, dedicated=dedicated))
+                specs.append(
+                    JobSpec(
+                        job_id=job.id,
+                        program_id=job.program_id,
+                        backend=job.backend,
+                        inputs=job.params,
+                        source=program.source,
+                        builtin=program.builtin,
+                        max_execution_time=float(job.max_execution_time),
+                        log_level=job.log_level or "WARNING",
+                        # Only a dedicated session's jobs share a worker; a batch's run apart.
+                        session_id=job.session_id if dedicated else None,
+                    )
+                )
         return specs, activated
-
-    @staticmethod
-    def _spec_for(job: Job, program: Program, *, dedicated: bool) -> JobSpec:
-        return JobSpec(
-            job_id=job.id,
-            program_id=job.program_id,
-            backend=job.backend,
-            inputs=job.params,
-            source=None if program.builtin else program.source,
-            builtin=program.builtin,
-            max_execution_time=float(job.max_execution_time),
-            log_level=job.log_level or "WARNING",
-            # Only a dedicated session's jobs share a worker; a batch's run side by side.
-            session_id=job.session_id if dedicated else None,
-        )
 
     # -- what workers report --------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from qruntime.errors import (
 from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, JobStateOut
 from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
-from qruntime.server.services.programs import visible_program
+from qruntime.server.services.programs import runnable_program
 from qruntime.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ __all__ = [
     "interim_results_since",
     "job_logs",
     "job_metrics",
+    "job_outcome",
     "job_result",
     "list_jobs",
     "owned_job",
@@ -129,14 +130,17 @@ def submit_job(
     catalogue: Catalogue,
     settings: Settings,
     queued_by_user: int = 0,
-) -> Job:
-    """Check a submission and store it as Queued (in its session, if it names one)."""
+) -> tuple[Job, str | None]:
+    """Check a submission and store it as Queued (in its session, if it names one).
+
+    Returns the job and, for a built-in program, the name of its module.
+    """
     if queued_by_user >= settings.max_queued_jobs_per_user:
         raise QuotaExceededError(
             f"You already have {queued_by_user} jobs queued, this server's limit per user; "
             "wait for some to finish."
         )
-    program, _ = visible_program(db, user=user, program_id=payload.program_id)
+    program = runnable_program(db, user=user, program_id=payload.program_id)
     spec = program.spec or {}
     _check_backend(
         catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
@@ -170,10 +174,9 @@ def submit_job(
             session_id=job_id,
         )
         session_id = job_id
-    return store.add_job(
+    job = store.add_job(
         db,
         id=job_id,
-        seq=store.next_seq(db),
         owner_id=user.id,
         program_id=program.id,
         backend=payload.backend,
@@ -186,6 +189,7 @@ def submit_job(
         created_at=utcnow(),
         logs="",
     )
+    return job, program.builtin
 
 
 def queue_job(
@@ -198,7 +202,7 @@ def queue_job(
     runtime: JobRuntime,
 ) -> Job:
     """Submit a job, commit it (durable before its id leaves the server), wake the scheduler."""
-    job = submit_job(
+    job, builtin = submit_job(
         db,
         user=user,
         payload=payload,
@@ -207,7 +211,7 @@ def queue_job(
         queued_by_user=runtime.queued_by(user.id),
     )
     db.commit()
-    runtime.notify(job)
+    runtime.notify(job, builtin=builtin)
     return job
 
 
@@ -306,6 +310,22 @@ def job_result(db: Session, *, user: User, job_id: str) -> str:
         reason = f" ({job.reason})" if job.reason else ""
         raise RuntimeInvalidStateError(f"Job {job_id} has no result: it is {job.status}{reason}.")
     return job.result
+
+
+def job_outcome(db: Session, *, user: User, job_id: str) -> tuple[JobState, str | None]:
+    """A job's state and, once it is final, its result text (one query).
+
+    A final job without a result (failed, cancelled) raises `RuntimeInvalidStateError`,
+    as `job_result` does.
+    """
+    row = store.job_outcome(db, job_id=job_id, owner_id=user.id)
+    if row is None:
+        raise RuntimeJobNotFound(f"Job not found: {job_id}")
+    state = JobState(row.status)
+    if state.is_final and (state is not JobState.COMPLETED or row.result is None):
+        reason = f" ({row.reason})" if row.reason else ""
+        raise RuntimeInvalidStateError(f"Job {job_id} has no result: it is {row.status}{reason}.")
+    return state, row.result
 
 
 def job_logs(db: Session, *, user: User, job_id: str) -> str:

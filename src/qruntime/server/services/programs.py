@@ -31,6 +31,7 @@ from qruntime.errors import (
 from qruntime.schemas import ProgramCreate, ProgramOut, ProgramSpec, ProgramUpdate
 from qruntime.server.services.auth import SYSTEM_USER
 from qruntime.server.store import programs as store
+from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Program, User, utcnow
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "delete_program",
     "get_program",
     "list_programs",
+    "runnable_program",
     "set_visibility",
     "sync_builtin_programs",
     "update_program",
@@ -162,6 +164,14 @@ def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Progra
     if found is None or not (found[0].is_public or found[0].owner_id == user.id or user.is_admin):
         raise RuntimeProgramNotFound(f"Program not found: {program_id}")
     return found
+
+
+def runnable_program(db: Session, *, user: User, program_id: str) -> AnyRow:
+    """`visible_program` for a job submission: the fields a job needs, without the source."""
+    head = store.program_head(db, program_id=program_id)
+    if head is None or not (head.is_public or head.owner_id == user.id or user.is_admin):
+        raise RuntimeProgramNotFound(f"Program not found: {program_id}")
+    return head
 
 
 def _writable_program(db: Session, *, user: User, program_id: str) -> tuple[Program, str]:

@@ -10,15 +10,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from qruntime.errors import InputValueError
 
-__all__ = ["Database", "normalise_url"]
+__all__ = ["AnyRow", "Database", "normalise_url"]
+
+#: A result row of a Core statement (the hot paths read columns, not ORM objects).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 
 def normalise_url(url: str) -> str:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Job, JobInterimResult, Program
 
 __all__ = [
     "add_interim_result",
     "add_job",
     "append_log",
+    "claim_job",
     "count_interim_results",
     "count_queued",
     "delete_job",
+    "finish_job",
     "get_job",
     "interim_results",
-    "job_with_program",
+    "job_outcome",
     "list_jobs",
-    "next_seq",
+    "program_to_run",
     "queued_jobs_all",
     "running_jobs",
     "update_job",
@@ -30,16 +33,119 @@ __all__ = [
 ]
 
 
-def next_seq(db: Session) -> int:
-    """The next submission number: orders the queue, survives restarts."""
-    return (db.scalar(select(func.max(Job.seq))) or 0) + 1
+# The hot path (submit, claim, finish, result) uses Core statements on the table: one
+# statement each, no ORM unit of work, and RETURNING where a read-back would follow.
+_jobs = cast(Table, Job.__table__)
+_programs = cast(Table, Program.__table__)
+
+
+# Built once: the values change per call, the statements do not (no per-call compiling
+# or cache-key work). A job's submission number is taken inside its INSERT.
+_INSERT = (
+    insert(_jobs)
+    .values(seq=select(func.coalesce(func.max(_jobs.c.seq), 0) + 1).scalar_subquery())
+    .returning(_jobs.c.seq)
+)
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job_id"), _jobs.c.status.in_(bindparam("sources", expanding=True))
+    )
+    .values(status=bindparam("status"), running_at=bindparam("running_at"))
+    .returning(
+        _jobs.c.id,
+        _jobs.c.program_id,
+        _jobs.c.backend,
+        _jobs.c.params,
+        _jobs.c.session_id,
+        _jobs.c.log_level,
+        _jobs.c.max_execution_time,
+    )
+)
+_FINISH = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job_id"), _jobs.c.status.in_(bindparam("sources", expanding=True))
+    )
+    .values(
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        result=bindparam("result"),
+        finished_at=bindparam("finished_at"),
+        usage_seconds=bindparam("usage_seconds"),
+        metrics=bindparam("metrics"),
+    )
+)
 
 
 def add_job(db: Session, **fields: Any) -> Job:
-    job = Job(**fields)
-    db.add(job)
-    db.flush()
-    return job
+    """Insert a queued job; its submission number ``seq`` is taken in the same statement.
+
+    Returns a transient `Job` holding what was written (it is not in the session).
+    """
+    fields.setdefault("tags", [])
+    fields.setdefault("logs", "")
+    row = db.execute(_INSERT, fields).one()
+    return Job(seq=row.seq, **fields)
+
+
+def claim_job(
+    db: Session, *, job_id: str, sources: Sequence[str], status: str, running_at: datetime
+) -> AnyRow | None:
+    """Mark a job ``status`` (Running) if it is in one of ``sources``; the fields a run needs.
+
+    None when the job had moved on (cancelled while it waited, say).
+    """
+    values = {
+        "job_id": job_id,
+        "sources": list(sources),
+        "status": status,
+        "running_at": running_at,
+    }
+    return db.execute(_CLAIM, values).first()
+
+
+def program_to_run(db: Session, *, program_id: str) -> AnyRow | None:
+    """A program's ``builtin`` module name and, for an uploaded program, its ``source``."""
+    statement = select(
+        _programs.c.builtin,
+        case((_programs.c.builtin.is_(None), _programs.c.source), else_=None).label("source"),
+    ).where(_programs.c.id == program_id)
+    return db.execute(statement).first()
+
+
+def finish_job(
+    db: Session,
+    *,
+    job_id: str,
+    sources: Sequence[str],
+    status: str,
+    reason: str | None,
+    result: str | None,
+    finished_at: datetime,
+    usage_seconds: float | None,
+    metrics: dict[str, Any] | None,
+) -> bool:
+    """Write a job's final state if it is in one of ``sources``; True if it was."""
+    values = {
+        "job_id": job_id,
+        "sources": list(sources),
+        "status": status,
+        "reason": reason,
+        "result": result,
+        "finished_at": finished_at,
+        "usage_seconds": usage_seconds,
+        "metrics": metrics,
+    }
+    return bool(db.execute(_FINISH, values).rowcount)  # type: ignore[attr-defined]
+
+
+def job_outcome(db: Session, *, job_id: str, owner_id: str | None = None) -> AnyRow | None:
+    """A job's status, reason and result text; with ``owner_id``, only if it is theirs."""
+    statement = select(_jobs.c.status, _jobs.c.reason, _jobs.c.result).where(_jobs.c.id == job_id)
+    if owner_id is not None:
+        statement = statement.where(_jobs.c.owner_id == owner_id)
+    return db.execute(statement).first()
 
 
 def get_job(db: Session, *, job_id: str, owner_id: str | None = None) -> Job | None:
@@ -95,16 +201,6 @@ def list_jobs(
         order = (Job.created_at.asc(), Job.seq.asc())
     page = db.scalars(query.order_by(*order).offset(offset).limit(limit))
     return list(page), total
-
-
-def job_with_program(db: Session, *, job_id: str) -> tuple[Job, Program | None] | None:
-    """A job and its program (None if the program was deleted), in one query."""
-    row = db.execute(
-        select(Job, Program)
-        .outerjoin(Program, Program.id == Job.program_id)
-        .where(Job.id == job_id)
-    ).first()
-    return (row[0], row[1]) if row else None
 
 
 def update_job(

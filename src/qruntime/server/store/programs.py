@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Program, User
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "find_program_by_name",
     "get_program",
     "list_programs",
+    "program_head",
     "visible_to",
 ]
 
@@ -34,6 +36,22 @@ def get_program(db: Session, *, program_id: str) -> tuple[Program, str] | None:
         .where(Program.id == program_id)
     ).first()
     return (row[0], row[1]) if row else None
+
+
+_programs = cast(Table, Program.__table__)
+_HEAD = select(
+    _programs.c.id,
+    _programs.c.owner_id,
+    _programs.c.is_public,
+    _programs.c.spec,
+    _programs.c.builtin,
+    _programs.c.max_execution_time,
+).where(_programs.c.id == bindparam("program_id"))
+
+
+def program_head(db: Session, *, program_id: str) -> AnyRow | None:
+    """What a job submission needs of a program (no source), in one light query."""
+    return db.execute(_HEAD, {"program_id": program_id}).first()
 
 
 def find_program_by_name(db: Session, *, owner_id: str, name: str) -> Program | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Job, RuntimeSession
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "count_queued",
     "get_session",
     "live_sessions",
+    "mark_job_started",
     "session_usage",
     "update_session",
 ]
@@ -39,6 +42,26 @@ def get_session(
 
 def update_session(db: Session, *, session_id: str, **values: Any) -> None:
     db.execute(update(RuntimeSession).where(RuntimeSession.id == session_id).values(**values))
+
+
+def mark_job_started(db: Session, *, session_id: str, at: datetime) -> AnyRow | None:
+    """A job of the session started ``at``: the session is active (unless closed), and its
+    clock starts if this is its first job. Returns its ``mode`` and ``activated_at``.
+    """
+    table = cast(Table, RuntimeSession.__table__)
+    statement = (
+        update(table)
+        .where(table.c.id == session_id)
+        .values(
+            last_job_started_at=at,
+            state=case((table.c.state == "closed", table.c.state), else_="active"),
+            activated_at=func.coalesce(
+                table.c.activated_at, literal(at, table.c.activated_at.type)
+            ),
+        )
+        .returning(table.c.mode, table.c.activated_at, table.c.max_ttl)
+    )
+    return db.execute(statement).first()
 
 
 def live_sessions(db: Session) -> list[RuntimeSession]:

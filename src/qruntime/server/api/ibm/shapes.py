@@ -25,7 +25,7 @@ __all__ = [
 RAN_TOO_LONG_CODE = 1305
 
 
-def check_service_crn(service_crn: str | None = Header(default=None)) -> None:
+async def check_service_crn(service_crn: str | None = Header(default=None)) -> None:
     """Refuse a ``Service-CRN`` header that is not a CRN; its content is otherwise unused.
 
     qruntime has no IBM Cloud instances: who may do what follows from the access token.

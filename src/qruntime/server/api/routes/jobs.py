@@ -12,26 +12,34 @@ from starlette.concurrency import run_in_threadpool
 
 from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobState, TagsUpdate
-from qruntime.server.api.deps import DbDep, StateDep, UserDep, access_token
+from qruntime.server.api.deps import DbDep, StateDep, UserDep, access_token, resolve_user
 from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.api.state import AppState
 from qruntime.server.services import auth
 from qruntime.server.services import jobs as service
+from qruntime.server.store.tables import User
 
 router = APIRouter(tags=["jobs"])
 
 
 @router.post("/jobs", response_model=JobCreated, status_code=201)
-def submit(body: JobCreate, db: DbDep, user: UserDep, state: StateDep) -> JobCreated:
-    job = service.queue_job(
-        db,
-        user=user,
-        payload=body,
-        catalogue=state.catalogue,
-        settings=state.settings,
-        runtime=state.runtime,
-    )
-    return JobCreated(id=job.id, backend=job.backend)
+async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
+    # async with one hop to a thread for the store: the hottest route of all.
+    job_id, backend = await run_in_threadpool(_queue, state, user, body)
+    return JobCreated(id=job_id, backend=backend)
+
+
+def _queue(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
+    with state.db.session() as db:
+        job = service.queue_job(
+            db,
+            user=user,
+            payload=body,
+            catalogue=state.catalogue,
+            settings=state.settings,
+            runtime=state.runtime,
+        )
+        return job.id, job.backend
 
 
 @router.get("/jobs", response_model=JobList, response_model_exclude_none=True)
@@ -95,19 +103,20 @@ async def results(
     (a long poll, woken by the job's end); if it is still queued or running then, the
     answer is 202 with the job's state. A job that ended without a result gets 409.
     """
-    token = access_token(request)
+    user = await resolve_user(state, access_token(request))
     queue = state.runtime.hub.subscribe(job_id)
     try:
-        job = await run_in_threadpool(_read_job, state, token, job_id)
-        if not JobState(job.status).is_final and wait > 0:
+        status, text = await run_in_threadpool(_outcome, state, user, job_id)
+        if not status.is_final and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     while not (message := await queue.get()).get("final"):
                         pass
                     if "result" in message:  # the result itself, straight from the worker
                         return Response(message["result"], media_type="application/json")
-            job = await run_in_threadpool(_read_job, state, token, job_id)
-        if not JobState(job.status).is_final:
+            status, text = await run_in_threadpool(_outcome, state, user, job_id)
+        if not status.is_final:
+            job = await run_in_threadpool(_read_job, state, access_token(request), job_id)
             return Response(
                 job.model_dump_json(exclude_none=True),
                 status_code=202,
@@ -115,8 +124,13 @@ async def results(
             )
     finally:
         state.runtime.hub.unsubscribe(job_id, queue)
-    text = await run_in_threadpool(_read_result, state, token, job_id)
     return Response(text, media_type="application/json")
+
+
+def _outcome(state: AppState, user: User, job_id: str) -> tuple[JobState, str | None]:
+    """A job's state, and its result text once it completed (one query)."""
+    with state.db.session() as db:
+        return service.job_outcome(db, user=user, job_id=job_id)
 
 
 @router.get("/jobs/{job_id}/interim_results")
@@ -160,7 +174,7 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
     cannot set headers). ``?after=N`` skips interim results up to sequence number N.
     """
     state: AppState = websocket.app.state.qruntime
-    token = access_token(websocket) or websocket.query_params.get("access_token")  # type: ignore[arg-type]
+    token = access_token(websocket) or websocket.query_params.get("access_token")
     after = int(websocket.query_params.get("after", "-1"))
     queue = state.runtime.hub.subscribe(job_id)
     try:
@@ -209,9 +223,3 @@ def _stream_start(
         user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
         job = service.get_job(db, user=user, job_id=job_id, include_params=False)
         return job, service.interim_results_since(db, user=user, job_id=job_id, after=after)
-
-
-def _read_result(state: AppState, token: str | None, job_id: str) -> str:
-    with state.db.session() as db:
-        user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
-        return service.job_result(db, user=user, job_id=job_id)
