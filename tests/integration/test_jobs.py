@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -22,6 +23,7 @@ from qruntime import (
     RuntimeJobTimeoutError,
     RuntimeProgramNotFound,
 )
+from qruntime.programs.hello_world import FINAL_MESSAGE
 
 ECHO = """
 import numpy as np
@@ -163,6 +165,36 @@ def test_cancel_a_running_job_kills_it(server) -> None:
         job.result(timeout=30)
     with pytest.raises(RuntimeInvalidStateError):
         job.cancel()
+
+
+def test_built_in_jobs_cancelled_as_they_start_end_consistently(server) -> None:
+    """A built-in job starts straight from memory while the store learns it runs: a
+    cancel in that moment must still end it Cancelled (killed), never half-way."""
+    service = server.service()
+    jobs = []
+    for _ in range(20):
+        job = service.run(
+            "hello-world", inputs={"iterations": 2}, options={"backend": "aer_simulator"}
+        )
+        with contextlib.suppress(RuntimeInvalidStateError):  # it finished first
+            job.cancel()
+        jobs.append(job)
+    for job in jobs:
+        job.wait_for_final_state(timeout=60)
+        status = job.status()
+        assert status in (JobStatus.CANCELLED, JobStatus.DONE)
+        if status is JobStatus.CANCELLED:
+            with pytest.raises(RuntimeInvalidStateError):
+                job.result(timeout=30)
+        else:
+            assert job.result(timeout=30) == FINAL_MESSAGE
+    assert any(job.status() is JobStatus.CANCELLED for job in jobs)
+    # no lane was left taken by a killed job
+    after = [
+        service.run("hello-world", inputs={"iterations": 1}, options={"backend": "aer_simulator"})
+        for _ in range(4)
+    ]
+    assert all(job.result(timeout=60) == FINAL_MESSAGE for job in after)
 
 
 def test_wait_for_final_state_times_out(server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -275,6 +276,75 @@ def test_per_user_queue_limit_is_a_clear_error(make_server, tmp_path: Path) -> N
     assert 3 <= len(jobs) <= 4  # three queued, and perhaps one already running
     for job in jobs:
         job.cancel()
+
+
+def _result_in_thread(job) -> tuple[threading.Thread, list[object]]:
+    """Wait for ``job``'s result in a thread; the list gets (outcome, seconds waited)."""
+    seen: list[object] = []
+
+    def wait() -> None:
+        begun = time.monotonic()
+        try:
+            seen.append(job.result(timeout=40))
+        except Exception as exc:  # the outcome under test
+            seen.append(exc)
+        seen.append(time.monotonic() - begun)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, seen
+
+
+def _wait_running(job) -> None:
+    deadline = time.monotonic() + 30
+    while job.status().name != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_cancelling_a_queued_job_wakes_its_waiter_and_frees_the_quota(
+    make_server, tmp_path: Path
+) -> None:
+    from qruntime import QuotaExceededError
+
+    config = tmp_path / "q.toml"
+    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
+    small = make_server(config_file=config, max_queued_jobs_per_user=2)
+    service = small.service()
+    options = {"backend": "one_lane"}
+    blocker = service.run(sleeper(service), inputs={"seconds": 30}, options=options)
+    _wait_running(blocker)
+    queued = service.run("hello-world", inputs={"iterations": 1}, options=options)
+    other = service.run("hello-world", inputs={"iterations": 1}, options=options)
+    with pytest.raises(QuotaExceededError):
+        service.run("hello-world", inputs={}, options=options)
+    thread, seen = _result_in_thread(queued)
+    time.sleep(0.3)  # the waiter is parked on the server's long poll
+    queued.cancel()
+    thread.join(40)
+    assert isinstance(seen[0], RuntimeInvalidStateError)
+    assert seen[1] < 10  # woken by the cancel, not by the end of a poll
+    # its place in the user's quota is free at once
+    again = service.run("hello-world", inputs={"iterations": 1}, options=options)
+    blocker.cancel()
+    assert other.result(timeout=60) is not None
+    assert again.result(timeout=60) is not None
+    assert queued.status().name == "CANCELLED"
+
+
+def test_cancelling_a_session_wakes_the_waiters_of_its_queued_jobs(one_lane) -> None:
+    service = one_lane.service()
+    blocker = service.run(sleeper(service), inputs={"seconds": 30}, options={"backend": "one_lane"})
+    _wait_running(blocker)
+    session = Session(service=service, backend="one_lane")
+    job = session.run("hello-world", inputs={"iterations": 1})
+    thread, seen = _result_in_thread(job)
+    time.sleep(0.3)
+    session.cancel()
+    thread.join(40)
+    assert isinstance(seen[0], RuntimeInvalidStateError)
+    assert seen[1] < 10
+    blocker.cancel()
 
 
 def test_max_time_string_is_parsed_and_bad_ones_refused() -> None:

@@ -138,3 +138,26 @@ def test_dropping_a_sessions_jobs_updates_the_counts() -> None:
     assert len(q.scheduler.drop_session_jobs("s1")) == 3
     assert q.scheduler.queued_by("bob") == 0
     assert len(q.scheduler) == 0
+
+
+def test_a_removed_job_is_never_picked_and_frees_its_owners_count() -> None:
+    q = Queue()
+    first, second, third = (q.add("alice") for _ in range(3))
+    assert q.scheduler.queued_by("alice") == 3
+    assert q.scheduler.remove(QueuedJob(2, second, BACKEND, "alice"))
+    assert q.scheduler.queued_by("alice") == 2
+    assert not q.scheduler.remove(QueuedJob(2, second, BACKEND, "alice"))  # already gone
+    started = [q.run_one(now=float(i))[0] for i in range(2)]
+    assert started == [first, third]
+    assert len(q.scheduler) == 0
+    assert q.scheduler.backends() == set()
+
+
+def test_removing_a_sessions_last_job_forgets_its_stream() -> None:
+    q = Queue()
+    q.session("s1", "bob")
+    job = q.add("bob", session="s1")
+    assert q.scheduler.queued_in_session("s1") == 1
+    assert q.scheduler.remove(QueuedJob(1, job, BACKEND, "bob", "s1"))
+    assert q.scheduler.queued_in_session("s1") == 0
+    assert q.run_one(now=0.0) == []

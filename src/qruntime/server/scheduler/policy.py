@@ -142,6 +142,33 @@ class Scheduler:
     def queued_in_session(self, session_id: str) -> int:
         return len(self._sessions.get(session_id, ()))
 
+    def remove(self, job: QueuedJob) -> bool:
+        """Take ``job`` out of the queue (it was cancelled); False if it is not queued.
+
+        Linear in the jobs of its stream (its user's on its backend, or its session's):
+        cancelling is rare next to queueing and picking.
+        """
+        if job.session_id is not None:
+            heap = self._sessions.get(job.session_id)
+        else:
+            heap = self._normal.get(job.backend, {}).get(job.owner_id)
+        if not heap:
+            return False
+        index = next((i for i, queued in enumerate(heap) if queued.job_id == job.job_id), None)
+        if index is None:
+            return False
+        last = heap.pop()
+        if index < len(heap):
+            heap[index] = last
+            heapq.heapify(heap)
+        if not heap:
+            if job.session_id is not None:
+                del self._sessions[job.session_id]
+            else:
+                del self._normal[job.backend][job.owner_id]
+        self._taken(job)
+        return True
+
     def drop_session_jobs(self, session_id: str) -> list[QueuedJob]:
         """Forget a session's queued jobs (they were cancelled); returns them."""
         jobs = self._sessions.pop(session_id, [])

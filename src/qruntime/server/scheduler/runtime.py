@@ -165,6 +165,34 @@ class JobRuntime:
             )
         self._loop.call_soon_threadsafe(self._enqueue, _queued(job), ready)
 
+    def unqueue(self, job: Job, *, reason: str) -> None:
+        """A queued job was cancelled in the store (any thread): forget it, tell waiters."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._unqueue, _queued(job), reason)
+
+    def _unqueue(self, job: QueuedJob, reason: str) -> None:
+        if self.scheduler.remove(job):
+            self._take_ready(job.job_id)
+        self._announce_cancelled([job.job_id], reason)
+
+    def announce_cancelled(self, job_ids: list[str], *, reason: str) -> None:
+        """Queued jobs were cancelled in the store (any thread): wake whoever waits on them.
+
+        The queue itself learns of them from the session they belonged to.
+        """
+        if self._loop is not None and job_ids:
+            self._loop.call_soon_threadsafe(self._announce_cancelled, job_ids, reason)
+
+    def _announce_cancelled(self, job_ids: list[str], reason: str | None) -> None:
+        for job_id in job_ids:
+            message = {
+                "type": "state",
+                "status": JobState.CANCELLED.value,
+                "reason": reason,
+                "final": True,
+            }
+            self.hub.publish(job_id, message)
+
     def queued_by(self, owner_id: str) -> int:
         """How many jobs a user has queued now (any thread)."""
         return self.scheduler.queued_by(owner_id)
@@ -287,10 +315,10 @@ class JobRuntime:
         self._spawn(self._expire(info))
 
     async def _expire(self, info: SessionInfo) -> None:
-        def write() -> None:
+        def write() -> list[str]:
             now = utcnow()
             with self.db.session() as db:
-                session_store.cancel_queued_jobs(
+                cancelled = session_store.cancel_queued_jobs(
                     db, session_id=info.session_id, reason=MAX_TIME_REASON, now=now
                 )
                 session_store.update_session(
@@ -301,8 +329,9 @@ class JobRuntime:
                     reason=MAX_TIME_REASON,
                     closed_at=now,
                 )
+            return cancelled
 
-        await self.recorder.run(write)
+        self._announce_cancelled(await self.recorder.run(write), MAX_TIME_REASON)
         await self._settle_session(info)
         self._wakeup.set()
 

@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_USER_CANCELLED = "cancelled by the user"
 
 
 def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
@@ -263,8 +264,10 @@ def list_jobs(
     return [to_wire(job) for job in jobs], total
 
 
-def cancel_job(db: Session, *, user: User, job_id: str) -> str:
-    """Cancel a queued job here; return the status it had ("Running" ones the runtime kills)."""
+def cancel_job(db: Session, *, user: User, job_id: str) -> tuple[Job, str]:
+    """Cancel a queued job here; return it and the status it had ("Running" ones the
+    runtime kills).
+    """
     job = owned_job(db, user=user, job_id=job_id)
     if JobState(job.status).is_final:
         raise RuntimeInvalidStateError(f"Job {job_id} cannot be cancelled: it is {job.status}.")
@@ -274,20 +277,24 @@ def cancel_job(db: Session, *, user: User, job_id: str) -> str:
             job_id=job_id,
             where_status=[JobState.QUEUED.value],
             status=JobState.CANCELLED.value,
-            reason="cancelled by the user",
+            reason=_USER_CANCELLED,
             finished_at=utcnow(),
         )
         if cancelled:
-            return JobState.QUEUED.value
-    return JobState.RUNNING.value
+            return job, JobState.QUEUED.value
+    return job, JobState.RUNNING.value
 
 
 def cancel_and_kill(db: Session, *, user: User, job_id: str, runtime: JobRuntime) -> None:
-    """`cancel_job`, committed; a running job is then killed by the runtime."""
-    was = cancel_job(db, user=user, job_id=job_id)
+    """`cancel_job`, committed; a running job is then killed by the runtime, a queued
+    one leaves the runtime's queue (and whoever waits on it hears of it at once).
+    """
+    job, was = cancel_job(db, user=user, job_id=job_id)
     db.commit()
     if was == JobState.RUNNING.value:
         runtime.cancel_running(job_id)
+    else:
+        runtime.unqueue(job, reason=_USER_CANCELLED)
 
 
 def delete_job(db: Session, *, user: User, job_id: str) -> None:

@@ -33,6 +33,8 @@ __all__ = [
     "to_wire",
 ]
 
+CANCELLED_REASON = "the session was cancelled"
+
 
 def create_session(
     db: Session,
@@ -104,7 +106,7 @@ def cancel_session(db: Session, *, user: User, session_id: str) -> list[str]:
     session = owned_session(db, user=user, session_id=session_id)
     now = utcnow()
     cancelled = store.cancel_queued_jobs(
-        db, session_id=session_id, reason="the session was cancelled", now=now
+        db, session_id=session_id, reason=CANCELLED_REASON, now=now
     )
     if session.state != "closed":
         store.update_session(
@@ -150,10 +152,11 @@ def close_and_notify(db: Session, *, user: User, session_id: str, runtime: JobRu
 
 
 def cancel_and_notify(db: Session, *, user: User, session_id: str, runtime: JobRuntime) -> None:
-    """`cancel_session`, committed, and the scheduler told."""
-    cancel_session(db, user=user, session_id=session_id)
+    """`cancel_session`, committed, and the scheduler and the jobs' waiters told."""
+    cancelled = cancel_session(db, user=user, session_id=session_id)
     db.commit()
     runtime.refresh_session(session_id)
+    runtime.announce_cancelled(cancelled, reason=CANCELLED_REASON)
 
 
 def _iso(value: datetime | None) -> str | None:
