@@ -13,6 +13,7 @@ import pytest
 from tests.support import free_port, start_serve
 
 from qruntime import RuntimeService
+from qruntime.programs.hello_world import FINAL_MESSAGE
 
 SLEEPER = """
 import time
@@ -62,6 +63,11 @@ def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
             )
             for i in range(4)
         ]
+        # built-in jobs too: after the restart they start from specs read ahead
+        queued += [
+            service.run("hello-world", inputs={"iterations": 1}, options={"backend": "one_lane"})
+            for _ in range(3)
+        ]
         ids = [job.job_id() for job in queued]
     server.kill()  # SIGKILL to the server alone: its workers must die with it
     server.wait(timeout=30)
@@ -73,7 +79,7 @@ def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
             failed.wait_for_final_state(timeout=60)
             assert "server restarted" in (failed.error_message() or "")
             results = [service.job(job_id).result(timeout=60) for job_id in ids]
-            assert results == [f"q{i}" for i in range(4)]
+            assert results == [f"q{i}" for i in range(4)] + [FINAL_MESSAGE] * 3
             started = [service.job(job_id).metrics()["timestamps"]["running"] for job_id in ids]
             assert started == sorted(started), "queued jobs kept their order"
             assert service.jobs(pending=True) == []

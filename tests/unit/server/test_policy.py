@@ -144,11 +144,14 @@ def test_a_removed_job_is_never_picked_and_frees_its_owners_count() -> None:
     q = Queue()
     first, second, third = (q.add("alice") for _ in range(3))
     assert q.scheduler.queued_by("alice") == 3
+    assert second in q.scheduler
     assert q.scheduler.remove(QueuedJob(2, second, BACKEND, "alice"))
+    assert second not in q.scheduler
     assert q.scheduler.queued_by("alice") == 2
     assert not q.scheduler.remove(QueuedJob(2, second, BACKEND, "alice"))  # already gone
     started = [q.run_one(now=float(i))[0] for i in range(2)]
     assert started == [first, third]
+    assert first not in q.scheduler  # picked jobs leave the queue too
     assert len(q.scheduler) == 0
     assert q.scheduler.backends() == set()
 

@@ -111,6 +111,7 @@ class Scheduler:
         self.usage = UsageWindow(usage_window)
         self._count = 0
         self._per_owner: dict[str, int] = {}
+        self._ids: set[str] = set()
 
     # -- the index ------------------------------------------------------------------------
 
@@ -122,6 +123,7 @@ class Scheduler:
             heapq.heappush(owners.setdefault(job.owner_id, []), job)
         self._count += 1
         self._per_owner[job.owner_id] = self._per_owner.get(job.owner_id, 0) + 1
+        self._ids.add(job.job_id)
 
     def queued_by(self, owner_id: str) -> int:
         """How many jobs ``owner_id`` has queued (read from any thread)."""
@@ -129,6 +131,7 @@ class Scheduler:
 
     def _taken(self, job: QueuedJob) -> QueuedJob:
         self._count -= 1
+        self._ids.discard(job.job_id)
         left = self._per_owner.get(job.owner_id, 0) - 1
         if left > 0:
             self._per_owner[job.owner_id] = left
@@ -138,6 +141,10 @@ class Scheduler:
 
     def __len__(self) -> int:
         return self._count
+
+    def __contains__(self, job_id: object) -> bool:
+        """Whether the job with this id is queued here."""
+        return job_id in self._ids
 
     def queued_in_session(self, session_id: str) -> int:
         return len(self._sessions.get(session_id, ()))

@@ -72,6 +72,7 @@ class JobRuntime:
         self._executor_started: asyncio.Task[None] | None = None
         self._ready: dict[str, JobSpec] = {}
         self._ready_bytes = 0
+        self._refilling = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class JobRuntime:
             self.scheduler.push(job)
         self._task = asyncio.create_task(self._dispatch_forever(), name="qrt-dispatcher")
         self._wakeup.set()
+        self._refill_ready()
 
     async def stop(self) -> None:
         for timer in self._timers.values():
@@ -339,14 +341,60 @@ class JobRuntime:
 
     def _enqueue(self, job: QueuedJob, ready: JobSpec | None = None) -> None:
         self.scheduler.push(job)
-        if (
-            ready is not None
-            and len(self._ready) < READY_JOBS
-            and self._ready_bytes + len(ready.inputs) <= READY_BYTES
-        ):
-            self._ready[job.job_id] = ready
-            self._ready_bytes += len(ready.inputs)
+        if ready is not None:
+            self._keep_ready(ready)
         self._wakeup.set()
+
+    def _keep_ready(self, spec: JobSpec) -> None:
+        if (
+            len(self._ready) < READY_JOBS
+            and self._ready_bytes + len(spec.inputs) <= READY_BYTES
+            and spec.job_id not in self._ready
+        ):
+            self._ready[spec.job_id] = spec
+            self._ready_bytes += len(spec.inputs)
+
+    def _refill_ready(self) -> None:
+        """Queued built-in jobs the runtime holds no spec for (recovered after a restart,
+        or queued while the kept specs were at their bound): read the oldest ones' specs
+        ahead of their dispatch, once the kept ones run low.
+        """
+        if (
+            self._refilling
+            or len(self._ready) >= READY_JOBS // 2
+            or len(self.scheduler) <= len(self._ready)
+        ):
+            return
+        self._refilling = True
+        self._spawn(self._refill())
+
+    async def _refill(self) -> None:
+        try:
+            specs = await asyncio.to_thread(self._read_ready, READY_JOBS)
+            for spec in specs:
+                if spec.job_id in self.scheduler:  # not dispatched or cancelled meanwhile
+                    self._keep_ready(spec)
+        except Exception:
+            logger.exception("could not read queued jobs ahead of their dispatch")
+        finally:
+            self._refilling = False
+
+    def _read_ready(self, limit: int) -> list[JobSpec]:
+        with self.db.session() as db:
+            rows = job_store.queued_builtin_jobs(db, limit=limit)
+        return [
+            JobSpec(
+                job_id=row.id,
+                program_id=row.program_id,
+                backend=row.backend,
+                inputs=row.params,
+                builtin=row.builtin,
+                max_execution_time=float(row.max_execution_time),
+                log_level=row.log_level or "WARNING",
+                session_id=row.session_id,
+            )
+            for row in rows
+        ]
 
     def _take_ready(self, job_id: str) -> JobSpec | None:
         spec = self._ready.pop(job_id, None)
@@ -396,6 +444,7 @@ class JobRuntime:
             ready = [spec for job in chosen if (spec := self._take_ready(job.job_id))]
             if ready:
                 self._start_ready(ready, now)
+            self._refill_ready()
             if len(ready) == len(chosen):
                 continue
             taken = {spec.job_id for spec in ready}

@@ -26,6 +26,7 @@ __all__ = [
     "job_outcome",
     "list_jobs",
     "program_to_run",
+    "queued_builtin_jobs",
     "queued_jobs_all",
     "running_jobs",
     "update_job",
@@ -103,6 +104,27 @@ def claim_job(
         "running_at": running_at,
     }
     return db.execute(_CLAIM, values).first()
+
+
+def queued_builtin_jobs(db: Session, *, limit: int) -> list[AnyRow]:
+    """The oldest queued jobs of built-in programs, with what they need to run."""
+    statement = (
+        select(
+            _jobs.c.id,
+            _jobs.c.program_id,
+            _jobs.c.backend,
+            _jobs.c.params,
+            _jobs.c.session_id,
+            _jobs.c.log_level,
+            _jobs.c.max_execution_time,
+            _programs.c.builtin,
+        )
+        .join(_programs, _programs.c.id == _jobs.c.program_id)
+        .where(_jobs.c.status == "Queued", _programs.c.builtin.is_not(None))
+        .order_by(_jobs.c.seq)
+        .limit(limit)
+    )
+    return list(db.execute(statement))
 
 
 def program_to_run(db: Session, *, program_id: str) -> AnyRow | None:
