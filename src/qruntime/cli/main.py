@@ -49,15 +49,27 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Start the server (SQLite, local workers and Aer backends unless configured otherwise)."""
-    import uvicorn
-
-    from qruntime.server.app import create_app, prepare_database
+    from qruntime.server.executor.local import LocalExecutor, launch_zygote
 
     try:
         settings = _settings(db, config, host=host, port=port)
-        token = prepare_database(settings)
     except QRuntimeError as error:
         raise _fail(error) from None
+    # The workers take longest to start (Qiskit, Aer, a warm-up): start them first, so
+    # that they get ready while this process imports the server and prepares the database.
+    zygote = launch_zygote(catalogue_path=settings.config_file)
+    try:
+        import uvicorn
+
+        from qruntime.server.app import create_app, prepare_database
+
+        token = prepare_database(settings)
+    except QRuntimeError as error:
+        zygote.kill()
+        raise _fail(error) from None
+    except BaseException:
+        zygote.kill()
+        raise
     if token is not None:
         if settings.admin_token:
             typer.echo("Created the user 'admin' with the API token from QRUNTIME_ADMIN_TOKEN.")
@@ -66,7 +78,10 @@ def serve(
             typer.echo(token)
     typer.echo(f"Database: {settings.db_url}")
     typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
-    app = create_app(settings, prepare=False)  # prepared just above
+    executor = LocalExecutor(
+        catalogue_path=settings.config_file, caches=settings.caches, zygote=zygote
+    )
+    app = create_app(settings, executor=executor, prepare=False)  # prepared just above
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
 
 

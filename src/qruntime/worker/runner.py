@@ -56,20 +56,35 @@ def configure_output() -> None:
         setattr(sys, name, stream)
 
 
+_LIBRARY_LOGGERS = ("qiskit", "qiskit_aer", "stevedore")
+
+
 def _configure_logging(level_name: str | None) -> None:
     level = logging.getLevelName((level_name or "WARNING").upper())
     if not isinstance(level, int):
         level = logging.WARNING
     root = logging.getLogger()
+    library_level = max(level, logging.WARNING)
+    if (
+        # As the previous job of this worker left it: nothing to do. (Each setLevel
+        # clears the cache of every logger, and Qiskit has hundreds.)
+        len(root.handlers) == 1
+        and getattr(root.handlers[0], "qruntime_job_log", False)
+        and getattr(root.handlers[0], "stream", None) is sys.stderr
+        and root.level == level
+        and all(logging.getLogger(n).level == library_level for n in _LIBRARY_LOGGERS)
+    ):
+        return
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.qruntime_job_log = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
     # The job's level is for the program's records, not the libraries' chatter.
-    for name in ("qiskit", "qiskit_aer", "stevedore"):
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in _LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)
 
 
 def _format_traceback(exc: BaseException, *, skip: int = 1) -> str:

@@ -42,7 +42,7 @@ from qruntime.worker.protocol import (
     read_frame,
 )
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LaunchedZygote", "LocalExecutor", "launch_zygote"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,46 @@ class _SessionWorker:
     queue: deque[_Run] = field(default_factory=deque)
 
 
+@dataclass
+class LaunchedZygote:
+    """A zygote process started ahead of its executor, and the executor's end of its socket."""
+
+    process: subprocess.Popen[bytes]
+    control: socket.socket
+
+    def kill(self) -> None:
+        """Stop it unused (the server did not start after all)."""
+        self.control.close()
+        self.process.kill()
+        self.process.wait()
+
+
+def launch_zygote(
+    *, catalogue_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> LaunchedZygote:
+    """Start the worker zygote now; a `LocalExecutor` given it adopts it at ``start``.
+
+    The zygote takes the longest of everything at start-up (it imports Qiskit and Aer
+    and warms them up), so ``qruntime serve`` launches it first, before it imports the
+    server itself, and the two start side by side.
+    """
+    ours, theirs = socket.socketpair()
+    config = {"catalogue": str(catalogue_path) if catalogue_path else None}
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+    cmd = [sys.executable, "-m", "qruntime.worker.zygote"]
+    cmd += ["--control-fd", str(theirs.fileno()), "--config", json.dumps(config)]
+    try:
+        process = subprocess.Popen(
+            cmd, pass_fds=[theirs.fileno()], env=environment, stdin=subprocess.DEVNULL
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return LaunchedZygote(process, ours)
+
+
 class LocalExecutor(Executor):
     """Runs jobs in local worker processes; see the module docstring.
 
@@ -111,6 +151,8 @@ class LocalExecutor(Executor):
     programs). ``uploads_in_pool`` runs uploaded programs in the pool as well,
     unsandboxed: for tests only. ``caches=False`` starts every job with every
     cache of its worker empty, so a benchmark can measure what they save.
+    ``zygote``: one started ahead by `launch_zygote` (with the same catalogue and
+    ``env``), adopted at ``start`` instead of starting another.
     """
 
     def __init__(
@@ -126,6 +168,7 @@ class LocalExecutor(Executor):
         env: Mapping[str, str] | None = None,
         start_timeout: float = 120.0,
         caches: bool = True,
+        zygote: LaunchedZygote | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -139,6 +182,7 @@ class LocalExecutor(Executor):
         self.env = dict(env or {})
         self.start_timeout = start_timeout
         self.caches = caches
+        self._launched = zygote
         self.zygote_info: Header = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
@@ -190,17 +234,10 @@ class LocalExecutor(Executor):
     async def _start_zygote(self) -> None:
         loop = self._loop
         assert loop is not None
-        ours, theirs = socket.socketpair()
-        config = {"catalogue": str(self.catalogue_path) if self.catalogue_path else None}
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **self.env}
-        cmd = [sys.executable, "-m", "qruntime.worker.zygote"]
-        cmd += ["--control-fd", str(theirs.fileno()), "--config", json.dumps(config)]
-        try:
-            self._zygote = subprocess.Popen(
-                cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL
-            )
-        finally:
-            theirs.close()
+        launched, self._launched = self._launched, None
+        if launched is None:
+            launched = launch_zygote(catalogue_path=self.catalogue_path, env=self.env)
+        self._zygote, ours = launched.process, launched.control
         self._control = FrameSocket(ours)
         self._parser = FrameParser()
         self._ready = loop.create_future()
