@@ -115,7 +115,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (auth.router, programs.router, backends.router, jobs.router, sessions.router):
+    # The jobs routes first: routes are matched in order, and they take most requests.
+    for router in (jobs.router, sessions.router, programs.router, backends.router, auth.router):
         app.include_router(router)
     app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_input_bytes + 1_000_000)

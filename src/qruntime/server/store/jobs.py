@@ -162,12 +162,17 @@ def finish_job(
     return bool(db.execute(_FINISH, values).rowcount)  # type: ignore[attr-defined]
 
 
+_OUTCOME = select(_jobs.c.status, _jobs.c.reason, _jobs.c.result).where(
+    _jobs.c.id == bindparam("job_id")
+)
+_OWN_OUTCOME = _OUTCOME.where(_jobs.c.owner_id == bindparam("owner_id"))
+
+
 def job_outcome(db: Session, *, job_id: str, owner_id: str | None = None) -> AnyRow | None:
     """A job's status, reason and result text; with ``owner_id``, only if it is theirs."""
-    statement = select(_jobs.c.status, _jobs.c.reason, _jobs.c.result).where(_jobs.c.id == job_id)
-    if owner_id is not None:
-        statement = statement.where(_jobs.c.owner_id == owner_id)
-    return db.execute(statement).first()
+    if owner_id is None:
+        return db.execute(_OUTCOME, {"job_id": job_id}).first()
+    return db.execute(_OWN_OUTCOME, {"job_id": job_id, "owner_id": owner_id}).first()
 
 
 def get_job(db: Session, *, job_id: str, owner_id: str | None = None) -> Job | None:
