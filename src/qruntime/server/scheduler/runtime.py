@@ -23,6 +23,7 @@ from qruntime.schemas.jobs import JobState, sources_of
 from qruntime.server.executor.base import Executor, JobSpec, WorkerEvent
 from qruntime.server.scheduler.hub import JobHub
 from qruntime.server.scheduler.policy import QueuedJob, Scheduler, SessionInfo
+from qruntime.server.scheduler.ready import ReadySpecs
 from qruntime.server.scheduler.recorder import Recorder
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import sessions as session_store
@@ -34,11 +35,6 @@ __all__ = ["JobRuntime"]
 logger = logging.getLogger("qruntime.scheduler")
 
 MAX_TIME_REASON = "the session's max_time expired"
-
-# Specs of queued built-in jobs kept in memory for a dispatch without a store read; a
-# deep queue keeps only this many (the rest are read when they are claimed).
-READY_JOBS = 1024
-READY_BYTES = 64 * 1024 * 1024
 
 
 def _epoch(value: Any) -> float | None:
@@ -70,8 +66,7 @@ class JobRuntime:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executor_started: asyncio.Task[None] | None = None
-        self._ready: dict[str, JobSpec] = {}
-        self._ready_bytes = 0
+        self._ready = ReadySpecs()
         self._refilling = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -153,18 +148,7 @@ class JobRuntime:
         """
         if self._loop is None:
             return
-        ready = None
-        if builtin is not None:
-            ready = JobSpec(
-                job_id=job.id,
-                program_id=job.program_id,
-                backend=job.backend,
-                inputs=job.params,
-                builtin=builtin,
-                max_execution_time=float(job.max_execution_time),
-                log_level=job.log_level or "WARNING",
-                session_id=job.session_id,
-            )
+        ready = None if builtin is None else _spec(job, builtin=builtin, session_id=job.session_id)
         self._loop.call_soon_threadsafe(self._enqueue, _queued(job), ready)
 
     def unqueue(self, job: Job, *, reason: str) -> None:
@@ -174,7 +158,7 @@ class JobRuntime:
 
     def _unqueue(self, job: QueuedJob, reason: str) -> None:
         if self.scheduler.remove(job):
-            self._take_ready(job.job_id)
+            self._ready.take(job.job_id)
         self._announce_cancelled([job.job_id], reason)
 
     def announce_cancelled(self, job_ids: list[str], *, reason: str) -> None:
@@ -245,7 +229,7 @@ class JobRuntime:
         info = self._adopt_session(row)
         if not row.accepting_jobs and queued == 0:
             # Cancelled: its queued jobs are gone from the store (no new ones can come).
-            self._forget_queued(self.scheduler.drop_session_jobs(session_id))
+            self._ready.forget(j.job_id for j in self.scheduler.drop_session_jobs(session_id))
         await self._settle_session(info)
         self._wakeup.set()
 
@@ -313,7 +297,7 @@ class JobRuntime:
         if info is None:
             return
         info.accepting_jobs = False
-        self._forget_queued(self.scheduler.drop_session_jobs(session_id))
+        self._ready.forget(j.job_id for j in self.scheduler.drop_session_jobs(session_id))
         self._spawn(self._expire(info))
 
     async def _expire(self, info: SessionInfo) -> None:
@@ -342,17 +326,8 @@ class JobRuntime:
     def _enqueue(self, job: QueuedJob, ready: JobSpec | None = None) -> None:
         self.scheduler.push(job)
         if ready is not None:
-            self._keep_ready(ready)
+            self._ready.keep(ready)
         self._wakeup.set()
-
-    def _keep_ready(self, spec: JobSpec) -> None:
-        if (
-            len(self._ready) < READY_JOBS
-            and self._ready_bytes + len(spec.inputs) <= READY_BYTES
-            and spec.job_id not in self._ready
-        ):
-            self._ready[spec.job_id] = spec
-            self._ready_bytes += len(spec.inputs)
 
     def _refill_ready(self) -> None:
         """Queued built-in jobs the runtime holds no spec for (recovered after a restart,
@@ -361,7 +336,7 @@ class JobRuntime:
         """
         if (
             self._refilling
-            or len(self._ready) >= READY_JOBS // 2
+            or not self._ready.running_low
             or len(self.scheduler) <= len(self._ready)
         ):
             return
@@ -370,10 +345,10 @@ class JobRuntime:
 
     async def _refill(self) -> None:
         try:
-            specs = await asyncio.to_thread(self._read_ready, READY_JOBS)
+            specs = await asyncio.to_thread(self._read_ready, self._ready.max_jobs)
             for spec in specs:
                 if spec.job_id in self.scheduler:  # not dispatched or cancelled meanwhile
-                    self._keep_ready(spec)
+                    self._ready.keep(spec)
         except Exception:
             logger.exception("could not read queued jobs ahead of their dispatch")
         finally:
@@ -382,30 +357,7 @@ class JobRuntime:
     def _read_ready(self, limit: int) -> list[JobSpec]:
         with self.db.session() as db:
             rows = job_store.queued_builtin_jobs(db, limit=limit)
-        return [
-            JobSpec(
-                job_id=row.id,
-                program_id=row.program_id,
-                backend=row.backend,
-                inputs=row.params,
-                builtin=row.builtin,
-                max_execution_time=float(row.max_execution_time),
-                log_level=row.log_level or "WARNING",
-                session_id=row.session_id,
-            )
-            for row in rows
-        ]
-
-    def _take_ready(self, job_id: str) -> JobSpec | None:
-        spec = self._ready.pop(job_id, None)
-        if spec is not None:
-            self._ready_bytes -= len(spec.inputs)
-        return spec
-
-    def _forget_queued(self, jobs: list[QueuedJob]) -> None:
-        """Jobs left the queue without running (cancelled): drop their kept specs."""
-        for job in jobs:
-            self._take_ready(job.job_id)
+        return [_spec(row, builtin=row.builtin, session_id=row.session_id) for row in rows]
 
     async def _dispatch_forever(self) -> None:
         assert self._executor_started is not None
@@ -441,7 +393,7 @@ class JobRuntime:
                 )
                 if job.session_id is not None:
                     self._job_session[job.job_id] = job.session_id
-            ready = [spec for job in chosen if (spec := self._take_ready(job.job_id))]
+            ready = [spec for job in chosen if (spec := self._ready.take(job.job_id))]
             if ready:
                 self._start_ready(ready, now)
             self._refill_ready()
@@ -561,18 +513,11 @@ class JobRuntime:
                         activated[job.session_id] = session.activated_at.timestamp() + float(
                             session.max_ttl
                         )
+                # Only a dedicated session's jobs share a worker; a batch's run apart.
+                session_id = job.session_id if dedicated else None
                 specs.append(
-                    JobSpec(
-                        job_id=job.id,
-                        program_id=job.program_id,
-                        backend=job.backend,
-                        inputs=job.params,
-                        source=program.source,
-                        builtin=program.builtin,
-                        max_execution_time=float(job.max_execution_time),
-                        log_level=job.log_level or "WARNING",
-                        # Only a dedicated session's jobs share a worker; a batch's run apart.
-                        session_id=job.session_id if dedicated else None,
+                    _spec(
+                        job, builtin=program.builtin, session_id=session_id, source=program.source
                     )
                 )
         return specs, activated
@@ -604,6 +549,23 @@ class JobRuntime:
                 self._arm(info.session_id, "idle", now + info.interactive_ttl)
             self._spawn(self._settle_session(info))
         self._wakeup.set()
+
+
+def _spec(
+    job: Any, *, builtin: str | None, session_id: str | None, source: str | None = None
+) -> JobSpec:
+    """The spec of ``job``: a `Job`, or a row with the same fields."""
+    return JobSpec(
+        job_id=job.id,
+        program_id=job.program_id,
+        backend=job.backend,
+        inputs=job.params,
+        source=source,
+        builtin=builtin,
+        max_execution_time=float(job.max_execution_time),
+        log_level=job.log_level or "WARNING",
+        session_id=session_id,
+    )
 
 
 def _queued(job: Job) -> QueuedJob:

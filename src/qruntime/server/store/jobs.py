@@ -47,21 +47,23 @@ _INSERT = (
     .values(seq=select(func.coalesce(func.max(_jobs.c.seq), 0) + 1).scalar_subquery())
     .returning(_jobs.c.seq)
 )
+# What a job needs to run, as the claim and the read-ahead return it.
+_RUN_COLUMNS = (
+    _jobs.c.id,
+    _jobs.c.program_id,
+    _jobs.c.backend,
+    _jobs.c.params,
+    _jobs.c.session_id,
+    _jobs.c.log_level,
+    _jobs.c.max_execution_time,
+)
 _CLAIM = (
     update(_jobs)
     .where(
         _jobs.c.id == bindparam("job_id"), _jobs.c.status.in_(bindparam("sources", expanding=True))
     )
     .values(status=bindparam("status"), running_at=bindparam("running_at"))
-    .returning(
-        _jobs.c.id,
-        _jobs.c.program_id,
-        _jobs.c.backend,
-        _jobs.c.params,
-        _jobs.c.session_id,
-        _jobs.c.log_level,
-        _jobs.c.max_execution_time,
-    )
+    .returning(*_RUN_COLUMNS)
 )
 _FINISH = (
     update(_jobs)
@@ -109,16 +111,7 @@ def claim_job(
 def queued_builtin_jobs(db: Session, *, limit: int) -> list[AnyRow]:
     """The oldest queued jobs of built-in programs, with what they need to run."""
     statement = (
-        select(
-            _jobs.c.id,
-            _jobs.c.program_id,
-            _jobs.c.backend,
-            _jobs.c.params,
-            _jobs.c.session_id,
-            _jobs.c.log_level,
-            _jobs.c.max_execution_time,
-            _programs.c.builtin,
-        )
+        select(*_RUN_COLUMNS, _programs.c.builtin)
         .join(_programs, _programs.c.id == _jobs.c.program_id)
         .where(_jobs.c.status == "Queued", _programs.c.builtin.is_not(None))
         .order_by(_jobs.c.seq)
