@@ -1,22 +1,25 @@
 """Writes what workers report to the store, in order, then tells whoever listens.
 
-One writer thread does every write, so a job's interim results, logs and final state
-reach the store in the order the worker sent them; each message is published to the
-hub only after it is stored, so a listener that then reads the store sees it too.
+One writer thread does every write (`StoreWriter`), so a job's interim results, logs
+and final state reach the store in the order the worker sent them; each message is
+published to the hub only after it is committed, so a listener that then reads the
+store sees it too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from qruntime.schemas.jobs import RAN_TOO_LONG, JobState, sources_of
 from qruntime.server.executor.base import WorkerEvent
 from qruntime.server.scheduler.hub import JobHub
+from qruntime.server.scheduler.writer import StoreWriter
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import sessions as session_store
 from qruntime.server.store.database import Database
@@ -25,6 +28,8 @@ from qruntime.server.store.tables import utcnow
 __all__ = ["Recorder", "final_state"]
 
 logger = logging.getLogger("qruntime.scheduler")
+
+T = TypeVar("T")
 
 
 def final_state(event: WorkerEvent) -> tuple[JobState, str | None]:
@@ -42,7 +47,7 @@ class Recorder:
     def __init__(self, *, db: Database, hub: JobHub) -> None:
         self.db = db
         self.hub = hub
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qrt-writer")
+        self._writer = StoreWriter(db)
         self._interim_seq: dict[str, int] = {}
         self._started_at: dict[str, datetime] = {}
 
@@ -53,7 +58,7 @@ class Recorder:
     def record(self, event: WorkerEvent, *, session_id: str | None = None) -> None:
         """Store ``event`` (on the writer thread), then publish it. Call on the loop."""
         message: dict[str, Any]
-        write: Callable[[], Any] | None = None
+        write: Callable[[Session], Any] | None = None
         job_id = event.job_id
         if event.kind == "running":
             message = {"type": "state", "status": JobState.RUNNING.value, "final": False}
@@ -62,30 +67,30 @@ class Recorder:
             self._interim_seq[job_id] = seq + 1
             data = event.data or "null"
             message = {"type": "interim", "seq": seq, "data": data}
-            write = lambda: self._write_interim(job_id, seq, data)  # noqa: E731
+            write = lambda db: job_store.add_interim_result(db, job_id=job_id, seq=seq, data=data)  # noqa: E731
         elif event.kind == "log":
             message = {"type": "log", "data": event.data or ""}
-            write = lambda: self._write_log(job_id, event.data or "")  # noqa: E731
+            write = lambda db: job_store.append_log(db, job_id=job_id, text=event.data or "")  # noqa: E731
         else:
             state, reason = final_state(event)
             message = {"type": "state", "status": state.value, "reason": reason, "final": True}
             if state is JobState.COMPLETED:
                 message["result"] = event.data or "null"
             started = self._started_at.pop(job_id, None)
-            write = lambda: self._write_final(event, state, reason, session_id, started)  # noqa: E731
+            write = lambda db: self._write_final(db, event, state, reason, session_id, started)  # noqa: E731
             self._interim_seq.pop(job_id, None)
         if write is None:
             self.hub.publish(job_id, message)
             return
-        future = asyncio.get_running_loop().run_in_executor(self._writer, write)
+        future = self._writer.submit(write)
         future.add_done_callback(lambda f: self._published(f, job_id, message))
 
-    def run(self, function: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Run another store write on the writer thread, in order with the events."""
-        return asyncio.get_running_loop().run_in_executor(self._writer, function)
+    def run(self, write: Callable[[Session], T]) -> asyncio.Future[T]:
+        """Run another store write, ``write(db)``, in order with the events. On the loop."""
+        return self._writer.submit(write)
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        self._writer.close()
 
     def _published(self, future: asyncio.Future[Any], job_id: str, message: dict[str, Any]) -> None:
         if future.exception() is not None:
@@ -99,16 +104,9 @@ class Recorder:
             message = future.result()
         self.hub.publish(job_id, message)
 
-    def _write_interim(self, job_id: str, seq: int, data: str) -> None:
-        with self.db.session() as db:
-            job_store.add_interim_result(db, job_id=job_id, seq=seq, data=data)
-
-    def _write_log(self, job_id: str, text: str) -> None:
-        with self.db.session() as db:
-            job_store.append_log(db, job_id=job_id, text=text)
-
     def _write_final(
         self,
+        db: Session,
         event: WorkerEvent,
         state: JobState,
         reason: str | None,
@@ -120,23 +118,22 @@ class Recorder:
         """
         now = utcnow()
         usage = (now - started).total_seconds() if started is not None else None
-        with self.db.session() as db:
-            written = job_store.finish_job(
-                db,
-                job_id=event.job_id,
-                sources=sources_of(state),
-                status=state.value,
-                reason=reason,
-                result=event.data if state is JobState.COMPLETED else None,
-                finished_at=now,
-                usage_seconds=usage,
-                metrics=getattr(event, "metrics", None),
-            )
-            if session_id is not None:
-                session_store.update_session(db, session_id=session_id, last_job_ended_at=now)
-            if written:
-                return None
-            row = job_store.job_outcome(db, job_id=event.job_id)
+        written = job_store.finish_job(
+            db,
+            job_id=event.job_id,
+            sources=sources_of(state),
+            status=state.value,
+            reason=reason,
+            result=event.data if state is JobState.COMPLETED else None,
+            finished_at=now,
+            usage_seconds=usage,
+            metrics=getattr(event, "metrics", None),
+        )
+        if session_id is not None:
+            session_store.update_session(db, session_id=session_id, last_job_ended_at=now)
+        if written:
+            return None
+        row = job_store.job_outcome(db, job_id=event.job_id)
         if row is None or not JobState(row.status).is_final:
             return None
         return {"type": "state", "status": row.status, "reason": row.reason, "final": True}

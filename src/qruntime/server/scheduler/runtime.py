@@ -18,6 +18,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from qruntime.backends import Catalogue
 from qruntime.schemas.jobs import JobState, sources_of
 from qruntime.server.executor.base import Executor, JobSpec, WorkerEvent
@@ -249,18 +251,18 @@ class JobRuntime:
             timer = self._timers.pop((info.session_id, kind), None)
             if timer is not None:
                 timer.cancel()
-        await self.recorder.run(lambda: self._write_closed(info.session_id))
+        await self.recorder.run(lambda db: self._write_closed(db, info.session_id))
         end_session = getattr(self.executor, "end_session", None)
         if end_session is not None:
             await end_session(info.session_id)
 
-    def _write_closed(self, session_id: str) -> None:
-        with self.db.session() as db:
-            row = session_store.get_session(db, session_id=session_id)
-            if row is not None and row.state != "closed":
-                session_store.update_session(
-                    db, session_id=session_id, state="closed", closed_at=utcnow()
-                )
+    @staticmethod
+    def _write_closed(db: Session, session_id: str) -> None:
+        row = session_store.get_session(db, session_id=session_id)
+        if row is not None and row.state != "closed":
+            session_store.update_session(
+                db, session_id=session_id, state="closed", closed_at=utcnow()
+            )
 
     def _arm(self, session_id: str, kind: str, at: float) -> None:
         """Wake up at epoch time ``at`` for a session's ``idle`` or ``expire`` moment."""
@@ -284,12 +286,12 @@ class JobRuntime:
             self._arm(session_id, "idle", lapses)
             return
         info.state = "inactive"
-        self.recorder.run(lambda: self._write_state(session_id, "inactive"))
+        self.recorder.run(lambda db: self._write_state(db, session_id, "inactive"))
         self._wakeup.set()
 
-    def _write_state(self, session_id: str, state: str) -> None:
-        with self.db.session() as db:
-            session_store.update_session(db, session_id=session_id, state=state)
+    @staticmethod
+    def _write_state(db: Session, session_id: str, state: str) -> None:
+        session_store.update_session(db, session_id=session_id, state=state)
 
     def _on_expire(self, session_id: str) -> None:
         self._timers.pop((session_id, "expire"), None)
@@ -301,20 +303,19 @@ class JobRuntime:
         self._spawn(self._expire(info))
 
     async def _expire(self, info: SessionInfo) -> None:
-        def write() -> list[str]:
+        def write(db: Session) -> list[str]:
             now = utcnow()
-            with self.db.session() as db:
-                cancelled = session_store.cancel_queued_jobs(
-                    db, session_id=info.session_id, reason=MAX_TIME_REASON, now=now
-                )
-                session_store.update_session(
-                    db,
-                    session_id=info.session_id,
-                    accepting_jobs=False,
-                    state="closed",
-                    reason=MAX_TIME_REASON,
-                    closed_at=now,
-                )
+            cancelled = session_store.cancel_queued_jobs(
+                db, session_id=info.session_id, reason=MAX_TIME_REASON, now=now
+            )
+            session_store.update_session(
+                db,
+                session_id=info.session_id,
+                accepting_jobs=False,
+                state="closed",
+                reason=MAX_TIME_REASON,
+                closed_at=now,
+            )
             return cancelled
 
         self._announce_cancelled(await self.recorder.run(write), MAX_TIME_REASON)
@@ -427,37 +428,37 @@ class JobRuntime:
                     spec = dataclasses.replace(spec, session_id=None)
             started.append(spec)
         ids = [spec.job_id for spec in started]
-        claim = self.recorder.run(lambda: self._claim_started(ids, at))
+        claim = self.recorder.run(lambda db: self._claim_started(db, ids, at))
         claim.add_done_callback(self._claimed)
         for spec in started:
             self.recorder.started(spec.job_id)
             self.executor.submit(spec, self._on_event)
 
+    @staticmethod
     def _claim_started(
-        self, job_ids: list[str], at: datetime
+        db: Session, job_ids: list[str], at: datetime
     ) -> tuple[list[str], dict[str, float | None]]:
         """Mark jobs that already started Running; returns those that were not Queued any
         more, and the max_time deadline of each session that ran one.
         """
         lost: list[str] = []
         activated: dict[str, float | None] = {}
-        with self.db.session() as db:
-            for job_id in job_ids:
-                row = job_store.claim_job(
-                    db,
-                    job_id=job_id,
-                    sources=[JobState.QUEUED.value],
-                    status=JobState.RUNNING.value,
-                    running_at=at,
-                )
-                if row is None:
-                    lost.append(job_id)
-                elif row.session_id is not None:
-                    session = session_store.mark_job_started(db, session_id=row.session_id, at=at)
-                    if session is not None:
-                        activated[row.session_id] = session.activated_at.timestamp() + float(
-                            session.max_ttl
-                        )
+        for job_id in job_ids:
+            row = job_store.claim_job(
+                db,
+                job_id=job_id,
+                sources=[JobState.QUEUED.value],
+                status=JobState.RUNNING.value,
+                running_at=at,
+            )
+            if row is None:
+                lost.append(job_id)
+            elif row.session_id is not None:
+                session = session_store.mark_job_started(db, session_id=row.session_id, at=at)
+                if session is not None:
+                    activated[row.session_id] = session.activated_at.timestamp() + float(
+                        session.max_ttl
+                    )
         return lost, activated
 
     def _claimed(self, future: asyncio.Future[tuple[list[str], dict[str, float | None]]]) -> None:

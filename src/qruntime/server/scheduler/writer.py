@@ -1,0 +1,100 @@
+"""One thread writes what the runtime records; what waits is written in one transaction.
+
+Under load, jobs start and end faster than one commit each would allow for nothing:
+the writer takes every write that is waiting (up to a batch), runs them in order in one
+transaction, commits once, and hands all their results back to the event loop at once.
+A write that fails is not allowed to take the others down with it: the batch is rolled
+back and its writes run again one transaction each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from qruntime.server.store.database import Database
+
+__all__ = ["StoreWriter"]
+
+T = TypeVar("T")
+Write = Callable[[Session], Any]
+_Item = tuple[Write, "asyncio.Future[Any]"]
+
+logger = logging.getLogger("qruntime.scheduler")
+
+
+class StoreWriter:
+    """Runs writes in submission order on its own thread, batched into transactions."""
+
+    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, write: Callable[[Session], T]) -> asyncio.Future[T]:
+        """Queue ``write(db)``; the future gets its result once it is committed. On the loop."""
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._run, name="qrt-writer", daemon=True)
+            self._thread.start()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((write, future))
+        return future
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            outcomes = self._write(batch)
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_deliver, batch, outcomes)
+
+    def _write(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+        try:
+            with self.db.session() as db:
+                results = [write(db) for write, _ in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(False, exc)]
+            logger.warning("a batch of %d writes failed; writing them one by one", len(batch))
+            return [self._write([item])[0] for item in batch]
+        return [(True, result) for result in results]
+
+
+def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
+    for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
