@@ -30,16 +30,18 @@ def start(db: Path, config: Path, token: str, port: int) -> subprocess.Popen[byt
     return start_serve(db, token=token, port=port, config=config)
 
 
-@pytest.mark.slow
-def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
-
-    db = tmp_path / "q.db"
+def _deployment(tmp_path: Path) -> tuple[Path, Path, str, int, str]:
+    """Database, config (a one-lane backend), admin token, port and URL of a server to come."""
     config = tmp_path / "q.toml"
     config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
-    token = "qrt_recovery_" + secrets.token_hex(8)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    token = "qrt_recovery_" + secrets.token_hex(8)
+    return tmp_path / "q.db", config, token, port, f"http://127.0.0.1:{port}"
 
+
+@pytest.mark.slow
+def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
+    db, config, token, port, url = _deployment(tmp_path)
     server = start(db, config, token, port)
     with RuntimeService(url=url, token=token) as service:
         program_id = service.upload_program(
@@ -90,14 +92,7 @@ def test_jobs_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_job_running_at_the_kill_is_run_again(tmp_path: Path) -> None:
-
-    db = tmp_path / "q.db"
-    config = tmp_path / "q.toml"
-    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
-    token = "qrt_recovery_" + secrets.token_hex(8)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-
+    db, config, token, port, url = _deployment(tmp_path)
     server = start(db, config, token, port)
     with RuntimeService(url=url, token=token) as service:
         program_id = service.upload_program(
@@ -127,12 +122,7 @@ def test_a_job_running_at_the_kill_is_run_again(tmp_path: Path) -> None:
 def test_sessions_and_their_clocks_survive_a_restart(tmp_path: Path) -> None:
     from qruntime import Session
 
-    db = tmp_path / "q.db"
-    config = tmp_path / "q.toml"
-    config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
-    token = "qrt_recovery_" + secrets.token_hex(8)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    db, config, token, port, url = _deployment(tmp_path)
 
     server = start(db, config, token, port)
     with RuntimeService(url=url, token=token) as service:

@@ -109,7 +109,6 @@ class Scheduler:
         self._sessions: dict[str, list[QueuedJob]] = {}
         self.sessions: dict[str, SessionInfo] = {}
         self.usage = UsageWindow(usage_window)
-        self._count = 0
         self._per_owner: dict[str, int] = {}
         self._ids: set[str] = set()
 
@@ -121,7 +120,6 @@ class Scheduler:
         else:
             owners = self._normal.setdefault(job.backend, {})
             heapq.heappush(owners.setdefault(job.owner_id, []), job)
-        self._count += 1
         self._per_owner[job.owner_id] = self._per_owner.get(job.owner_id, 0) + 1
         self._ids.add(job.job_id)
 
@@ -130,7 +128,6 @@ class Scheduler:
         return self._per_owner.get(owner_id, 0)
 
     def _taken(self, job: QueuedJob) -> QueuedJob:
-        self._count -= 1
         self._ids.discard(job.job_id)
         left = self._per_owner.get(job.owner_id, 0) - 1
         if left > 0:
@@ -140,7 +137,7 @@ class Scheduler:
         return job
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._ids)
 
     def __contains__(self, job_id: object) -> bool:
         """Whether the job with this id is queued here."""

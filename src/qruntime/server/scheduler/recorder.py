@@ -45,7 +45,6 @@ def final_state(event: WorkerEvent) -> tuple[JobState, str | None]:
 
 class Recorder:
     def __init__(self, *, db: Database, hub: JobHub) -> None:
-        self.db = db
         self.hub = hub
         self._writer = StoreWriter(db)
         self._interim_seq: dict[str, int] = {}

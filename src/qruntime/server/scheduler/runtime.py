@@ -114,13 +114,7 @@ class JobRuntime:
         with self.db.session() as db:
             for job in job_store.running_jobs(db):
                 if job_store.count_interim_results(db, job_id=job.id):
-                    job_store.update_job(
-                        db,
-                        job_id=job.id,
-                        status=JobState.FAILED.value,
-                        reason="server restarted",
-                        finished_at=utcnow(),
-                    )
+                    _fail(db, job.id, "server restarted")
                 else:
                     job_store.update_job(
                         db, job_id=job.id, status=JobState.QUEUED.value, running_at=None
@@ -128,12 +122,8 @@ class JobRuntime:
                 logger.warning("recovered job %s after a restart", job.id)
             for job in job_store.queued_jobs_all(db):
                 if job.backend not in self.catalogue:
-                    job_store.update_job(
-                        db,
-                        job_id=job.id,
-                        status=JobState.FAILED.value,
-                        reason=f"backend {job.backend} is no longer in the server's catalogue",
-                        finished_at=utcnow(),
+                    _fail(
+                        db, job.id, f"backend {job.backend} is no longer in the server's catalogue"
                     )
                     continue
                 queued.append(_queued(job))
@@ -498,13 +488,7 @@ class JobRuntime:
                     continue
                 program = job_store.program_to_run(db, program_id=job.program_id)
                 if program is None:
-                    job_store.update_job(
-                        db,
-                        job_id=job.id,
-                        status=JobState.FAILED.value,
-                        reason=f"program {job.program_id} was deleted before the job ran",
-                        finished_at=utcnow(),
-                    )
+                    _fail(db, job.id, f"program {job.program_id} was deleted before the job ran")
                     continue
                 dedicated = False
                 if job.session_id is not None:
@@ -550,6 +534,12 @@ class JobRuntime:
                 self._arm(info.session_id, "idle", now + info.interactive_ttl)
             self._spawn(self._settle_session(info))
         self._wakeup.set()
+
+
+def _fail(db: Session, job_id: str, reason: str) -> None:
+    job_store.update_job(
+        db, job_id=job_id, status=JobState.FAILED.value, reason=reason, finished_at=utcnow()
+    )
 
 
 def _spec(

@@ -312,18 +312,18 @@ def update_tags(db: Session, *, user: User, job_id: str, tags: list[str]) -> Non
 
 
 def job_result(db: Session, *, user: User, job_id: str) -> str:
-    job = owned_job(db, user=user, job_id=job_id)
-    if job.status != JobState.COMPLETED.value or job.result is None:
-        reason = f" ({job.reason})" if job.reason else ""
-        raise RuntimeInvalidStateError(f"Job {job_id} has no result: it is {job.status}{reason}.")
-    return job.result
+    """A completed job's result text; `RuntimeInvalidStateError` for any other job."""
+    state, text = job_outcome(db, user=user, job_id=job_id)
+    if text is None:
+        raise RuntimeInvalidStateError(f"Job {job_id} has no result: it is {state.value}.")
+    return text
 
 
 def job_outcome(db: Session, *, user: User, job_id: str) -> tuple[JobState, str | None]:
     """A job's state and, once it is final, its result text (one query).
 
-    A final job without a result (failed, cancelled) raises `RuntimeInvalidStateError`,
-    as `job_result` does.
+    A final job without a result (failed, cancelled) raises `RuntimeInvalidStateError`
+    with the job's reason.
     """
     row = store.job_outcome(db, job_id=job_id, owner_id=user.id)
     if row is None:

@@ -158,10 +158,16 @@ def _check_cost(cost: int, *, limit: int) -> None:
         )
 
 
+def _may_see(program: Program | AnyRow | None, user: User) -> bool:
+    return program is not None and (
+        program.is_public or program.owner_id == user.id or user.is_admin
+    )
+
+
 def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Program, str]:
     """A program the user may see, and its owner's name; 404 otherwise."""
     found = store.get_program(db, program_id=program_id)
-    if found is None or not (found[0].is_public or found[0].owner_id == user.id or user.is_admin):
+    if found is None or not _may_see(found[0], user):
         raise RuntimeProgramNotFound(f"Program not found: {program_id}")
     return found
 
@@ -169,7 +175,7 @@ def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Progra
 def runnable_program(db: Session, *, user: User, program_id: str) -> AnyRow:
     """`visible_program` for a job submission: the fields a job needs, without the source."""
     head = store.program_head(db, program_id=program_id)
-    if head is None or not (head.is_public or head.owner_id == user.id or user.is_admin):
+    if head is None or not _may_see(head, user):
         raise RuntimeProgramNotFound(f"Program not found: {program_id}")
     return head
 

@@ -15,7 +15,6 @@ from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobSta
 from qruntime.server.api.deps import DbDep, StateDep, UserDep, access_token, resolve_user
 from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.api.state import AppState
-from qruntime.server.services import auth
 from qruntime.server.services import jobs as service
 from qruntime.server.store.tables import User
 
@@ -65,28 +64,28 @@ async def wait_for_job(
     timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
 ) -> JobOut:
     """Long poll: answer as soon as the job is final, or after ``timeout`` seconds."""
-    return await _await_final(state, access_token(request), job_id, timeout)
+    user = await resolve_user(state, access_token(request))
+    return await _await_final(state, user, job_id, timeout)
 
 
-async def _await_final(state: AppState, token: str | None, job_id: str, timeout: float) -> JobOut:
+async def _await_final(state: AppState, user: User, job_id: str, timeout: float) -> JobOut:
     """The job once it is final, or as it is after ``timeout`` seconds (woken, not polled)."""
     queue = state.runtime.hub.subscribe(job_id)
     try:
-        job = await run_in_threadpool(_read_job, state, token, job_id)
+        job = await run_in_threadpool(_read_job, state, user, job_id)
         if job.status in (JobState.QUEUED, JobState.RUNNING) and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while not (await queue.get()).get("final"):
                         pass
-            job = await run_in_threadpool(_read_job, state, token, job_id)
+            job = await run_in_threadpool(_read_job, state, user, job_id)
         return job
     finally:
         state.runtime.hub.unsubscribe(job_id, queue)
 
 
-def _read_job(state: AppState, token: str | None, job_id: str) -> JobOut:
+def _read_job(state: AppState, user: User, job_id: str) -> JobOut:
     with state.db.session() as db:
-        user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
         return service.get_job(db, user=user, job_id=job_id, include_params=False)
 
 
@@ -116,7 +115,7 @@ async def results(
                         return Response(message["result"], media_type="application/json")
             status, text = await run_in_threadpool(_outcome, state, user, job_id)
         if not status.is_final:
-            job = await run_in_threadpool(_read_job, state, access_token(request), job_id)
+            job = await run_in_threadpool(_read_job, state, user, job_id)
             return Response(
                 job.model_dump_json(exclude_none=True),
                 status_code=202,
@@ -179,7 +178,8 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
     queue = state.runtime.hub.subscribe(job_id)
     try:
         try:
-            job, stored = await run_in_threadpool(_stream_start, state, token, job_id, after)
+            user = await resolve_user(state, token)
+            job, stored = await run_in_threadpool(_stream_start, state, user, job_id, after)
         except QRuntimeError as error:
             await websocket.accept()
             await websocket.send_text(json.dumps({"type": "error", **error.to_dict()["error"]}))
@@ -217,9 +217,8 @@ def _final(status: str, reason: str | None) -> dict[str, Any]:
 
 
 def _stream_start(
-    state: AppState, token: str | None, job_id: str, after: int
+    state: AppState, user: User, job_id: str, after: int
 ) -> tuple[JobOut, list[tuple[int, str]]]:
     with state.db.session() as db:
-        user = auth.authenticate_cached(db, access_token=token, cache=state.tokens)
         job = service.get_job(db, user=user, job_id=job_id, include_params=False)
         return job, service.interim_results_since(db, user=user, job_id=job_id, after=after)
