@@ -15,6 +15,7 @@ from qruntime.backends import Catalogue, load_catalogue
 from qruntime.errors import PayloadTooLargeError
 from qruntime.server.api import ibm
 from qruntime.server.api.errors import error_response, install_error_handlers
+from qruntime.server.api.hot import HotRoutes
 from qruntime.server.api.routes import auth, backends, jobs, programs, sessions
 from qruntime.server.api.state import AppState
 from qruntime.server.executor.base import Executor
@@ -119,7 +120,10 @@ def create_app(
     for router in (jobs.router, sessions.router, programs.router, backends.router, auth.router):
         app.include_router(router)
     app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_input_bytes + 1_000_000)
+    max_body = settings.max_input_bytes + 1_000_000
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    # Outermost: a job's two requests skip the routing and dependency layers below.
+    app.add_middleware(HotRoutes, max_bytes=max_body)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -25,6 +25,12 @@ def error_response(error: QRuntimeError) -> JSONResponse:
     return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
 
 
+def unexpected_error_response(exc: BaseException) -> JSONResponse:
+    """A 500 that says nothing of the cause, which goes to the server's log."""
+    logger.exception("unexpected error while serving a request", exc_info=exc)
+    return error_response(QRuntimeError("Internal server error; see the server's log."))
+
+
 def _describe(errors: list[dict[str, object]]) -> str:
     parts = []
     for error in errors[:5]:
@@ -53,8 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     async def on_unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error while serving a request", exc_info=exc)
-        return error_response(QRuntimeError("Internal server error; see the server's log."))
+        return unexpected_error_response(exc)
 
     app.add_exception_handler(QRuntimeError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

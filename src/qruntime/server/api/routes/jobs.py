@@ -8,11 +8,17 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
-from starlette.concurrency import run_in_threadpool
 
 from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobState, TagsUpdate
-from qruntime.server.api.deps import DbDep, StateDep, UserDep, access_token, resolve_user
+from qruntime.server.api.deps import (
+    DbDep,
+    StateDep,
+    UserDep,
+    access_token,
+    in_thread,
+    resolve_user,
+)
 from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.api.state import AppState
 from qruntime.server.services import jobs as service
@@ -24,11 +30,12 @@ router = APIRouter(tags=["jobs"])
 @router.post("/jobs", response_model=JobCreated, status_code=201)
 async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
     # async with one hop to a thread for the store: the hottest route of all.
-    job_id, backend = await run_in_threadpool(_queue, state, user, body)
+    job_id, backend = await in_thread(queue_job, state, user, body)
     return JobCreated(id=job_id, backend=backend)
 
 
-def _queue(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
+def queue_job(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
+    """Queue a job in its own database session: its id and backend (call on a thread)."""
     with state.db.session() as db:
         job = service.queue_job(
             db,
@@ -72,13 +79,13 @@ async def _await_final(state: AppState, user: User, job_id: str, timeout: float)
     """The job once it is final, or as it is after ``timeout`` seconds (woken, not polled)."""
     queue = state.runtime.hub.subscribe(job_id)
     try:
-        job = await run_in_threadpool(_read_job, state, user, job_id)
+        job = await in_thread(_read_job, state, user, job_id)
         if job.status in (JobState.QUEUED, JobState.RUNNING) and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while not (await queue.get()).get("final"):
                         pass
-            job = await run_in_threadpool(_read_job, state, user, job_id)
+            job = await in_thread(_read_job, state, user, job_id)
         return job
     finally:
         state.runtime.hub.unsubscribe(job_id, queue)
@@ -103,9 +110,14 @@ async def results(
     answer is 202 with the job's state. A job that ended without a result gets 409.
     """
     user = await resolve_user(state, access_token(request))
+    return await results_response(state, user, job_id, wait)
+
+
+async def results_response(state: AppState, user: User, job_id: str, wait: float) -> Response:
+    """The answer of ``GET /jobs/{job_id}/results`` (shared with `qruntime.server.api.hot`)."""
     queue = state.runtime.hub.subscribe(job_id)
     try:
-        status, text = await run_in_threadpool(_outcome, state, user, job_id)
+        status, text = await in_thread(_outcome, state, user, job_id)
         if not status.is_final and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -113,9 +125,9 @@ async def results(
                         pass
                     if "result" in message:  # the result itself, straight from the worker
                         return Response(message["result"], media_type="application/json")
-            status, text = await run_in_threadpool(_outcome, state, user, job_id)
+            status, text = await in_thread(_outcome, state, user, job_id)
         if not status.is_final:
-            job = await run_in_threadpool(_read_job, state, user, job_id)
+            job = await in_thread(_read_job, state, user, job_id)
             return Response(
                 job.model_dump_json(exclude_none=True),
                 status_code=202,
@@ -179,7 +191,7 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
     try:
         try:
             user = await resolve_user(state, token)
-            job, stored = await run_in_threadpool(_stream_start, state, user, job_id, after)
+            job, stored = await in_thread(_stream_start, state, user, job_id, after)
         except QRuntimeError as error:
             await websocket.accept()
             await websocket.send_text(json.dumps({"type": "error", **error.to_dict()["error"]}))
