@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 from qruntime.backends import load_catalogue
 from qruntime.schemas.jobs import JobCreate
+from qruntime.schemas.programs import ProgramCreate
 from qruntime.server.app import prepare_database
 from qruntime.server.executor import InlineExecutor
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import jobs as job_service
+from qruntime.server.services import programs as program_service
 from qruntime.server.settings import Settings
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store.database import Database
@@ -82,4 +85,57 @@ def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
     assert stored == "Cancelled"
     assert not any(m.get("status") == "Completed" for m in messages)
     assert after["status"] == "Completed"
+    database.dispose()
+
+
+def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
+    tmp_path: Path,
+) -> None:
+    """The dispatcher fails a queued job whose program is gone, and says so through the
+    hub, so a long poll on it ends then, not when its own time runs out.
+    """
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
+    database = Database(url)
+    prepare_database(settings, database)
+    catalogue = load_catalogue(None)
+    source = "def main(backend, user_messenger, **kw):\n    return 1\n"
+    with database.session() as db:
+        admin = db.query(User).filter(User.name == "admin").one()
+        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
+        program = ProgramCreate(
+            name="doomed",
+            data=base64.b64encode(source.encode()).decode(),
+            cost=60,
+            description="deleted before it runs",
+        )
+        program_id = program_service.create_program(
+            db, user=user, payload=program, max_bytes=100_000, max_cost=3600
+        )
+        payload = JobCreate(program_id=program_id, backend="aer_simulator")
+        job, _ = job_service.submit_job(
+            db, user=user, payload=payload, catalogue=catalogue, settings=settings
+        )
+        program_service.delete_program(db, user=user, program_id=program_id)
+        db.commit()
+
+    async def scenario() -> dict[str, object]:
+        runtime = JobRuntime(db=database, catalogue=catalogue, executor=InlineExecutor())
+        queue = runtime.hub.subscribe(job.id)  # before the runtime finds the job queued
+        await runtime.start()
+        try:
+            async with asyncio.timeout(60):
+                while not (message := await queue.get()).get("final"):
+                    pass
+            return message
+        finally:
+            await runtime.stop()
+
+    message = asyncio.run(scenario())
+    assert message["status"] == "Failed"
+    assert "deleted before the job ran" in str(message["reason"])
+    with database.session() as db:
+        row = job_store.job_outcome(db, job_id=job.id)
+        assert row is not None
+        assert row.status == "Failed"
     database.dispose()

@@ -4,6 +4,11 @@ Runs on the event loop. Messages are dicts: ``{"type": "interim", "seq", "data"}
 ``{"type": "state", "status", "reason", "final"}``. The store is the truth; the
 hub only wakes whoever is listening, so a subscriber that joins late reads the
 store first and then the hub.
+
+The hub also knows which jobs are pending (queued or running in this process) and
+whose they are, until their final message: a waiter that subscribes to a job the
+hub knows as pending can skip that first read of the store, as the end of the job
+is bound to reach it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,15 @@ __all__ = ["JobHub"]
 class JobHub:
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._pending: dict[str, str] = {}  # job id -> owner id
+
+    def track(self, job_id: str, owner_id: str) -> None:
+        """``job_id`` (of ``owner_id``) is queued: pending until its final message."""
+        self._pending[job_id] = owner_id
+
+    def pending_for(self, job_id: str, owner_id: str) -> bool:
+        """Whether ``job_id`` is ``owner_id``'s and has not ended (False when unknown)."""
+        return self._pending.get(job_id) == owner_id
 
     def subscribe(self, job_id: str) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -32,5 +46,7 @@ class JobHub:
                 del self._subscribers[job_id]
 
     def publish(self, job_id: str, message: dict[str, Any]) -> None:
+        if message.get("final"):
+            self._pending.pop(job_id, None)
         for queue in self._subscribers.get(job_id, ()):
             queue.put_nowait(message)

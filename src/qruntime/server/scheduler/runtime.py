@@ -87,6 +87,7 @@ class JobRuntime:
             self._adopt_session(row)
         for job in queued:
             self.scheduler.push(job)
+            self.hub.track(job.job_id, job.owner_id)
         self._task = asyncio.create_task(self._dispatch_forever(), name="qrt-dispatcher")
         self._wakeup.set()
         self._refill_ready()
@@ -316,6 +317,7 @@ class JobRuntime:
 
     def _enqueue(self, job: QueuedJob, ready: JobSpec | None = None) -> None:
         self.scheduler.push(job)
+        self.hub.track(job.job_id, job.owner_id)
         if ready is not None:
             self._ready.keep(ready)
         self._wakeup.set()
@@ -392,11 +394,14 @@ class JobRuntime:
                 continue
             taken = {spec.job_id for spec in ready}
             rest = [job for job in chosen if job.job_id not in taken]
-            specs, activated = await asyncio.to_thread(self._claim, rest)
+            specs, activated, failed = await asyncio.to_thread(self._claim, rest)
             claimed = {spec.job_id for spec in specs}
             for job in rest:
                 if job.job_id not in claimed:  # cancelled or failed while it waited
                     self._release(job.job_id, ended=False)
+            for job_id, reason in failed.items():
+                message = {"type": "state", "status": JobState.FAILED.value, "final": True}
+                self.hub.publish(job_id, {**message, "reason": reason})
             self._arm_expiry(activated)
             for spec in specs:
                 self.recorder.started(spec.job_id)
@@ -466,14 +471,18 @@ class JobRuntime:
             if at is not None and session_id in self.scheduler.sessions:
                 self._arm(session_id, "expire", at)
 
-    def _claim(self, chosen: list[QueuedJob]) -> tuple[list[JobSpec], dict[str, float | None]]:
+    def _claim(
+        self, chosen: list[QueuedJob]
+    ) -> tuple[list[JobSpec], dict[str, float | None], dict[str, str]]:
         """Mark the chosen jobs Running in the store (each only if still Queued).
 
-        Returns their specs, and for each session that ran a job, when its max_time
-        clock started (it starts with the session's first running job).
+        Returns their specs; for each session that ran a job, when its max_time clock
+        started (it starts with the session's first running job); and the jobs that
+        failed instead, with the reason.
         """
         specs: list[JobSpec] = []
         activated: dict[str, float | None] = {}
+        failed: dict[str, str] = {}
         now = utcnow()
         with self.db.session() as db:
             for choice in chosen:
@@ -488,7 +497,8 @@ class JobRuntime:
                     continue
                 program = job_store.program_to_run(db, program_id=job.program_id)
                 if program is None:
-                    _fail(db, job.id, f"program {job.program_id} was deleted before the job ran")
+                    failed[job.id] = f"program {job.program_id} was deleted before the job ran"
+                    _fail(db, job.id, failed[job.id])
                     continue
                 dedicated = False
                 if job.session_id is not None:
@@ -505,7 +515,7 @@ class JobRuntime:
                         job, builtin=program.builtin, session_id=session_id, source=program.source
                     )
                 )
-        return specs, activated
+        return specs, activated, failed
 
     # -- what workers report --------------------------------------------------------------
 

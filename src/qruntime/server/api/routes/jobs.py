@@ -115,9 +115,14 @@ async def results(
 
 async def results_response(state: AppState, user: User, job_id: str, wait: float) -> Response:
     """The answer of ``GET /jobs/{job_id}/results`` (shared with `qruntime.server.api.hot`)."""
-    queue = state.runtime.hub.subscribe(job_id)
+    hub = state.runtime.hub
+    queue = hub.subscribe(job_id)
     try:
-        status, text = await in_thread(_outcome, state, user, job_id)
+        if wait > 0 and hub.pending_for(job_id, user.id):
+            # Subscribed while it is pending: its end will come through the hub.
+            status, text = JobState.QUEUED, None
+        else:
+            status, text = await in_thread(_outcome, state, user, job_id)
         if not status.is_final and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -134,7 +139,7 @@ async def results_response(state: AppState, user: User, job_id: str, wait: float
                 media_type="application/json",
             )
     finally:
-        state.runtime.hub.unsubscribe(job_id, queue)
+        hub.unsubscribe(job_id, queue)
     return Response(text, media_type="application/json")
 
 
