@@ -168,9 +168,8 @@ def test_estimator_in_a_batch_broadcasts_observables(service: RuntimeService) ->
         estimator = Estimator(batch, {"default_shots": 200, "resilience_level": 0})
         evs = estimator.run([(qc, [["ZZ"], ["XX"], ["ZI"]])]).result()[0].data.evs
     assert evs.shape == (3, 1)
-    assert evs[0, 0] == pytest.approx(1.0)
-    assert evs[1, 0] == pytest.approx(1.0)
-    assert abs(evs[2, 0]) < 0.35
+    # Exact values plus noise of 1 / sqrt(200) on the ideal simulator: within 5 sigma.
+    assert np.all(np.abs(evs[:, 0] - [1.0, 1.0, 0.0]) < 0.35)
 
 
 def test_legacy_options_object_is_mapped_to_the_v2_options(service: RuntimeService) -> None:

@@ -1,8 +1,9 @@
 """Content-keyed caches of a worker process, and the per-job counters that report on them.
 
 A worker keeps what later jobs can reuse: transpiled circuits (keyed by a hash of
-the circuit's QPY bytes, the backend's name and the pass manager's options), pass
-managers, simulators with their noise models, readout calibrations. A session's
+the circuit's QPY bytes, the backend's name and the pass manager's options), what
+programs derive from a circuit before running it (see :func:`cached_preparation`),
+pass managers, simulators with their noise models, readout calibrations. A session's
 worker lives as long as the session, so its second identical job neither
 transpiles nor builds a noise model.
 
@@ -16,6 +17,10 @@ Usage::
     key = (circuit_key(circuit), options_key)   # circuit_key None: do not cache
     store_transpiled(key, backend, transpiled)
     load_transpiled(key, backend)               # the same circuit, or None
+    content = stable_circuit_key(circuit)       # None: built each time, never cached
+    cached_preparation(                         # built once, then shared: never change it
+        "unmeasured", content, lambda: circuit.remove_final_measurements(inplace=False)
+    )
 """
 
 from __future__ import annotations
@@ -30,30 +35,46 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
 from qiskit import QuantumCircuit, qpy
+from qiskit.converters import circuit_to_dag, dag_to_circuit
 
 __all__ = [
     "COUNTER_NAMES",
+    "PREPARED",
     "TRANSPILED",
     "LRUCache",
     "begin_job",
+    "cached_preparation",
     "circuit_key",
     "clear_all",
+    "clear_prepared",
     "clear_transpiled",
     "count",
     "counters",
     "end_job",
     "load_transpiled",
+    "stable_circuit_key",
     "store_transpiled",
 ]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-COUNTER_NAMES = ("transpile_hits", "transpile_misses", "simulator_builds", "pass_manager_builds")
+COUNTER_NAMES = (
+    "transpile_hits",
+    "transpile_misses",
+    "simulator_builds",
+    "pass_manager_builds",
+    "preparation_hits",
+    "preparation_misses",
+)
 # A transpiled circuit costs a few hundred bytes per instruction: at most about
 # 100 MB of them per worker, and never more than this many circuits.
 _TRANSPILED_ENTRIES = 512
 _TRANSPILED_INSTRUCTIONS = 250_000
+# Prepared circuits are about as heavy: the same bounds, counted over every circuit an
+# entry holds (a list of measurement circuits weighs the sum of theirs).
+_PREPARED_ENTRIES = 1024
+_PREPARED_INSTRUCTIONS = 250_000
 
 
 class LRUCache(Generic[K, V]):
@@ -178,9 +199,94 @@ def circuit_key(circuit: QuantumCircuit) -> str | None:
     return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
+def stable_circuit_key(circuit: QuantumCircuit) -> Hashable | None:
+    """:func:`circuit_key`, but the same on every call for a circuit with a layout.
+
+    QPY writes the registers of a layout in an order that can change from one call to
+    the next, so a laid-out circuit (every transpiled one) can get a new key each time.
+    Here the layout is left out of the hash and added as numbers: the physical qubit
+    of each virtual one, how many were the input's, and the routing permutation.
+    """
+    layout = circuit.layout
+    if layout is None:
+        return circuit_key(circuit)
+    content = circuit_key(dag_to_circuit(circuit_to_dag(circuit)))  # without the layout
+    if content is None:
+        return None
+    return (
+        content,
+        tuple(layout.initial_index_layout()),
+        len(layout.initial_index_layout(filter_ancillas=True)),
+        tuple(layout.routing_permutation()),
+    )
+
+
 def clear_transpiled() -> None:
     """Forget every transpiled circuit (a worker does this when its user may change)."""
     TRANSPILED.clear()
+
+
+def _preparation_weight(item: tuple[Any, Callable[[], Any] | None]) -> int:
+    return _weight(item[0])
+
+
+def _weight(value: Any) -> int:
+    """Instructions of the circuits in ``value`` (lists and tuples looked into), at least 1."""
+    if isinstance(value, QuantumCircuit):
+        return len(value.data) + 1
+    if isinstance(value, list | tuple):
+        return 1 + sum(_weight(item) for item in value)
+    return 1
+
+
+# Values: what was built and, for a backend-specific entry, a weak reference to the backend.
+PREPARED: LRUCache[Hashable, tuple[Any, Callable[[], Any] | None]] = LRUCache(
+    max_entries=_PREPARED_ENTRIES,
+    max_weight=_PREPARED_INSTRUCTIONS,
+    weigh=_preparation_weight,
+)
+
+
+def cached_preparation(
+    step: str, content: Hashable | None, build: Callable[[], V], *, backend: Any = None
+) -> V:
+    """``build()``, or what it returned before for the same ``step`` and ``content``.
+
+    For what a program derives from a circuit before running it (final measurements
+    removed, measurement bases appended...): ``step`` names the program and the step,
+    ``content`` is everything the result depends on (a circuit by
+    :func:`stable_circuit_key`, observables by their labels). A None ``content`` (a
+    circuit QPY cannot write) builds and keeps nothing. Given ``backend``, the entry
+    serves that very backend object only, as in :func:`load_transpiled`.
+
+    The value is shared with every later job that asks: nobody may change it, so
+    copy a cached circuit before adding to it. Each lookup counts a preparation hit
+    or miss of the current job.
+    """
+    if content is None:
+        return build()
+    key: Hashable = (step, content)
+    owner: Callable[[], Any] | None = None
+    if backend is not None:
+        try:
+            owner = weakref.ref(backend)
+        except TypeError:  # not weakly referable: no way to tell it from a namesake later
+            return build()
+        key = (step, content, id(backend))
+    item = PREPARED.get(key)
+    if item is not None and (item[1] is None or item[1]() is backend):
+        count("preparation_hits")
+        value: V = item[0]
+        return value
+    count("preparation_misses")
+    value = build()
+    PREPARED.put(key, (value, owner))
+    return value
+
+
+def clear_prepared() -> None:
+    """Forget every cached preparation (with the transpiled circuits, for the same reason)."""
+    PREPARED.clear()
 
 
 # --------------------------------------------------------------------------- counters
@@ -209,13 +315,15 @@ def counters() -> dict[str, int]:
 def begin_job(*, clear: bool = False, keep_transpiled: bool = True) -> None:
     """Zero the counters for a new job; ``clear`` empties every cache first.
 
-    ``keep_transpiled=False`` forgets the transpiled circuits only: a worker shared
-    by several users must not let one learn from a cache hit what another ran.
+    ``keep_transpiled=False`` forgets the transpiled and prepared circuits only: a
+    worker shared by several users must not let one learn from a cache hit what
+    another ran.
     """
     if clear:
         clear_all()
     elif not keep_transpiled:
         clear_transpiled()
+        clear_prepared()
     with _counter_lock:
         for name in COUNTER_NAMES:
             _counters[name] = 0
@@ -239,6 +347,7 @@ def clear_all() -> None:
     """Empty every cache of this process: circuits, pass managers, simulators, calibrations."""
     global _translator_misses
     clear_transpiled()
+    clear_prepared()
     # Only modules already loaded can hold anything; importing the others would be
     # wasted work (and may fail in a sandbox that can no longer read them).
     runner = sys.modules.get("qruntime.programs.circuit_runner")

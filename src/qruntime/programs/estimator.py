@@ -1,9 +1,24 @@
 """The built-in ``estimator`` program: Qiskit's V2 Estimator, run on the job's backend.
 
-For each PUB the circuit is fitted to the backend, the observables are laid
-out on the physical qubits, and their Pauli terms are grouped into
-qubit-wise-commuting sets; each set is measured in its basis with
-``ceil(1 / precision**2)`` shots (or ``default_shots``) per parameter set.
+For each PUB the circuit is fitted to the backend and the observables are laid
+out on the physical qubits. Then one of two paths (``metadata["simulation"]``):
+
+- ``"exact"``, on an ideal Aer simulator without zero-noise extrapolation: like
+  Qiskit's ``StatevectorEstimator`` and Aer's ``EstimatorV2``, one Aer run per PUB
+  saves the expectation value of every Pauli term at every parameter set, and
+  Gaussian noise of the requested precision is added (``stds`` = precision; none at
+  precision 0, which only in-process ``EstimatorPub`` objects can ask for).
+  ``default_shots`` sets the precision to ``1 / sqrt(default_shots)``. Circuits with
+  mid-circuit measurements, resets or control flow, and the extended stabilizer
+  method, are sampled.
+- ``"sampled"``, on noisy backends: the Pauli terms are grouped into
+  qubit-wise-commuting sets; each set is measured in its basis with
+  ``ceil(1 / precision**2)`` shots (or ``default_shots``) per parameter set, so
+  mitigation works on real shot data.
+
+What each PUB's circuit needs before it runs (measurements removed, expectation
+values to save, measurement circuits) is kept by content in the worker's cache
+(``cache.cached_preparation``): a session's repeated circuits are prepared once.
 
 Resilience (IBM's levels): 0 none; 1 readout-error mitigation (calibrated
 per backend and qubit by ``programs/mitigation.py``, measurements twirled so
@@ -20,15 +35,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit
+from qiskit.circuit import CONTROL_FLOW_OP_NAMES
 from qiskit.primitives.containers import DataBin, EstimatorPub, PrimitiveResult, PubResult
-from qiskit.quantum_info import PauliList
+from qiskit.quantum_info import Pauli, PauliList
 
+from qruntime.errors import InputValueError
+from qruntime.programs.cache import cached_preparation, stable_circuit_key
+from qruntime.programs.circuit_runner import few_qubit_run_options
 from qruntime.programs.mitigation import cached_readout_calibration
 from qruntime.programs.primitive_options import PrimitiveOptions
 from qruntime.programs.pubs import check_width, parse_inputs, validate_inputs
@@ -88,6 +107,8 @@ METADATA: dict[str, Any] = {
 }
 
 _UNMITIGATED = np.array([1.0, -1.0])  # f(bit) of a plain Z measurement
+# Operations that make a statevector simulation stochastic: such circuits are sampled.
+_DYNAMIC = frozenset({"measure", "reset", "initialize", *CONTROL_FLOW_OP_NAMES})
 
 
 def validate(inputs: dict[str, Any], *, num_qubits: int) -> None:
@@ -148,17 +169,53 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     # An observable already on the device's qubits (with an ISA circuit) is used as given.
     if prepared.layout is not None and observables.num_qubits != prepared.num_qubits:
         observables = observables.apply_layout(prepared.layout, prepared.num_qubits)
-    base = prepared.remove_final_measurements(inplace=False)
+    key = stable_circuit_key(prepared)  # None: nothing derived from it is cached
+    base = cached_preparation(
+        "estimator.unmeasured", key, lambda: prepared.remove_final_measurements(inplace=False)
+    )
 
     terms = [observables[index] for index in np.ndindex(observables.shape)]
     labels = sorted({label for term in terms for label in term if set(label) != {"I"}})
-    groups = _group(labels)
     precision = float(pub.precision if pub.precision is not None else options.default_precision)
-    shots = options.default_shots or math.ceil(1 / precision**2)
-    plan = twirl_plan(shots, options.twirling)
     values = flat_values(pub.parameter_values.as_array(base.parameters), pub.parameter_values.shape)
+    # Tables indexed (parameter set, observable) are broadcast to the PUB's shape by these.
+    param_index = np.arange(len(values)).reshape(pub.parameter_values.shape)
+    obs_index = np.arange(len(terms)).reshape(observables.shape)
+    p_idx = np.broadcast_to(param_index, pub.shape)
+    o_idx = np.broadcast_to(obs_index, pub.shape)
+    metadata: dict[str, Any] = {
+        "target_precision": precision,
+        "shots": options.default_shots or (math.ceil(1 / precision**2) if precision > 0 else 0),
+        "circuit_metadata": dict(pub.circuit.metadata or {}),
+        "num_randomizations": 1,
+    }
+    if _computes_exactly(ctx, base):
+        # IBM: default_shots, when set, overrides the precision.
+        noise = 1 / math.sqrt(options.default_shots) if options.default_shots else precision
+        table = _exact_values(base, key, labels, values, ctx) @ _coefficients(terms, labels).T
+        exact = (table + _identity_parts(terms))[p_idx, o_idx]
+        if noise > 0:
+            exact = ctx.rng.normal(exact, noise)
+        stds = np.full(pub.shape, noise)
+        metadata["simulation"] = "exact"
+        data = DataBin(
+            shape=pub.shape,
+            evs=np.asarray(exact, dtype=float),
+            stds=stds,
+            ensemble_standard_error=stds.copy(),
+        )
+        return PubResult(data, metadata=metadata)
+    if metadata["shots"] == 0:
+        raise InputValueError(
+            "precision 0 (exact values) needs an ideal simulator without zero-noise "
+            f"extrapolation; {getattr(ctx.backend, 'name', 'this backend')} samples"
+        )
+
+    groups = cached_preparation("estimator.groups", tuple(labels), lambda: _group(labels))
+    plan = twirl_plan(metadata["shots"], options.twirling)
     measured = sorted({q for g in groups for q in g.qubits})
     readout = _readout_functions(ctx, measured)
+    target = getattr(ctx.backend, "target", None)
 
     zne = options.resilience.zne
     factors = zne.noise_factors if options.resilience.zne_mitigation else (1.0,)
@@ -168,32 +225,33 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
             base,
             factor,
             amplifier=zne.amplifier,
-            target=getattr(ctx.backend, "target", None),
+            target=target,
             seed=int(ctx.rng.integers(0, 2**31 - 1)),
         )
         reached.append(factor_reached)
         if options.dynamical_decoupling.enable:
-            folded = decouple_idle_windows(folded, getattr(ctx.backend, "target", None), options)
-        ev, var, ens = _estimate(folded, groups, terms, values, plan, readout, ctx)
+            folded = decouple_idle_windows(folded, target, options)
+        if folded is base:  # neither folded nor decoupled: the same circuits every job
+            circuits = cached_preparation(
+                "estimator.measured",
+                _with_labels(key, labels),
+                lambda: _measurement_circuits(base, groups, target),
+                backend=ctx.backend,
+            )
+        else:
+            circuits = _measurement_circuits(folded, groups, target)
+        ev, var, ens = _estimate(circuits, groups, terms, values, plan, readout, ctx)
         evs_f.append(ev)
         vars_f.append(var)
         ens_f.append(ens)
 
-    # Tables indexed (parameter set, observable); broadcast to the PUB's shape.
-    param_index = np.arange(len(values)).reshape(pub.parameter_values.shape)
-    obs_index = np.arange(len(terms)).reshape(observables.shape)
-    p_idx = np.broadcast_to(param_index, pub.shape)
-    o_idx = np.broadcast_to(obs_index, pub.shape)
     evs_nf = np.stack([t[p_idx, o_idx] for t in evs_f], axis=-1)
     stds_nf = np.sqrt(np.stack([t[p_idx, o_idx] for t in vars_f], axis=-1))
     ens_nf = np.sqrt(np.stack([t[p_idx, o_idx] for t in ens_f], axis=-1))
 
-    metadata: dict[str, Any] = {
-        "target_precision": precision,
-        "shots": plan.total_shots,
-        "circuit_metadata": dict(pub.circuit.metadata or {}),
-        "num_randomizations": plan.num_randomizations,
-    }
+    metadata["shots"] = plan.total_shots
+    metadata["num_randomizations"] = plan.num_randomizations
+    metadata["simulation"] = "sampled"
     fields: dict[str, Any]
     if not options.resilience.zne_mitigation:
         fields = {
@@ -264,6 +322,98 @@ def _group(labels: Sequence[str]) -> list[_Group]:
     return groups
 
 
+def _with_labels(key: Hashable | None, labels: list[str]) -> Hashable | None:
+    """The cached content of a circuit with content ``key`` and these Paulis."""
+    return None if key is None else (key, tuple(labels))
+
+
+def _computes_exactly(ctx: _Context, circuit: QuantumCircuit) -> bool:
+    """Whether expectation values of ``circuit`` can be computed instead of sampled."""
+    if _is_noisy(ctx) or ctx.options.resilience.zne_mitigation:
+        return False
+    # The extended stabilizer method cannot save expectation values; it samples anyway.
+    if getattr(ctx.backend.options, "method", None) == "extended_stabilizer":
+        return False
+    return _DYNAMIC.isdisjoint(circuit.count_ops())
+
+
+def _exact_values(
+    circuit: QuantumCircuit,
+    key: Hashable | None,
+    labels: list[str],
+    values: np.ndarray[Any, Any],
+    ctx: _Context,
+) -> _FloatArray:
+    """Table (parameter set, label) of the Paulis' exact expectation values: one Aer run."""
+    if not labels:
+        return np.zeros((len(values), 0))
+    saving = cached_preparation(
+        "estimator.saved_expectation_values",
+        _with_labels(key, labels),
+        lambda: _with_saved_expectation_values(circuit, labels),
+    )
+    # Sampling is not needed: one shot gives the exact value of a circuit without
+    # measurements, resets or noise.
+    run_options: dict[str, Any] = {"shots": 1}
+    # Judged on the circuit without its saves, which span every qubit.
+    run_options.update(few_qubit_run_options(ctx.backend, [circuit], run_options))
+    parameters = list(saving.parameters)
+    if parameters:
+        columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
+        run_options["parameter_binds"] = [columns]
+    result = ctx.backend.run(saving, **run_options).result()
+    if not result.success:
+        raise RuntimeError(f"the backend {ctx.backend.name} failed: {result.status}")
+    table = np.array(
+        [[result.data(b)[label] for label in labels] for b in range(len(result.results))],
+        dtype=float,
+    )
+    # Without parameters every parameter set is the same circuit, run once.
+    return np.broadcast_to(table, (len(values), len(labels)))
+
+
+def _with_saved_expectation_values(circuit: QuantumCircuit, labels: list[str]) -> QuantumCircuit:
+    """A copy of ``circuit`` that saves each Pauli's expectation value under its label.
+
+    Each Pauli is saved on every qubit, as Aer's ``EstimatorV2`` does: Aer still
+    leaves out the idle qubits of a wide backend (it trims the identities itself),
+    whereas a Pauli saved on only the qubits it acts on can come out wrong once Aer
+    drops idle qubits (qiskit-aer#2442, open in Aer 0.18).
+    """
+    from qiskit_aer.library import SaveExpectationValue  # Aer only where a job runs
+
+    saving = circuit.copy()  # the cached circuit stays as it is
+    everywhere = list(range(circuit.num_qubits))
+    for label in labels:
+        saving.append(SaveExpectationValue(Pauli(label), label=label), everywhere)
+    return saving
+
+
+def _coefficients(terms: list[dict[str, float]], labels: list[str]) -> _FloatArray:
+    """Matrix (observable, label) of each Pauli's coefficient in each observable."""
+    return np.array(
+        [[float(np.real(term.get(label, 0.0))) for label in labels] for term in terms]
+    ).reshape(len(terms), len(labels))
+
+
+def _identity_parts(terms: list[dict[str, float]]) -> _FloatArray:
+    """Each observable's identity coefficient: its value in every state."""
+    return np.array(
+        [
+            sum(float(np.real(c)) for label, c in term.items() if set(label) == {"I"})
+            for term in terms
+        ]
+    )
+
+
+def _measurement_circuits(
+    circuit: QuantumCircuit, groups: list[_Group], target: Any
+) -> list[QuantumCircuit]:
+    """One copy of ``circuit`` per group, measuring it in the group's basis."""
+    # The circuit is already physical: translate the basis change, never re-transpile.
+    return [translate_to_target(_measurement_circuit(circuit, group), target) for group in groups]
+
+
 def _measurement_circuit(circuit: QuantumCircuit, group: _Group) -> QuantumCircuit:
     measured = circuit.copy()
     register = ClassicalRegister(len(group.qubits), "estimator_meas")
@@ -279,7 +429,7 @@ def _measurement_circuit(circuit: QuantumCircuit, group: _Group) -> QuantumCircu
 
 
 def _estimate(
-    circuit: QuantumCircuit,
+    measurement_circuits: list[QuantumCircuit],
     groups: list[_Group],
     terms: list[dict[str, float]],
     values: np.ndarray[Any, Any],
@@ -287,7 +437,10 @@ def _estimate(
     readout: dict[int, _FloatArray],
     ctx: _Context,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
-    """Tables (parameter set, observable) of evs, variances and ensemble variances."""
+    """Tables (parameter set, observable) of evs, variances and ensemble variances.
+
+    ``measurement_circuits`` holds one circuit per group; they are never changed.
+    """
     num_bindings, num_terms = len(values), len(terms)
     evs = np.zeros((num_bindings, num_terms))
     for o, term in enumerate(terms):
@@ -297,14 +450,10 @@ def _estimate(
     if not groups:
         return evs, variances, ensemble
     options = ctx.options
-    target = getattr(ctx.backend, "target", None)
     circuits: list[QuantumCircuit] = []
     flips: list[int] = []
     owners: list[int] = []
-    for g, group in enumerate(groups):
-        measured = _measurement_circuit(circuit, group)
-        # The circuit is already physical: translate the basis change, never re-transpile.
-        measured = translate_to_target(measured, target)
+    for g, (group, measured) in enumerate(zip(groups, measurement_circuits, strict=True)):
         variants = [measured] * plan.num_randomizations
         if options.twirling.enable_gates:
             variants = twirl_gates(measured, plan.num_randomizations, ctx.backend, ctx.rng)

@@ -9,14 +9,15 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 from qiskit.primitives import StatevectorEstimator
-from qiskit.primitives.containers import PubResult
+from qiskit.primitives.containers import EstimatorPub, PubResult
 from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_aer import AerSimulator
 
 from qruntime.backends import build_simulator, load_catalogue
 from qruntime.encoding import dumps, loads
 from qruntime.errors import InputValueError
-from qruntime.programs import estimator, load_builtin_module
+from qruntime.programs import cache, estimator, load_builtin_module
 
 
 def ghz(n: int) -> QuantumCircuit:
@@ -44,6 +45,13 @@ def zz_chain(n: int) -> SparsePauliOp:
 
 def run(backend: Any, pubs: list[Any], **inputs: Any) -> Any:
     return estimator.main(backend, None, pubs=pubs, version=2, **inputs)
+
+
+def vqe_pub(num_sets: int, *, seed: int = 3) -> tuple[Any, ...]:
+    """The ansatz at ``num_sets`` parameter sets, with observables broadcast against them."""
+    values = np.random.default_rng(seed).uniform(-np.pi, np.pi, size=(num_sets, 1, 4))
+    mixed = SparsePauliOp.from_list([("YY", 1.0), ("ZX", 2.0), ("II", 0.5)])
+    return (ansatz(), [["ZZ", "XI", mixed]], values)
 
 
 def exact(pubs: list[Any]) -> list[np.ndarray[Any, Any]]:
@@ -81,9 +89,10 @@ def test_bell_ghz_and_a_many_term_observable_match_the_exact_estimator(
     assert result[0].metadata["target_precision"] == 0.015625
     assert result[1].metadata["target_precision"] == 0.02
     assert result[1].metadata["shots"] == 2500  # ceil(1 / 0.02**2)
-    # A Bell state's ZZ is certain; the many-term observable is not.
-    assert result[0].data.stds[1] == 0
-    assert 0 < result[0].data.stds[0] < 0.05
+    # Exact values with noise of the requested precision, as Aer's EstimatorV2 gives.
+    assert np.all(result[0].data.stds == 0.015625)
+    assert np.all(result[1].data.ensemble_standard_error == 0.02)
+    assert [r.metadata["simulation"] for r in result] == ["exact", "exact"]
 
 
 def test_parameter_sets_and_observables_broadcast(ideal_backend: AerSimulator) -> None:
@@ -95,6 +104,125 @@ def test_parameter_sets_and_observables_broadcast(ideal_backend: AerSimulator) -
     assert result[0].data.stds.shape == (3, 3)
     assert result[0].data.ensemble_standard_error.shape == (3, 3)
     assert_agrees(result, exact(pubs))
+
+
+def test_precision_zero_on_an_ideal_simulator_gives_the_exact_values(
+    ideal_backend: AerSimulator,
+) -> None:
+    observables = ["ZZ", "XX", "IZ", SparsePauliOp.from_list([("XY", 0.5), ("II", -1.0)])]
+    # Transpiled by the program onto the wide simulator (a gate it lacks), so laid out
+    # there with its observables; and laid out by the user on two of its qubits.
+    composite = QuantumCircuit(2)
+    composite.append(ghz(2).to_gate(label="bell"), [0, 1])
+    composite.rx(0.3, 1)
+    manager = generate_preset_pass_manager(0, backend=ideal_backend, initial_layout=[7, 3])
+    laid_out = manager.run(composite)
+    on_device = [SparsePauliOp(o).apply_layout(laid_out.layout) for o in observables]
+    pubs = [vqe_pub(6), (composite, observables), (laid_out, on_device)]
+    reference = exact(pubs[:2])
+    result = run(ideal_backend, [EstimatorPub.coerce(pub, 0.0) for pub in pubs])
+    assert laid_out.num_qubits == ideal_backend.num_qubits
+    for pub_result, evs in zip(result, [*reference, reference[1]], strict=True):
+        assert pub_result.data.evs.shape == evs.shape
+        assert np.allclose(pub_result.data.evs, evs, rtol=0, atol=1e-9)
+        assert np.all(pub_result.data.stds == 0)
+        assert pub_result.metadata["simulation"] == "exact"
+        assert pub_result.metadata["shots"] == 0
+
+
+def test_the_same_seed_gives_the_same_values_and_another_seed_others(
+    ideal_backend: AerSimulator,
+) -> None:
+    def evs(seed: int) -> np.ndarray[Any, Any]:
+        result = run(ideal_backend, [vqe_pub(4)], options={"seed_estimator": seed})
+        return np.asarray(result[0].data.evs)
+
+    assert np.array_equal(evs(5), evs(5))
+    assert not np.allclose(evs(5), evs(6))
+
+
+def test_exact_values_get_gaussian_noise_of_the_requested_precision(
+    ideal_backend: AerSimulator,
+) -> None:
+    pub = vqe_pub(140)  # 420 values
+    result = run(ideal_backend, [(*pub, 0.05)], options={"seed_simulator": 8})
+    deviations = (result[0].data.evs - exact([pub])[0]).ravel()
+    assert 0.03 < deviations.std() < 0.07
+    assert abs(deviations.mean()) < 0.02
+    assert np.all(result[0].data.stds == 0.05)
+
+
+def test_default_shots_set_the_precision_of_the_exact_values(ideal_backend: AerSimulator) -> None:
+    result = run(ideal_backend, [(ghz(2), "ZZ", None, 0.2)], options={"default_shots": 400})
+    assert result[0].data.stds == 0.05  # IBM: default_shots override the precision
+    assert result[0].metadata["shots"] == 400
+    assert result[0].metadata["target_precision"] == 0.2
+
+
+def test_circuits_with_mid_circuit_measurements_are_sampled(ideal_backend: AerSimulator) -> None:
+    circuit = QuantumCircuit(2, 1)
+    circuit.h(0)
+    circuit.measure(0, 0)
+    circuit.cx(0, 1)  # a classical mixture of 00 and 11: ZZ is certain, XX is not
+    result = run(ideal_backend, [(circuit, ["ZZ", "XX"])], options={"seed_simulator": 9})
+    assert result[0].metadata["simulation"] == "sampled"
+    assert result[0].data.evs[0] == 1.0
+    assert abs(result[0].data.evs[1]) < 5 * 0.015625
+
+
+def test_a_noisy_device_samples_and_refuses_precision_zero(fake_5q: AerSimulator) -> None:
+    result = run(fake_5q, [(ghz(2), "ZZ")], options={"seed_simulator": 1})
+    assert result[0].metadata["simulation"] == "sampled"
+    assert result[0].metadata["shots"] == 4096
+    with pytest.raises(InputValueError, match="precision 0"):
+        run(fake_5q, [EstimatorPub.coerce((ghz(2), "ZZ"), 0.0)])
+
+
+@pytest.mark.parametrize("case", ["exact", "exact_laid_out", "sampled"])
+def test_a_repeated_pub_reuses_its_prepared_circuits(
+    case: str, ideal_backend: AerSimulator, fake_5q: AerSimulator
+) -> None:
+    backend = fake_5q if case == "sampled" else ideal_backend
+    circuit, observables, values = vqe_pub(3)
+    if case == "exact_laid_out":  # laid-out circuits (all transpiled ones) have stable keys too
+        manager = generate_preset_pass_manager(0, backend=ideal_backend, initial_layout=[5, 2])
+        circuit = manager.run(circuit)
+        observables = [[SparsePauliOp(o).apply_layout(circuit.layout) for o in observables[0]]]
+
+    evs: list[np.ndarray[Any, Any]] = []
+
+    def counts(observables: Any) -> tuple[int, int]:
+        cache.begin_job()
+        result = run(backend, [(circuit, observables, values)], options={"seed_simulator": 4})
+        evs.append(result[0].data.evs)
+        counters = cache.counters()
+        return counters["preparation_hits"], counters["preparation_misses"]
+
+    hits, misses = counts(observables)
+    assert misses > 0
+    assert counts(observables) == (hits + misses, 0)
+    assert np.array_equal(evs[0], evs[1])  # what is reused changes nothing
+    # Another observable on the same circuit: its unmeasured circuit is reused.
+    assert counts(observables[0][0])[0] >= 1
+
+
+def test_a_worker_shared_by_users_forgets_prepared_circuits(ideal_backend: AerSimulator) -> None:
+    pub = vqe_pub(2)
+    run(ideal_backend, [pub])
+    cache.begin_job(keep_transpiled=False)  # the next job may be another user's
+    run(ideal_backend, [pub])
+    assert cache.counters()["preparation_hits"] == 0
+
+
+def test_a_cached_circuit_is_not_changed_by_what_is_built_on_it(
+    ideal_backend: AerSimulator,
+) -> None:
+    circuit, observables, values = vqe_pub(3)
+    for observable in (observables, "ZZ", "XI"):
+        pub = (circuit, observable, values)
+        result = run(ideal_backend, [EstimatorPub.coerce(pub, 0.0)])
+        assert np.allclose(result[0].data.evs, exact([pub])[0], rtol=0, atol=1e-9)
+    assert circuit.count_ops() == ansatz().count_ops()  # no saves, no measurements added
 
 
 def test_isa_circuits_on_a_device_are_laid_out_with_their_observables(
