@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import delete, inspect
 
 from qruntime.errors import ConflictError, InputValueError, NotAuthorizedError
+from qruntime.schemas import ProgramCreate
 from qruntime.server.app import prepare_database
 from qruntime.server.services import auth
+from qruntime.server.services import programs as program_service
 from qruntime.server.settings import Settings
 from qruntime.server.store import programs as program_store
 from qruntime.server.store.database import Database, normalise_url
-from qruntime.server.store.tables import utcnow
+from qruntime.server.store.tables import Program, User, utcnow
 
 
 @pytest.fixture
@@ -125,3 +128,33 @@ def test_database_urls_are_normalised() -> None:
 def test_in_memory_sqlite_is_refused_with_advice() -> None:
     with pytest.raises(InputValueError, match="file path"):
         Database("sqlite://")
+
+
+def test_builtin_heads_keep_built_in_programs_only(database: Database) -> None:
+    """A built-in program's head is read once; a user's program is read every time, so
+    an update or a deletion is seen by the next submission.
+    """
+    builtins = program_service.BuiltinHeads()
+    source = base64.b64encode(b"def main(backend, user_messenger, **kw):\n    return 1\n")
+    with database.session() as session:
+        admin = session.query(User).filter(User.name == "admin").one()
+        payload = ProgramCreate(name="mine", data=source.decode(), cost=60, description="d")
+        mine = program_service.create_program(
+            session, user=admin, payload=payload, max_bytes=10_000, max_cost=3600
+        )
+        session.commit()
+        head = builtins.head(session, "circuit-runner")
+        assert head is not None
+        assert head.builtin == "circuit_runner"
+        assert builtins.head(session, "no-such-program") is None
+        first = builtins.head(session, mine)
+        assert first is not None
+        assert first.max_execution_time == 60
+    with database.session() as session:
+        # Gone from the table: still known as a built-in, and the user's program is gone.
+        session.execute(delete(Program).where(Program.id.in_(["circuit-runner", mine])))
+        again = builtins.head(session, "circuit-runner")
+        assert again is not None
+        assert again.builtin == "circuit_runner"
+        assert builtins.head(session, mine) is None
+        session.rollback()

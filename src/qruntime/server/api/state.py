@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from qruntime.backends import Catalogue
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services.auth import TokenCache
+from qruntime.server.services.programs import BuiltinHeads
 from qruntime.server.settings import Settings
 from qruntime.server.store.database import Database
 
@@ -18,3 +19,4 @@ class AppState:
     catalogue: Catalogue
     runtime: JobRuntime
     tokens: TokenCache = field(default_factory=TokenCache)
+    builtins: BuiltinHeads = field(default_factory=BuiltinHeads)

@@ -129,7 +129,7 @@ class Recorder:
             metrics=getattr(event, "metrics", None),
         )
         if session_id is not None:
-            session_store.update_session(db, session_id=session_id, last_job_ended_at=now)
+            session_store.job_ended(db, session_id=session_id, at=now)
         if written:
             return None
         row = job_store.job_outcome(db, job_id=event.job_id)

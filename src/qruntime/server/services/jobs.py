@@ -28,7 +28,7 @@ from qruntime.errors import (
 from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, JobStateOut
 from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
-from qruntime.server.services.programs import runnable_program
+from qruntime.server.services.programs import BuiltinHeads, runnable_program
 from qruntime.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ def submit_job(
     catalogue: Catalogue,
     settings: Settings,
     queued_by_user: int = 0,
+    builtins: BuiltinHeads | None = None,
 ) -> tuple[Job, str | None]:
     """Check a submission and store it as Queued (in its session, if it names one).
 
@@ -141,7 +142,7 @@ def submit_job(
             f"You already have {queued_by_user} jobs queued, this server's limit per user; "
             "wait for some to finish."
         )
-    program = runnable_program(db, user=user, program_id=payload.program_id)
+    program = runnable_program(db, user=user, program_id=payload.program_id, builtins=builtins)
     spec = program.spec or {}
     _check_backend(
         catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
@@ -201,6 +202,7 @@ def queue_job(
     catalogue: Catalogue,
     settings: Settings,
     runtime: JobRuntime,
+    builtins: BuiltinHeads | None = None,
 ) -> Job:
     """Submit a job, commit it (durable before its id leaves the server), wake the scheduler."""
     job, builtin = submit_job(
@@ -210,6 +212,7 @@ def queue_job(
         catalogue=catalogue,
         settings=settings,
         queued_by_user=runtime.queued_by(user.id),
+        builtins=builtins,
     )
     db.commit()
     runtime.notify(job, builtin=builtin)

@@ -35,6 +35,7 @@ from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Program, User, utcnow
 
 __all__ = [
+    "BuiltinHeads",
     "create_program",
     "decode_source",
     "delete_program",
@@ -172,9 +173,35 @@ def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Progra
     return found
 
 
-def runnable_program(db: Session, *, user: User, program_id: str) -> AnyRow:
+class BuiltinHeads:
+    """What job submissions read of the built-in programs, kept by one server.
+
+    Built-in programs cannot be changed (`_writable_program`); a server registers its
+    own at start and runs its own code for them. So once read, their heads are kept,
+    and a job of a built-in program costs no read of the programs table. Thread-safe:
+    entries are only added, whole.
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[str, AnyRow] = {}
+
+    def head(self, db: Session, program_id: str) -> AnyRow | None:
+        head = self._heads.get(program_id)
+        if head is None:
+            head = store.program_head(db, program_id=program_id)
+            if head is not None and head.builtin is not None:
+                self._heads[program_id] = head
+        return head
+
+
+def runnable_program(
+    db: Session, *, user: User, program_id: str, builtins: BuiltinHeads | None = None
+) -> AnyRow:
     """`visible_program` for a job submission: the fields a job needs, without the source."""
-    head = store.program_head(db, program_id=program_id)
+    if builtins is not None:
+        head = builtins.head(db, program_id)
+    else:
+        head = store.program_head(db, program_id=program_id)
     if head is None or not _may_see(head, user):
         raise RuntimeProgramNotFound(f"Program not found: {program_id}")
     return head

@@ -73,9 +73,11 @@ def owned_session(db: Session, *, user: User, session_id: str) -> RuntimeSession
     return found
 
 
-def session_for_job(db: Session, *, user: User, session_id: str, backend: str) -> RuntimeSession:
-    """The session a new job joins; refused with the reason if it accepts no jobs."""
-    session = owned_session(db, user=user, session_id=session_id)
+def session_for_job(db: Session, *, user: User, session_id: str, backend: str) -> None:
+    """Check that the session a new job joins accepts it; refused with the reason if not."""
+    session = store.session_head(db, session_id=session_id)
+    if session is None or session.owner_id != user.id:
+        raise SessionNotFoundError(f"Session not found: {session_id}")
     if not session.accepting_jobs:
         why = session.reason or "it was closed"
         raise RuntimeInvalidStateError(f"Session {session_id} does not accept new jobs: {why}.")
@@ -83,7 +85,6 @@ def session_for_job(db: Session, *, user: User, session_id: str, backend: str) -
         raise InputValueError(
             f"Session {session_id} runs on backend {session.backend}, not {backend}."
         )
-    return session
 
 
 def close_session(db: Session, *, user: User, session_id: str) -> None:

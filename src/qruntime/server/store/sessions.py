@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, literal, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from qruntime.server.store.database import AnyRow
@@ -16,8 +16,10 @@ __all__ = [
     "cancel_queued_jobs",
     "count_queued",
     "get_session",
+    "job_ended",
     "live_sessions",
     "mark_job_started",
+    "session_head",
     "session_usage",
     "update_session",
 ]
@@ -44,24 +46,50 @@ def update_session(db: Session, *, session_id: str, **values: Any) -> None:
     db.execute(update(RuntimeSession).where(RuntimeSession.id == session_id).values(**values))
 
 
+_sessions = cast(Table, RuntimeSession.__table__)
+
+_HEAD = select(
+    _sessions.c.owner_id,
+    _sessions.c.backend,
+    _sessions.c.accepting_jobs,
+    _sessions.c.reason,
+).where(_sessions.c.id == bindparam("session_id"))
+
+_STARTED = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("session_id"))
+    .values(
+        last_job_started_at=bindparam("at", type_=_sessions.c.last_job_started_at.type),
+        state=case((_sessions.c.state == "closed", _sessions.c.state), else_="active"),
+        activated_at=func.coalesce(
+            _sessions.c.activated_at, bindparam("at", type_=_sessions.c.activated_at.type)
+        ),
+    )
+    .returning(_sessions.c.mode, _sessions.c.activated_at, _sessions.c.max_ttl)
+)
+
+_ENDED = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("session_id"))
+    .values(last_job_ended_at=bindparam("at", type_=_sessions.c.last_job_ended_at.type))
+)
+
+
+def session_head(db: Session, *, session_id: str) -> AnyRow | None:
+    """What a job submission needs of a session: owner, backend, accepting_jobs, reason."""
+    return db.execute(_HEAD, {"session_id": session_id}).first()
+
+
 def mark_job_started(db: Session, *, session_id: str, at: datetime) -> AnyRow | None:
     """A job of the session started ``at``: the session is active (unless closed), and its
     clock starts if this is its first job. Returns its ``mode`` and ``activated_at``.
     """
-    table = cast(Table, RuntimeSession.__table__)
-    statement = (
-        update(table)
-        .where(table.c.id == session_id)
-        .values(
-            last_job_started_at=at,
-            state=case((table.c.state == "closed", table.c.state), else_="active"),
-            activated_at=func.coalesce(
-                table.c.activated_at, literal(at, table.c.activated_at.type)
-            ),
-        )
-        .returning(table.c.mode, table.c.activated_at, table.c.max_ttl)
-    )
-    return db.execute(statement).first()
+    return db.execute(_STARTED, {"session_id": session_id, "at": at}).first()
+
+
+def job_ended(db: Session, *, session_id: str, at: datetime) -> None:
+    """A job of the session ended ``at`` (its interactive timeout counts from then)."""
+    db.execute(_ENDED, {"session_id": session_id, "at": at})
 
 
 def live_sessions(db: Session) -> list[RuntimeSession]:

@@ -60,6 +60,7 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
         catalogue=state.catalogue,
         settings=state.settings,
         runtime=state.runtime,
+        builtins=state.builtins,
     )
     return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
 

@@ -44,6 +44,7 @@ def queue_job(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
             catalogue=state.catalogue,
             settings=state.settings,
             runtime=state.runtime,
+            builtins=state.builtins,
         )
         return job.id, job.backend
 
