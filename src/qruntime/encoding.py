@@ -20,7 +20,6 @@ import base64
 import binascii
 import io
 import json
-import math
 import struct
 import sys
 import uuid
@@ -56,6 +55,7 @@ from qiskit.quantum_info import (
 from qiskit.result import Result
 from qiskit.transpiler import CouplingMap
 
+from qruntime._npy import load_array, save_array
 from qruntime.errors import InputValueError, QRuntimeError
 
 __all__ = [
@@ -83,6 +83,12 @@ _EXTRAPOLATOR_NAMES = frozenset(
     ["linear", "exponential", "double_exponential", "fallback"]
     + [f"polynomial_degree_{degree}" for degree in range(1, 8)]
 )
+
+# Compressed payloads kept by their bytes (see _pack): at most this many, of these sizes.
+_MAX_KEPT_PACKS = 16
+_MIN_KEPT_PACK = 1 << 10
+_MAX_KEPT_PACK = 1 << 18
+_packed: dict[bytes, str] = {}
 
 # QPY's PARAMETER record: name length, 16 UUID bytes, then the UTF-8 name.
 _PARAMETER_HEADER = struct.Struct("!H16s")
@@ -119,14 +125,17 @@ class RuntimeEncoder(json.JSONEncoder):
         self.qpy_version = qpy_version if qpy_version is not None else qpy.QPY_VERSION
 
     def default(self, o: Any) -> Any:
+        # The usual payloads by their exact type first: several primitive containers are
+        # typing Protocols, and each isinstance check against one of them is slow.
+        encode = _ENCODERS_BY_TYPE.get(type(o))
+        if encode is not None:
+            return encode(self, o)
         if isinstance(o, datetime | date):
             return _typed("datetime", o.isoformat())
         if isinstance(o, complex):
             return _typed("complex", [o.real, o.imag])
         if isinstance(o, np.ndarray):
-            if o.dtype == object:
-                return _typed("ndarray", o.tolist())
-            return _typed("ndarray", _pack(_save_array(o)))
+            return _encode_ndarray(self, o)
         if isinstance(o, np.generic):
             # numpy scalars become their Python value, which is then encoded in turn.
             return o.item()
@@ -137,7 +146,7 @@ class RuntimeEncoder(json.JSONEncoder):
         if isinstance(o, Result):
             return _typed("Result", o.to_dict())
         if isinstance(o, QuantumCircuit):
-            return _typed("QuantumCircuit", _pack(self._qpy_bytes(o)))
+            return _encode_circuit(self, o)
         if isinstance(o, Parameter):
             return _typed("Parameter", _b64(_parameter_bytes(o)))
         if isinstance(o, ParameterExpression):
@@ -153,28 +162,23 @@ class RuntimeEncoder(json.JSONEncoder):
             circuit.append(o, circuit.qubits, circuit.clbits)
             return _typed("Instruction", _pack(self._qpy_bytes(circuit)))
         if isinstance(o, ObservablesArray):
-            return _typed("ObservablesArray", o.tolist())
+            return _encode_observables_array(self, o)
         if isinstance(o, BindingsArray):
-            data = {json.dumps(list(names)): values for names, values in o.data.items()}
-            return _typed("BindingsArray", {"shape": o.shape, "data": data})
+            return _encode_bindings_array(self, o)
         if isinstance(o, BitArray):
-            return _typed("BitArray", {"array": o.array, "num_bits": o.num_bits})
+            return _encode_bit_array(self, o)
         if isinstance(o, DataBin):
-            fields = dict(o.items())
-            return _typed(
-                "DataBin", {"field_names": list(fields), "shape": o.shape, "fields": fields}
-            )
+            return _encode_data_bin(self, o)
         if isinstance(o, EstimatorPub):
-            values = o.parameter_values.as_array(o.circuit.parameters)
-            return [o.circuit, o.observables.tolist(), values, o.precision]
+            return _encode_estimator_pub(self, o)
         if isinstance(o, SamplerPub):
-            return [o.circuit, o.parameter_values.as_array(o.circuit.parameters), o.shots]
+            return _encode_sampler_pub(self, o)
         if isinstance(o, SamplerPubResult):
-            return _typed("SamplerPubResult", {"data": o.data, "metadata": o.metadata})
+            return _encode_sampler_pub_result(self, o)
         if isinstance(o, PubResult):
-            return _typed("PubResult", {"data": o.data, "metadata": o.metadata})
+            return _encode_pub_result(self, o)
         if isinstance(o, PrimitiveResult):
-            return _typed("PrimitiveResult", {"pub_results": list(o), "metadata": o.metadata})
+            return _encode_primitive_result(self, o)
         if isinstance(o, PauliLindbladMap):
             return _typed(
                 "PauliLindbladMap", {"paulis": o.to_sparse_list(), "num_qubits": o.num_qubits}
@@ -202,6 +206,72 @@ class RuntimeEncoder(json.JSONEncoder):
         return buffer.getvalue()
 
 
+def _encode_ndarray(_encoder: RuntimeEncoder, o: np.ndarray[Any, Any]) -> Any:
+    if o.dtype == object:
+        return _typed("ndarray", o.tolist())
+    return _typed("ndarray", _pack(save_array(o)))
+
+
+def _encode_circuit(encoder: RuntimeEncoder, o: QuantumCircuit) -> Any:
+    return _typed("QuantumCircuit", _pack(encoder._qpy_bytes(o)))
+
+
+def _encode_observables_array(_encoder: RuntimeEncoder, o: ObservablesArray) -> Any:
+    return _typed("ObservablesArray", o.tolist())
+
+
+def _encode_bindings_array(_encoder: RuntimeEncoder, o: BindingsArray) -> Any:
+    data = {json.dumps(list(names)): values for names, values in o.data.items()}
+    return _typed("BindingsArray", {"shape": o.shape, "data": data})
+
+
+def _encode_bit_array(_encoder: RuntimeEncoder, o: BitArray) -> Any:
+    return _typed("BitArray", {"array": o.array, "num_bits": o.num_bits})
+
+
+def _encode_data_bin(_encoder: RuntimeEncoder, o: DataBin) -> Any:
+    fields = dict(o.items())
+    return _typed("DataBin", {"field_names": list(fields), "shape": o.shape, "fields": fields})
+
+
+def _encode_estimator_pub(_encoder: RuntimeEncoder, o: EstimatorPub) -> Any:
+    values = o.parameter_values.as_array(o.circuit.parameters)
+    return [o.circuit, o.observables.tolist(), values, o.precision]
+
+
+def _encode_sampler_pub(_encoder: RuntimeEncoder, o: SamplerPub) -> Any:
+    return [o.circuit, o.parameter_values.as_array(o.circuit.parameters), o.shots]
+
+
+def _encode_sampler_pub_result(_encoder: RuntimeEncoder, o: SamplerPubResult) -> Any:
+    return _typed("SamplerPubResult", {"data": o.data, "metadata": o.metadata})
+
+
+def _encode_pub_result(_encoder: RuntimeEncoder, o: PubResult) -> Any:
+    return _typed("PubResult", {"data": o.data, "metadata": o.metadata})
+
+
+def _encode_primitive_result(_encoder: RuntimeEncoder, o: PrimitiveResult[Any]) -> Any:
+    return _typed("PrimitiveResult", {"pub_results": list(o), "metadata": o.metadata})
+
+
+# Exactly what ``RuntimeEncoder.default`` does for an object of one of these very types (the
+# first isinstance check there that such an object passes leads to the same function).
+_ENCODERS_BY_TYPE: dict[type, Callable[[RuntimeEncoder, Any], Any]] = {
+    np.ndarray: _encode_ndarray,
+    QuantumCircuit: _encode_circuit,
+    ObservablesArray: _encode_observables_array,
+    BindingsArray: _encode_bindings_array,
+    BitArray: _encode_bit_array,
+    DataBin: _encode_data_bin,
+    EstimatorPub: _encode_estimator_pub,
+    SamplerPub: _encode_sampler_pub,
+    SamplerPubResult: _encode_sampler_pub_result,
+    PubResult: _encode_pub_result,
+    PrimitiveResult: _encode_primitive_result,
+}
+
+
 class RuntimeDecoder(json.JSONDecoder):
     """JSON decoder for runtime payloads; allow-listed, and strict about malformed values.
 
@@ -219,29 +289,6 @@ class RuntimeDecoder(json.JSONDecoder):
         kwargs.pop("object_hook", None)
         super().__init__(*args, object_hook=self.object_hook, **kwargs)
         self.max_decompressed_bytes = max_decompressed_bytes
-        self._handlers: dict[str, Callable[[Any], Any]] = {
-            "datetime": _decode_datetime,
-            "complex": _decode_complex,
-            "ndarray": self._decode_ndarray,
-            "set": _decode_set,
-            "Result": _decode_result,
-            "QuantumCircuit": lambda value: self._load_circuit(value),
-            "Parameter": _decode_parameter,
-            "ParameterExpression": self._decode_parameter_expression,
-            "Instruction": self._decode_instruction,
-            "ObservablesArray": ObservablesArray,
-            "BindingsArray": _decode_bindings_array,
-            "BitArray": _decode_bit_array,
-            "DataBin": _decode_data_bin,
-            "PubResult": _decode_pub_result(PubResult),
-            # qiskit-ibm-runtime's own subclass of PubResult; Qiskit has no such class.
-            "EstimatorPubResult": _decode_pub_result(PubResult),
-            "SamplerPubResult": _decode_pub_result(SamplerPubResult),
-            "PrimitiveResult": _decode_primitive_result,
-            "PauliLindbladMap": _decode_pauli_lindblad_map,
-            "NoiseModel": _decode_noise_model,
-            "to_json": lambda value: value,
-        }
 
     def object_hook(self, obj: dict[str, Any]) -> Any:
         """Rebuild one ``{"__type__", "__value__"}`` object; other dicts pass unchanged."""
@@ -252,11 +299,11 @@ class RuntimeDecoder(json.JSONDecoder):
             raise InputValueError(f"Malformed {type_name!r} payload: it has no '__value__'")
         if type_name in ("settings", "_json"):
             return _decode_settings(obj)
-        handler = self._handlers.get(type_name) if isinstance(type_name, str) else None
+        handler = _DECODERS.get(type_name) if isinstance(type_name, str) else None
         if handler is None:
             raise InputValueError(f"Unknown payload type {type_name!r}: refusing to decode it")
         try:
-            return handler(obj["__value__"])
+            return handler(self, obj["__value__"])
         except QRuntimeError:
             raise
         except Exception as exc:
@@ -284,7 +331,7 @@ class RuntimeDecoder(json.JSONDecoder):
                 return np.array(value)
             except ValueError:  # ragged: it was an object array, written as nested lists
                 return np.array(value, dtype=object)
-        return _load_array(self._unpack(value))
+        return load_array(self._unpack(value))
 
     def _load_circuit(self, value: Any) -> QuantumCircuit:
         loaded = _load_qpy(io.BytesIO(self._unpack(value)))
@@ -314,7 +361,17 @@ def _b64(data: bytes) -> str:
 
 
 def _pack(data: bytes) -> str:
-    return _b64(zlib.compress(data))
+    if len(data) < _MIN_KEPT_PACK or len(data) > _MAX_KEPT_PACK:
+        return _b64(zlib.compress(data))
+    # Kept by content: a loop sends the same circuit again and again, and QPY writes the
+    # same bytes for it each time. The same bytes compress to the same text.
+    packed = _packed.get(data)
+    if packed is None:
+        packed = _b64(zlib.compress(data))
+        if len(_packed) >= _MAX_KEPT_PACKS:
+            _packed.clear()
+        _packed[data] = packed
+    return packed
 
 
 def _unb64(value: Any) -> bytes:
@@ -324,30 +381,6 @@ def _unb64(value: Any) -> bytes:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise ValueError(f"invalid base64 data ({exc})") from exc
-
-
-def _save_array(array: np.ndarray[Any, Any]) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _load_array(raw: bytes) -> np.ndarray[Any, Any]:
-    stream = io.BytesIO(raw)
-    # Read the .npy header first: a few bytes may claim a huge shape, and np.load would
-    # allocate it before finding the data missing.
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-    else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    if math.prod(shape) * dtype.itemsize > len(raw) - stream.tell():
-        raise ValueError(f"the header claims shape {shape} but the data is shorter")
-    stream.seek(0)
-    array = np.load(stream, allow_pickle=False)
-    if not isinstance(array, np.ndarray):
-        raise ValueError("the data is not a single .npy array")
-    return array
 
 
 def _load_qpy(stream: BinaryIO) -> list[Any]:
@@ -527,3 +560,34 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, list | tuple) and all(isinstance(n, int) for n in value):
         return tuple(value)
     raise TypeError(f"a shape must be a list of integers, not {value!r}")
+
+
+def _value_only(decode: Callable[[Any], Any]) -> Callable[[RuntimeDecoder, Any], Any]:
+    return lambda _decoder, value: decode(value)
+
+
+# How each ``__type__`` is rebuilt, from the decoder and the ``__value__``. Built once: a
+# decoder is made for every payload, and again by QPY for each circuit's metadata.
+_DECODERS: dict[str, Callable[[RuntimeDecoder, Any], Any]] = {
+    "datetime": _value_only(_decode_datetime),
+    "complex": _value_only(_decode_complex),
+    "ndarray": RuntimeDecoder._decode_ndarray,
+    "set": _value_only(_decode_set),
+    "Result": _value_only(_decode_result),
+    "QuantumCircuit": RuntimeDecoder._load_circuit,
+    "Parameter": _value_only(_decode_parameter),
+    "ParameterExpression": RuntimeDecoder._decode_parameter_expression,
+    "Instruction": RuntimeDecoder._decode_instruction,
+    "ObservablesArray": _value_only(ObservablesArray),
+    "BindingsArray": _value_only(_decode_bindings_array),
+    "BitArray": _value_only(_decode_bit_array),
+    "DataBin": _value_only(_decode_data_bin),
+    "PubResult": _value_only(_decode_pub_result(PubResult)),
+    # qiskit-ibm-runtime's own subclass of PubResult; Qiskit has no such class.
+    "EstimatorPubResult": _value_only(_decode_pub_result(PubResult)),
+    "SamplerPubResult": _value_only(_decode_pub_result(SamplerPubResult)),
+    "PrimitiveResult": _value_only(_decode_primitive_result),
+    "PauliLindbladMap": _value_only(_decode_pauli_lindblad_map),
+    "NoiseModel": _value_only(_decode_noise_model),
+    "to_json": _value_only(lambda value: value),
+}

@@ -9,14 +9,14 @@ import sys
 import warnings
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter, ParameterExpression
+from qiskit import QuantumCircuit, qpy
+from qiskit.circuit import Instruction, Parameter, ParameterExpression
 from qiskit.circuit.library import RXGate
 from qiskit.primitives import StatevectorEstimator, StatevectorSampler
 from qiskit.primitives.containers import (
@@ -44,6 +44,7 @@ from qiskit.transpiler import CouplingMap
 from qiskit_ibm_runtime import RuntimeDecoder as IBMDecoder
 from qiskit_ibm_runtime import RuntimeEncoder as IBMEncoder
 
+from qruntime import encoding
 from qruntime.encoding import (
     RuntimeDecoder,
     RuntimeEncoder,
@@ -260,6 +261,34 @@ def test_pubs_are_sent_as_pub_like_lists() -> None:
     assert loads(dumps(sampler_pub))[2] == 50
 
 
+# Not these two: each encoding names a fresh circuit ("circuit-123"), so no two are equal.
+@pytest.mark.parametrize(
+    "name", sorted({*SHARED, *OURS_ONLY} - {"instruction", "parameter_expression"})
+)
+def test_encoding_by_exact_type_is_what_the_isinstance_checks_give(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = {**SHARED, **OURS_ONLY}[name]()
+    pubs = [
+        EstimatorPub.coerce((_bell(measure=False), "ZZ", [0.3], 0.01)),
+        SamplerPub.coerce((_bell(), [0.2], 50)),
+    ]
+    fast = dumps([value, pubs])
+    monkeypatch.setattr(encoding, "_ENCODERS_BY_TYPE", {})
+    assert dumps([value, pubs]) == fast
+
+
+def test_only_exact_types_are_encoded_by_the_type_table() -> None:
+    for cls in encoding._ENCODERS_BY_TYPE:
+        # The first class that the isinstance checks of ``default`` test and that ``cls``
+        # derives from is ``cls`` itself: no earlier check catches its objects.
+        earlier = [datetime, date, complex, np.ndarray, np.generic, set, frozenset, CouplingMap]
+        earlier += [Result, QuantumCircuit, Parameter, ParameterExpression, Instruction]
+        earlier += [ObservablesArray, BindingsArray, BitArray, DataBin, EstimatorPub]
+        earlier += [SamplerPub, SamplerPubResult, PubResult, PrimitiveResult]
+        assert next(c for c in earlier if issubclass(cls, c)) is cls
+
+
 @pytest.mark.parametrize("encoder", [RuntimeEncoder, IBMEncoder])
 def test_estimator_pub_written_by_either_encoder_coerces_back(encoder: type[Any]) -> None:
     circuit = _bell(measure=False)
@@ -421,8 +450,6 @@ def test_deeply_nested_json_is_an_input_error() -> None:
 
 def test_qpy_payload_with_two_circuits_is_refused() -> None:
     buffer = io.BytesIO()
-    from qiskit import qpy
-
     qpy.dump([_bell(), _bell()], buffer)
     with pytest.raises(InputValueError, match="exactly one circuit"):
         loads(_typed("QuantumCircuit", _b64(zlib.compress(buffer.getvalue()))))
@@ -432,3 +459,28 @@ def test_plain_dicts_and_extrapolator_names_pass_through() -> None:
     assert loads('{"a": {"b": [1, 2.5, null]}}') == {"a": {"b": [1, 2.5, None]}}
     assert loads(_typed("ndarray", "linear")) == "linear"
     assert loads(_typed("to_json", {"x": 1})) == {"x": 1}
+
+
+def test_circuit_sent_again_is_encoded_to_the_same_text() -> None:
+    circuit = _bell()
+    first, again = dumps(circuit), dumps(circuit)
+    assert again == first
+    raw = io.BytesIO()
+    qpy.dump(circuit, raw, metadata_serializer=RuntimeEncoder)
+    assert json.loads(first)["__value__"] == _b64(zlib.compress(raw.getvalue()))
+    circuit.x(0)  # the same object, changed: its new content is sent
+    changed = loads(dumps(circuit))
+    assert changed == circuit
+    assert changed != _bell()
+
+
+def test_compressed_payloads_are_kept_only_within_bounds() -> None:
+    rng = np.random.default_rng(3)
+    for size in (10, 2_000, 1 << 19):
+        data = rng.integers(0, 4, size=size, dtype=np.uint8).tobytes()
+        assert encoding._pack(data) == _b64(zlib.compress(data))
+        assert encoding._pack(data) == _b64(zlib.compress(data))
+        assert (data in encoding._packed) == (size == 2_000)
+    for _ in range(3 * encoding._MAX_KEPT_PACKS):
+        encoding._pack(rng.integers(0, 4, size=2_000, dtype=np.uint8).tobytes())
+    assert len(encoding._packed) <= encoding._MAX_KEPT_PACKS

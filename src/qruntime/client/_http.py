@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -11,6 +12,9 @@ from qruntime._version import __version__
 from qruntime.errors import NotAuthorizedError, QRuntimeError, error_class_for
 
 __all__ = ["ApiClient", "raise_for_error"]
+
+# A path that httpx's merge with the base URL leaves as it is: no quoting, no dot segments.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_\-]+)+")
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -61,6 +65,13 @@ class ApiClient:
             transport=transport,
             headers={"User-Agent": f"qruntime-client/{__version__}"},
         )
+        # Each request names its absolute URL when it can: the URL is then parsed once,
+        # where merging a path into the base URL and adding the query parses it three times.
+        base = str(self._http.base_url)  # it ends with "/", unless its path is empty
+        if "?" in base or "#" in base:
+            self._prefix: str | None = None  # odd: let httpx merge
+        else:
+            self._prefix = base.removesuffix("/")
 
     @property
     def access_token(self) -> str:
@@ -94,12 +105,16 @@ class ApiClient:
             token = self.access_token
             all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
             extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+            url: httpx.URL | str = path
+            query = _clean(params)
+            if self._prefix is not None and _PLAIN_PATH.fullmatch(path):
+                url, query = httpx.URL(self._prefix + path, params=query), None
             try:
                 response = self._http.request(
                     method,
-                    path,
+                    url,
                     json=json,
-                    params=_clean(params),
+                    params=query,
                     content=content,
                     headers=all_headers,
                     **extra,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,18 +58,13 @@ class _OptionsBase:
     """Shared behaviour: strict names, dicts for nested groups, ``to_dict`` without unset values."""
 
     @classmethod
-    def _nested(cls) -> dict[str, type[_OptionsBase]]:
+    def _nested(cls) -> Mapping[str, type[_OptionsBase]]:
         """Fields that hold a nested options group, with the group's class."""
-        found: dict[str, type[_OptionsBase]] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            factory: Any = f.default_factory
-            if isinstance(factory, type) and issubclass(factory, _OptionsBase):
-                found[f.name] = factory
-        return found
+        return _fields(cls)[1]
 
     @classmethod
-    def _names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    def _names(cls) -> tuple[str, ...]:
+        return _fields(cls)[0]
 
     @classmethod
     def from_dict(cls: type[_O], data: Mapping[str, Any] | None, *, path: str = "options") -> _O:
@@ -116,6 +112,28 @@ class _OptionsBase:
             if value is not None:
                 out[name] = value
         return out
+
+
+def _fields(
+    cls: type[_OptionsBase],
+) -> tuple[tuple[str, ...], Mapping[str, type[_OptionsBase]]]:
+    """The field names of an options class, and those of its nested groups with their class.
+
+    Kept per class: they are read for every attribute set and every ``to_dict``.
+    """
+    found = _FIELDS.get(cls)
+    if found is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        nested: dict[str, type[_OptionsBase]] = {}
+        for f in fields:
+            factory: Any = f.default_factory
+            if isinstance(factory, type) and issubclass(factory, _OptionsBase):
+                nested[f.name] = factory
+        found = _FIELDS[cls] = (tuple(f.name for f in fields), types.MappingProxyType(nested))
+    return found
+
+
+_FIELDS: dict[type[_OptionsBase], tuple[tuple[str, ...], Mapping[str, type[_OptionsBase]]]] = {}
 
 
 def _group_value(group: type[_OptionsBase], value: Any, path: str) -> _OptionsBase:

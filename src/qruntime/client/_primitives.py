@@ -138,9 +138,10 @@ class _Primitive:
         name: str = getattr(self._backend, "name", "")
         return name
 
-    def _resolved_options(self) -> PrimitiveOptions:
-        """The options checked again: they may have been edited since the constructor."""
-        return resolve_options(self._kind, wire_options(self._options))
+    def _resolved_options(self) -> tuple[dict[str, Any], PrimitiveOptions]:
+        """The options as sent, and checked again: they may have been edited since."""
+        wire = wire_options(self._options)
+        return wire, resolve_options(self._kind, wire)
 
     def _check_width(self, pubs: list[SamplerPub] | list[EstimatorPub]) -> None:
         # Only a backend object in hand is checked here; the server checks every job.
@@ -148,9 +149,11 @@ class _Primitive:
         if isinstance(num_qubits, int):
             check_width(pubs, num_qubits=num_qubits)
 
-    def _submit(self, pubs: list[SamplerPub] | list[EstimatorPub]) -> RuntimeJob:
+    def _submit(
+        self, pubs: list[SamplerPub] | list[EstimatorPub], wire: dict[str, Any]
+    ) -> RuntimeJob:
         options = self._options
-        inputs = {"pubs": pubs, "options": wire_options(options), "version": 2}
+        inputs = {"pubs": pubs, "options": wire, "version": 2}
         environment = options.environment
         run_options = {
             key: value
@@ -212,13 +215,13 @@ class SamplerV2(_Primitive, BaseSamplerV2):  # type: ignore[misc]  # qiskit is u
         ``shots`` is for the PUBs that give none (else ``options.default_shots``).
         Raises ``InputValueError`` before submitting when a PUB or an option is bad.
         """
-        resolved = self._resolved_options()
+        wire, resolved = self._resolved_options()
         if shots is not None:
             _check_positive("shots", shots, integer=True)
         default = shots if shots is not None else resolved.default_shots
         coerced = coerce_sampler_pubs(_pub_list(pubs), default_shots=int(default or 1))
         self._check_width(coerced)
-        return self._submit(coerced)
+        return self._submit(coerced, wire)
 
 
 class EstimatorV2(_Primitive, BaseEstimatorV2):  # type: ignore[misc]  # qiskit is untyped
@@ -251,13 +254,13 @@ class EstimatorV2(_Primitive, BaseEstimatorV2):  # type: ignore[misc]  # qiskit 
         ``precision`` is for the PUBs that give none (else ``options.default_precision``).
         Raises ``InputValueError`` before submitting when a PUB or an option is bad.
         """
-        resolved = self._resolved_options()
+        wire, resolved = self._resolved_options()
         if precision is not None:
             _check_positive("precision", precision, integer=False)
         default = precision if precision is not None else resolved.default_precision
         coerced = coerce_estimator_pubs(_pub_list(pubs), default_precision=float(default))
         self._check_width(coerced)
-        return self._submit(coerced)
+        return self._submit(coerced, wire)
 
 
 #: The names of the older API.
