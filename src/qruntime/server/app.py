@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,9 @@ def create_app(
                 logger.warning("Created the user 'admin' with API token: %s", token)
         app.state.qruntime = AppState(settings=settings, db=db, catalogue=backends, runtime=runtime)
         await runtime.start()
+        # What start-up made (modules, the recovered queue) lives as long as the server:
+        # the cyclic collector need not walk it again on every full collection.
+        gc.freeze()
         try:
             yield
         finally:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 __all__ = ["QueuedJob", "Scheduler", "SessionInfo", "UsageWindow"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class QueuedJob:
     seq: int
     job_id: str = field(compare=False)

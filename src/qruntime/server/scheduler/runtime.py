@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -29,7 +30,7 @@ from qruntime.server.scheduler.ready import ReadySpecs
 from qruntime.server.scheduler.recorder import Recorder
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import sessions as session_store
-from qruntime.server.store.database import Database
+from qruntime.server.store.database import AnyRow, Database
 from qruntime.server.store.tables import Job, RuntimeSession, utcnow
 
 __all__ = ["JobRuntime"]
@@ -121,13 +122,13 @@ class JobRuntime:
                         db, job_id=job.id, status=JobState.QUEUED.value, running_at=None
                     )
                 logger.warning("recovered job %s after a restart", job.id)
-            for job in job_store.queued_jobs_all(db):
-                if job.backend not in self.catalogue:
+            for row in job_store.queued_jobs_all(db):
+                if row.backend not in self.catalogue:
                     _fail(
-                        db, job.id, f"backend {job.backend} is no longer in the server's catalogue"
+                        db, row.id, f"backend {row.backend} is no longer in the server's catalogue"
                     )
                     continue
-                queued.append(_queued(job))
+                queued.append(_queued(row))
             sessions = session_store.live_sessions(db)
         return queued, sessions
 
@@ -569,11 +570,13 @@ def _spec(
     )
 
 
-def _queued(job: Job) -> QueuedJob:
+def _queued(job: Job | AnyRow) -> QueuedJob:
+    # Interned: a deep queue holds few distinct backends, owners and sessions, and each
+    # row read from the store would otherwise bring its own copy of each string.
     return QueuedJob(
         seq=job.seq,
         job_id=job.id,
-        backend=job.backend,
-        owner_id=job.owner_id,
-        session_id=job.session_id,
+        backend=sys.intern(job.backend),
+        owner_id=sys.intern(job.owner_id),
+        session_id=None if job.session_id is None else sys.intern(job.session_id),
     )

@@ -262,9 +262,19 @@ def delete_job(db: Session, *, job: Job) -> None:
     db.flush()
 
 
-def queued_jobs_all(db: Session) -> list[Job]:
-    """Every queued job, in submission order (to rebuild the scheduler's index at start)."""
-    return list(db.scalars(select(Job).where(Job.status == "Queued").order_by(Job.seq)))
+_QUEUED_ALL = (
+    select(_jobs.c.seq, _jobs.c.id, _jobs.c.backend, _jobs.c.owner_id, _jobs.c.session_id)
+    .where(_jobs.c.status == "Queued")
+    .order_by(_jobs.c.seq)
+)
+
+
+def queued_jobs_all(db: Session) -> list[AnyRow]:
+    """Every queued job's ``seq``, ``id``, ``backend``, ``owner_id`` and ``session_id``, in
+    submission order (to rebuild the scheduler's index at start: only what it indexes,
+    so that a deep queue is read without its payloads).
+    """
+    return list(db.execute(_QUEUED_ALL))
 
 
 def running_jobs(db: Session) -> list[Job]:
