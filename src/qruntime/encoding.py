@@ -22,9 +22,11 @@ import io
 import json
 import struct
 import sys
+import threading
 import uuid
 import warnings
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, BinaryIO
@@ -61,6 +63,7 @@ from qruntime.errors import InputValueError, QRuntimeError
 __all__ = [
     "ALLOWED_SETTINGS_CLASSES",
     "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "DecodedCircuits",
     "RuntimeDecoder",
     "RuntimeEncoder",
     "dumps",
@@ -100,13 +103,25 @@ def dumps(obj: Any, *, qpy_version: int | None = None) -> str:
 
 
 def loads(
-    text: str | bytes, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    text: str | bytes,
+    *,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    circuits: DecodedCircuits | None = None,
 ) -> Any:
-    """Decode runtime JSON text; invalid JSON raises ``InputValueError`` too."""
+    """Decode runtime JSON text; invalid JSON raises ``InputValueError`` too.
+
+    ``circuits`` keeps decoded circuits by their encoded text, for a caller that
+    decodes the same circuits again and again (each call gets a copy of its own).
+    """
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        return json.loads(text, cls=RuntimeDecoder, max_decompressed_bytes=max_decompressed_bytes)
+        return json.loads(
+            text,
+            cls=RuntimeDecoder,
+            max_decompressed_bytes=max_decompressed_bytes,
+            circuits=circuits,
+        )
     except QRuntimeError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
@@ -283,12 +298,14 @@ class RuntimeDecoder(json.JSONDecoder):
         self,
         *args: Any,
         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        circuits: DecodedCircuits | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("encoding", None)  # accepted (and ignored) by old callers of json.loads
         kwargs.pop("object_hook", None)
         super().__init__(*args, object_hook=self.object_hook, **kwargs)
         self.max_decompressed_bytes = max_decompressed_bytes
+        self.circuits = circuits
 
     def object_hook(self, obj: dict[str, Any]) -> Any:
         """Rebuild one ``{"__type__", "__value__"}`` object; other dicts pass unchanged."""
@@ -334,9 +351,16 @@ class RuntimeDecoder(json.JSONDecoder):
         return load_array(self._unpack(value))
 
     def _load_circuit(self, value: Any) -> QuantumCircuit:
+        kept = self.circuits
+        if kept is not None and isinstance(value, str):
+            circuit = kept.get(value)
+            if circuit is not None:
+                return circuit
         loaded = _load_qpy(io.BytesIO(self._unpack(value)))
         if len(loaded) != 1 or not isinstance(loaded[0], QuantumCircuit):
             raise ValueError("expected exactly one circuit in the QPY data")
+        if kept is not None and isinstance(value, str):
+            kept.put(value, loaded[0])
         return loaded[0]
 
     def _decode_parameter_expression(self, value: Any) -> Any:
@@ -350,6 +374,56 @@ class RuntimeDecoder(json.JSONDecoder):
         if len(circuit.data) != 1:
             raise ValueError("expected exactly one instruction")
         return circuit.data[0].operation
+
+
+class DecodedCircuits:
+    """Decoded circuits kept by their encoded text (base64 of zlib of QPY), LRU.
+
+    Decoding a circuit (QPY) costs far more than copying one, and iterative work
+    sends the same circuit with every job. Entries are held apart from what callers
+    get: `get` returns a copy, and `put` keeps a copy, so no caller can change
+    what a later one receives. Bounded by entries and by instructions held (a
+    circuit over a tenth of that is not kept). Thread-safe.
+    """
+
+    def __init__(self, *, max_entries: int = 256, max_instructions: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self.max_instructions = max_instructions
+        self._entries: OrderedDict[str, QuantumCircuit] = OrderedDict()
+        self._instructions = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, text: str) -> QuantumCircuit | None:
+        with self._lock:
+            circuit = self._entries.get(text)
+            if circuit is None:
+                return None
+            self._entries.move_to_end(text)
+        return circuit.copy()
+
+    def put(self, text: str, circuit: QuantumCircuit) -> None:
+        size = len(circuit.data) + 1
+        if size > self.max_instructions // 10:
+            return
+        kept = circuit.copy()
+        with self._lock:
+            if text in self._entries:
+                return
+            self._entries[text] = kept
+            self._instructions += size
+            while (
+                len(self._entries) > self.max_entries or self._instructions > self.max_instructions
+            ):
+                _, old = self._entries.popitem(last=False)
+                self._instructions -= len(old.data) + 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._instructions = 0
 
 
 def _typed(type_name: str, value: Any) -> dict[str, Any]:

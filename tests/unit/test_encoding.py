@@ -46,6 +46,7 @@ from qiskit_ibm_runtime import RuntimeEncoder as IBMEncoder
 
 from qruntime import encoding
 from qruntime.encoding import (
+    DecodedCircuits,
     RuntimeDecoder,
     RuntimeEncoder,
     _cast_int_keys,
@@ -484,3 +485,51 @@ def test_compressed_payloads_are_kept_only_within_bounds() -> None:
     for _ in range(3 * encoding._MAX_KEPT_PACKS):
         encoding._pack(rng.integers(0, 4, size=2_000, dtype=np.uint8).tobytes())
     assert len(encoding._packed) <= encoding._MAX_KEPT_PACKS
+
+
+def test_decoded_circuits_are_kept_by_text_and_each_caller_gets_its_own_copy() -> None:
+    kept = DecodedCircuits()
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    text = dumps({"circuits": circuit})
+    first = loads(text, circuits=kept)["circuits"]
+    assert len(kept) == 1
+    first.x(1)  # a caller changes its circuit...
+    first.metadata["mine"] = True
+    second = loads(text, circuits=kept)["circuits"]
+    assert second == circuit  # ...and the next one gets the circuit as it was sent
+    assert second is not first
+    assert "mine" not in (second.metadata or {})
+    assert len(kept) == 1
+    other = QuantumCircuit(3)
+    other.h(2)
+    assert loads(dumps(other), circuits=kept) == other
+    assert len(kept) == 2
+
+
+def test_decoded_circuits_stay_within_their_bounds() -> None:
+    kept = DecodedCircuits(max_entries=3, max_instructions=100)
+    texts = []
+    for n in range(1, 6):
+        circuit = QuantumCircuit(n)
+        circuit.h(range(n))
+        texts.append(dumps(circuit))
+        loads(texts[-1], circuits=kept)
+    assert len(kept) == 3  # the oldest went first
+    big = QuantumCircuit(1)
+    for _ in range(20):  # over a tenth of the instructions the cache may hold
+        big.x(0)
+    loads(dumps(big), circuits=kept)
+    assert len(kept) == 3
+    kept.clear()
+    assert len(kept) == 0
+
+
+def test_a_malformed_circuit_is_refused_every_time_and_never_kept() -> None:
+    kept = DecodedCircuits()
+    bad = json.dumps({"__type__": "QuantumCircuit", "__value__": "bm90IHFweQ=="})
+    for _ in range(2):
+        with pytest.raises(InputValueError, match="QuantumCircuit"):
+            loads(bad, circuits=kept)
+    assert len(kept) == 0

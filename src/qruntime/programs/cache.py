@@ -37,8 +37,11 @@ from typing import Any, Generic, TypeVar
 from qiskit import QuantumCircuit, qpy
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 
+from qruntime.encoding import DecodedCircuits
+
 __all__ = [
     "COUNTER_NAMES",
+    "DECODED",
     "PREPARED",
     "TRANSPILED",
     "LRUCache",
@@ -224,6 +227,12 @@ def stable_circuit_key(circuit: QuantumCircuit) -> Hashable | None:
 def clear_transpiled() -> None:
     """Forget every transpiled circuit (a worker does this when its user may change)."""
     TRANSPILED.clear()
+    DECODED.clear()
+
+
+# The job inputs' circuits as decoded (by their encoded text): a session's loop sends the
+# same circuit with every job. Forgotten with the transpiled circuits.
+DECODED = DecodedCircuits(max_entries=128, max_instructions=100_000)
 
 
 def _preparation_weight(item: tuple[Any, Callable[[], Any] | None]) -> int:

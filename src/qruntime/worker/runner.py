@@ -140,7 +140,7 @@ def _execute(
     _configure_logging(header.get("log_level"))
     try:
         backend = get_backend(str(header.get("backend")), catalogue_path=catalogue_path)
-        inputs = loads(bytes(payload)) if payload else {}
+        inputs = loads(bytes(payload), circuits=cache.DECODED) if payload else {}
     except Exception as exc:
         raise _JobFailure("failed", f"{type(exc).__name__}: {exc}") from None
     if not isinstance(inputs, dict):

@@ -10,6 +10,7 @@ from qiskit.circuit import Parameter
 from qiskit_aer import AerSimulator
 
 from qruntime.backends import compact_simulator, load_catalogue
+from qruntime.encoding import dumps, loads
 from qruntime.programs import cache
 from qruntime.programs.circuit_runner import cached_transpile
 
@@ -131,7 +132,10 @@ def test_clear_all_empties_transpiled_circuits_and_simulators() -> None:
 def test_begin_job_without_keep_transpiled_forgets_other_users_circuits() -> None:
     backend = AerSimulator()
     cached_transpile([ghz()], backend)
+    loads(dumps(ghz()), circuits=cache.DECODED)
+    assert len(cache.DECODED) > 0
     cache.begin_job(keep_transpiled=False)
+    assert len(cache.DECODED) == 0  # decoded job inputs are another user's data too
     cached_transpile([ghz()], backend)
     counts = cache.end_job()
     assert (counts["transpile_hits"], counts["transpile_misses"]) == (0, 1)

@@ -17,7 +17,7 @@ import jsonschema
 from sqlalchemy.orm import Session
 
 from qruntime.backends import Catalogue
-from qruntime.encoding import loads
+from qruntime.encoding import DecodedCircuits, loads
 from qruntime.errors import (
     InputValueError,
     PayloadTooLargeError,
@@ -79,6 +79,11 @@ def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
     )
 
 
+# Circuits sent again (a loop submits the same ansatz each time) are decoded once; the
+# checks only read them, and each gets a copy anyway.
+_DECODED = DecodedCircuits(max_entries=128, max_instructions=100_000)
+
+
 def _check_inputs(
     payload: JobCreate, *, spec: dict[str, Any], max_bytes: int
 ) -> tuple[str, dict[str, Any]]:
@@ -88,7 +93,8 @@ def _check_inputs(
         raise PayloadTooLargeError(
             f"The job inputs are {len(text)} bytes, over this server's limit of {max_bytes}."
         )
-    decoded = loads(text)  # refuses malformed payloads and classes outside the allow-list
+    # Refuses malformed payloads and classes outside the allow-list.
+    decoded = loads(text, circuits=_DECODED)
     schema = spec.get("parameters")
     if schema:
         validator = jsonschema.validators.validator_for(schema)(schema)
