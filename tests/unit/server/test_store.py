@@ -6,7 +6,7 @@ import base64
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, inspect
+from sqlalchemy import delete, insert, inspect, select
 
 from qruntime.errors import ConflictError, InputValueError, NotAuthorizedError
 from qruntime.schemas import ProgramCreate
@@ -14,9 +14,11 @@ from qruntime.server.app import prepare_database
 from qruntime.server.services import auth
 from qruntime.server.services import programs as program_service
 from qruntime.server.settings import Settings
+from qruntime.server.store import jobs as job_store
 from qruntime.server.store import programs as program_store
 from qruntime.server.store.database import Database, normalise_url
-from qruntime.server.store.tables import Program, User, utcnow
+from qruntime.server.store.migrate import upgrade
+from qruntime.server.store.tables import Job, JobCount, Program, User, utcnow
 
 
 @pytest.fixture
@@ -158,3 +160,68 @@ def test_builtin_heads_keep_built_in_programs_only(database: Database) -> None:
         assert again.builtin == "circuit_runner"
         assert builtins.head(session, mine) is None
         session.rollback()
+
+
+def _job_row(job_id: str, owner_id: str, seq: int) -> dict[str, object]:
+    return {
+        "id": job_id,
+        "seq": seq,
+        "owner_id": owner_id,
+        "program_id": "hello-world",
+        "backend": "aer_simulator",
+        "status": "Queued",
+        "params": "{}",
+        "tags": [],
+        "logs": "",
+        "max_execution_time": 60,
+        "created_at": utcnow(),
+    }
+
+
+def test_job_counts_are_backfilled_and_kept_by_the_database(db_url: str) -> None:
+    """Migration 0003 counts the jobs already there; its triggers follow every insert and
+    delete, whoever makes them, and the first page of a list reads the count from there.
+    """
+    db = Database(db_url)
+    try:
+        upgrade(db.engine, "0002")
+        with db.session() as session:
+            alice, _ = auth.create_user(session, name="alice")
+            bob, _ = auth.create_user(session, name="bob")
+            alice_id, bob_id = alice.id, bob.id
+        with db.engine.begin() as connection:
+            for seq in range(3):
+                connection.execute(insert(Job), _job_row(f"a{seq}", alice_id, seq))
+        upgrade(db.engine)
+        with db.session() as session:
+            jobs, total = job_store.list_jobs(session, owner_id=alice_id, limit=2, offset=0)
+            assert (len(jobs), total) == (2, 3)
+            for job_id, owner in (("a3", alice_id), ("b0", bob_id)):
+                fields = _job_row(job_id, owner, 0)
+                del fields["seq"]  # the store numbers submissions itself
+                job_store.add_job(session, **fields)
+            session.commit()
+        with db.engine.begin() as connection:  # not through the store: still counted
+            connection.execute(insert(Job), _job_row("a4", alice_id, 5))
+        with db.session() as session:
+            doomed = session.get(Job, "a0")
+            assert doomed is not None
+            job_store.delete_job(session, job=doomed)
+            session.commit()
+            counts = dict(session.execute(select(JobCount.owner_id, JobCount.total)).all())
+            assert counts == {alice_id: 4, bob_id: 1}
+            _, total = job_store.list_jobs(session, owner_id=alice_id, limit=10, offset=0)
+            assert total == 4
+            # With a filter the count is of the matching jobs, as before.
+            _, running = job_store.list_jobs(
+                session, owner_id=alice_id, limit=10, offset=0, statuses=["Running"]
+            )
+            assert running == 0
+            _, none = job_store.list_jobs(session, owner_id="nobody", limit=10, offset=0)
+            assert none == 0
+        with db.engine.begin() as connection:  # a deleted user takes its count along
+            connection.execute(delete(User).where(User.id == bob_id))
+        with db.session() as session:
+            assert session.get(JobCount, bob_id) is None
+    finally:
+        db.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy import Table, bindparam, case, delete, func, insert, select, upd
 from sqlalchemy.orm import Session
 
 from qruntime.server.store.database import AnyRow
-from qruntime.server.store.tables import Job, JobInterimResult, Program
+from qruntime.server.store.tables import Job, JobCount, JobInterimResult, Program
 
 __all__ = [
     "add_interim_result",
@@ -212,7 +212,10 @@ def list_jobs(
         rows = [job for job in db.scalars(query) if set(tags) <= set(job.tags or [])]
         rows.sort(key=lambda job: job.seq, reverse=descending)
         return rows[offset : offset + limit], len(rows)
-    total = db.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    if len(conditions) == 1:  # all of the user's jobs: the count the triggers keep
+        total = db.scalar(select(JobCount.total).where(JobCount.owner_id == owner_id)) or 0
+    else:
+        total = db.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
     # created_at first: the (owner_id, created_at) index then yields the page in order;
     # ordering by seq alone made SQLite sort all of a user's jobs for every page.
     if descending:

@@ -144,6 +144,17 @@ class Job(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class JobCount(Base):
+    """How many jobs a user has: kept by database triggers on ``jobs`` (migration 0003)."""
+
+    __tablename__ = "job_counts"
+
+    owner_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    total: Mapped[int] = mapped_column(Integer)
+
+
 class JobInterimResult(Base):
     """One interim result of a job, in publish order."""
 
