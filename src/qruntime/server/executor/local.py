@@ -393,7 +393,9 @@ class LocalExecutor(Executor):
 
     def _dispatch(self) -> None:
         while self._queue and self._idle:
-            proc = self._idle.popleft()
+            # The worker idle for the shortest time: its caches are warm and its core is
+            # likelier awake (waking an idle core costs a few hundred microseconds here).
+            proc = self._idle.pop()
             if proc.gone or proc.writer is None:
                 continue
             run = self._queue.popleft()
