@@ -22,11 +22,9 @@ import io
 import json
 import struct
 import sys
-import threading
 import uuid
 import warnings
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, BinaryIO
@@ -57,6 +55,7 @@ from qiskit.quantum_info import (
 from qiskit.result import Result
 from qiskit.transpiler import CouplingMap
 
+from qruntime._lru import LRUCache
 from qruntime._npy import load_array, save_array
 from qruntime.errors import InputValueError, QRuntimeError
 
@@ -387,43 +386,28 @@ class DecodedCircuits:
     """
 
     def __init__(self, *, max_entries: int = 256, max_instructions: int = 200_000) -> None:
-        self.max_entries = max_entries
-        self.max_instructions = max_instructions
-        self._entries: OrderedDict[str, QuantumCircuit] = OrderedDict()
-        self._instructions = 0
-        self._lock = threading.Lock()
+        self._largest = max_instructions // 10
+        self._entries: LRUCache[str, QuantumCircuit] = LRUCache(
+            max_entries=max_entries, max_weight=max_instructions, weigh=_instructions
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, text: str) -> QuantumCircuit | None:
-        with self._lock:
-            circuit = self._entries.get(text)
-            if circuit is None:
-                return None
-            self._entries.move_to_end(text)
-        return circuit.copy()
+        circuit = self._entries.get(text)
+        return None if circuit is None else circuit.copy()
 
     def put(self, text: str, circuit: QuantumCircuit) -> None:
-        size = len(circuit.data) + 1
-        if size > self.max_instructions // 10:
-            return
-        kept = circuit.copy()
-        with self._lock:
-            if text in self._entries:
-                return
-            self._entries[text] = kept
-            self._instructions += size
-            while (
-                len(self._entries) > self.max_entries or self._instructions > self.max_instructions
-            ):
-                _, old = self._entries.popitem(last=False)
-                self._instructions -= len(old.data) + 1
+        if _instructions(circuit) <= self._largest and text not in self._entries:
+            self._entries.put(text, circuit.copy())
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._instructions = 0
+        self._entries.clear()
+
+
+def _instructions(circuit: QuantumCircuit) -> int:
+    return len(circuit.data) + 1
 
 
 def _typed(type_name: str, value: Any) -> dict[str, Any]:
