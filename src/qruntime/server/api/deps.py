@@ -55,12 +55,17 @@ DbDep = Annotated[Session, Depends(get_db, scope="function")]
 
 def access_token(connection: HTTPConnection) -> str | None:
     """The access token of a request: ``Authorization: Bearer`` or the legacy ``X-Access-Token``."""
-    header = connection.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
+    headers = connection.headers
+    return token_of(headers.get("authorization"), headers.get("x-access-token"))
+
+
+def token_of(authorization: str | None, x_access_token: str | None) -> str | None:
+    """The access token given these two headers' values (`access_token` of a request)."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() in ("bearer", "apikey") and value.strip():
             return value.strip()
-    return connection.headers.get("x-access-token")
+    return x_access_token
 
 
 async def request_token(request: Request) -> str | None:

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobCreate
-from qruntime.server.api.deps import in_thread
+from qruntime.server.api.deps import in_thread, token_of
 from qruntime.server.api.errors import error_response, unexpected_error_response
 from qruntime.server.api.routes.jobs import queue_job, results_response
 from qruntime.server.api.state import AppState
@@ -133,17 +133,13 @@ def _state(scope: Scope) -> AppState:
 
 def _cached_user(scope: Scope, headers: dict[bytes, bytes]) -> User | None:
     """The user of the request's token when the token cache knows it, else None."""
-    token: str | None = None
-    header = headers.get(b"authorization")
-    if header:
-        scheme, _, value = header.decode("latin-1").partition(" ")
-        if scheme.lower() in ("bearer", "apikey") and value.strip():
-            token = value.strip()
-    if token is None and b"x-access-token" in headers:
-        token = headers[b"x-access-token"].decode("latin-1")
-    if not token:
-        return None
-    return _state(scope).tokens.get(token)
+    authorization = headers.get(b"authorization")
+    legacy = headers.get(b"x-access-token")
+    token = token_of(
+        None if authorization is None else authorization.decode("latin-1"),
+        None if legacy is None else legacy.decode("latin-1"),
+    )
+    return _state(scope).tokens.get(token) if token else None
 
 
 def _wait(query: bytes) -> float | None:
