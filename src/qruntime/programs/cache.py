@@ -17,7 +17,7 @@ Usage::
     key = (circuit_key(circuit), options_key)   # circuit_key None: do not cache
     store_transpiled(key, backend, transpiled)
     load_transpiled(key, backend)               # the same circuit, or None
-    content = stable_circuit_key(circuit)       # None: built each time, never cached
+    content = circuit_key(circuit)              # None: built each time, never cached
     cached_preparation(                         # built once, then shared: never change it
         "unmeasured", content, lambda: circuit.remove_final_measurements(inplace=False)
     )
@@ -55,7 +55,6 @@ __all__ = [
     "counters",
     "end_job",
     "load_transpiled",
-    "stable_circuit_key",
     "store_transpiled",
 ]
 
@@ -111,13 +110,33 @@ def load_transpiled(key: Hashable, backend: Any) -> QuantumCircuit | None:
     return item[0]
 
 
-def circuit_key(circuit: QuantumCircuit) -> str | None:
-    """A sha256 of ``circuit``'s QPY bytes, leaving out its name and metadata.
+def circuit_key(circuit: QuantumCircuit) -> Hashable | None:
+    """A key of ``circuit``'s content: equal for equal circuits, name and metadata aside.
 
-    Two circuits built separately with the same gates, registers, parameters
-    (which QPY identifies by their UUIDs) and layout get the same key. None when
-    QPY cannot write the circuit: then it is simply not cached.
+    Two circuits built separately with the same gates, registers, parameters (which
+    QPY identifies by their UUIDs) and layout get the same key. QPY writes the
+    registers of a layout in an order that can change from one call to the next, so a
+    laid-out circuit (every transpiled one) is hashed without its layout, which is
+    added as numbers: the physical qubit of each virtual one, how many were the
+    input's, and the routing permutation. None when QPY cannot write the circuit:
+    then it is simply not cached.
     """
+    layout = circuit.layout
+    if layout is None:
+        return _qpy_hash(circuit)
+    content = _qpy_hash(dag_to_circuit(circuit_to_dag(circuit)))  # without the layout
+    if content is None:
+        return None
+    return (
+        content,
+        tuple(layout.initial_index_layout()),
+        len(layout.initial_index_layout(filter_ancillas=True)),
+        tuple(layout.routing_permutation()),
+    )
+
+
+def _qpy_hash(circuit: QuantumCircuit) -> str | None:
+    """A sha256 of ``circuit``'s QPY bytes, leaving out its name and metadata."""
     # Names and metadata do not change how a circuit transpiles; callers put the
     # caller's own back on what the cache returns.
     bare = circuit.copy(name="circuit")
@@ -128,28 +147,6 @@ def circuit_key(circuit: QuantumCircuit) -> str | None:
     except Exception:  # QPY refuses some custom objects: not caching them is correct
         return None
     return hashlib.sha256(buffer.getvalue()).hexdigest()
-
-
-def stable_circuit_key(circuit: QuantumCircuit) -> Hashable | None:
-    """:func:`circuit_key`, but the same on every call for a circuit with a layout.
-
-    QPY writes the registers of a layout in an order that can change from one call to
-    the next, so a laid-out circuit (every transpiled one) can get a new key each time.
-    Here the layout is left out of the hash and added as numbers: the physical qubit
-    of each virtual one, how many were the input's, and the routing permutation.
-    """
-    layout = circuit.layout
-    if layout is None:
-        return circuit_key(circuit)
-    content = circuit_key(dag_to_circuit(circuit_to_dag(circuit)))  # without the layout
-    if content is None:
-        return None
-    return (
-        content,
-        tuple(layout.initial_index_layout()),
-        len(layout.initial_index_layout(filter_ancillas=True)),
-        tuple(layout.routing_permutation()),
-    )
 
 
 def clear_transpiled() -> None:
@@ -192,7 +189,7 @@ def cached_preparation(
     For what a program derives from a circuit before running it (final measurements
     removed, measurement bases appended...): ``step`` names the program and the step,
     ``content`` is everything the result depends on (a circuit by
-    :func:`stable_circuit_key`, observables by their labels). A None ``content`` (a
+    :func:`circuit_key`, observables by their labels). A None ``content`` (a
     circuit QPY cannot write) builds and keeps nothing. Given ``backend``, the entry
     serves that very backend object only, as in :func:`load_transpiled`.
 

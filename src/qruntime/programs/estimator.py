@@ -46,7 +46,7 @@ from qiskit.primitives.containers import DataBin, EstimatorPub, PrimitiveResult,
 from qiskit.quantum_info import Pauli, PauliList
 
 from qruntime.errors import InputValueError
-from qruntime.programs.cache import cached_preparation, stable_circuit_key
+from qruntime.programs.cache import cached_preparation, circuit_key
 from qruntime.programs.circuit_runner import few_qubit_run_options
 from qruntime.programs.mitigation import cached_readout_calibration
 from qruntime.programs.primitive_options import PrimitiveOptions
@@ -169,7 +169,7 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     # An observable already on the device's qubits (with an ISA circuit) is used as given.
     if prepared.layout is not None and observables.num_qubits != prepared.num_qubits:
         observables = observables.apply_layout(prepared.layout, prepared.num_qubits)
-    key = stable_circuit_key(prepared)  # None: nothing derived from it is cached
+    key = circuit_key(prepared)  # None: nothing derived from it is cached
     base = cached_preparation(
         "estimator.unmeasured", key, lambda: prepared.remove_final_measurements(inplace=False)
     )

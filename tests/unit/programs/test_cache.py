@@ -9,7 +9,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit_aer import AerSimulator
 
-from qruntime.backends import compact_simulator, load_catalogue
+from qruntime.backends import build_simulator, compact_simulator, load_catalogue
 from qruntime.encoding import dumps, loads
 from qruntime.programs import cache
 from qruntime.programs.circuit_runner import cached_transpile
@@ -140,3 +140,19 @@ def test_begin_job_without_keep_transpiled_forgets_other_users_circuits() -> Non
     counts = cache.end_job()
     assert (counts["transpile_hits"], counts["transpile_misses"]) == (0, 1)
     assert counts["pass_manager_builds"] == 0  # pass managers hold no user data: kept
+
+
+def test_a_laid_out_circuit_keeps_one_key_and_its_transpilation_is_reused() -> None:
+    """QPY writes a layout's registers in varying order; the key must not follow it."""
+    backend = build_simulator(load_catalogue().get("fake_5q"))
+    (isa,) = cached_transpile([ghz()], backend, optimization_level=1, seed_transpiler=3)
+    assert isa.layout is not None
+    assert len({cache.circuit_key(isa) for _ in range(20)}) == 1
+    other = isa.copy()
+    other.x(0)
+    assert cache.circuit_key(other) != cache.circuit_key(isa)
+    cache.begin_job()
+    for _ in range(5):
+        cached_transpile([isa], backend, optimization_level=1, seed_transpiler=3)
+    counts = cache.end_job()
+    assert (counts["transpile_misses"], counts["transpile_hits"]) == (1, 4)
