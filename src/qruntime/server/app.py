@@ -110,6 +110,7 @@ def create_app(
         try:
             yield
         finally:
+            gc.unfreeze()  # what this server made may now be garbage (tests start many)
             await runtime.stop()
             db.dispose()
 
