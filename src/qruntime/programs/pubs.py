@@ -93,6 +93,8 @@ def coerce_sampler_pubs(pubs: Any, *, default_shots: int) -> list[SamplerPub]:
     """Sampler PUBs from what a client sent; each circuit must measure something."""
     out: list[SamplerPub] = []
     for i, raw in enumerate(_pub_list(pubs)):
+        # A PUB made here by qiskit's coerce is validated already; one given is not.
+        unchecked = isinstance(raw, SamplerPub)
         if isinstance(raw, SamplerPub):
             pub = raw
         else:
@@ -106,8 +108,10 @@ def coerce_sampler_pubs(pubs: Any, *, default_shots: int) -> list[SamplerPub]:
             except (ValueError, TypeError) as exc:
                 raise InputValueError(f"pubs[{i}]: {exc}") from exc
         if pub.shots is None:
-            pub = SamplerPub(pub.circuit, pub.parameter_values, default_shots)
-        _check_pub(pub, i)
+            pub = SamplerPub(pub.circuit, pub.parameter_values, default_shots, validate=False)
+            unchecked = True
+        if unchecked:
+            _check_pub(pub, i)
         if not _measures(pub.circuit):
             raise InputValueError(
                 f"pubs[{i}]: the circuit has no measurements, so the sampler has nothing to return"
@@ -120,6 +124,8 @@ def coerce_estimator_pubs(pubs: Any, *, default_precision: float) -> list[Estima
     """Estimator PUBs from what a client sent; observables must match their circuit's width."""
     out: list[EstimatorPub] = []
     for i, raw in enumerate(_pub_list(pubs)):
+        # A PUB made here by qiskit's coerce is validated already; one given is not.
+        unchecked = isinstance(raw, EstimatorPub)
         if isinstance(raw, EstimatorPub):
             pub = raw
         else:
@@ -138,9 +144,15 @@ def coerce_estimator_pubs(pubs: Any, *, default_precision: float) -> list[Estima
                 raise InputValueError(f"pubs[{i}]: {exc}") from exc
         if pub.precision is None:
             pub = EstimatorPub(
-                pub.circuit, pub.observables, pub.parameter_values, default_precision
+                pub.circuit,
+                pub.observables,
+                pub.parameter_values,
+                default_precision,
+                validate=False,
             )
-        _check_pub(pub, i)
+            unchecked = True
+        if unchecked:
+            _check_pub(pub, i)
         out.append(pub)
     return out
 
