@@ -112,6 +112,7 @@ def create_app(
         finally:
             gc.unfreeze()  # what this server made may now be garbage (tests start many)
             await runtime.stop()
+            app.state.qruntime.close()
             db.dispose()
 
     app = FastAPI(

@@ -7,11 +7,8 @@ the token cache on the event loop; only a cache miss goes to the database (on a 
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, ParamSpec, TypeVar
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -20,19 +17,6 @@ from starlette.requests import HTTPConnection
 from qruntime.server.api.state import AppState
 from qruntime.server.services import auth
 from qruntime.server.store.tables import User
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-# The store calls of the hot routes: anyio's thread hop (starlette's run_in_threadpool)
-# spent as much CPU on its limiter and task bookkeeping as the call itself.
-_store_threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qruntime-store")
-
-
-async def in_thread(func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """``func(*args, **kwargs)`` on a store thread, awaited from the event loop."""
-    call = functools.partial(func, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_store_threads, call)
 
 
 async def get_state(request: Request) -> AppState:
@@ -87,7 +71,7 @@ async def resolve_user(state: AppState, token: str | None) -> User:
         user = state.tokens.get(token)
         if user is not None:
             return user
-    return await in_thread(authenticate, state, token)
+    return await state.in_thread(authenticate, state, token)
 
 
 async def current_user(token: TokenDep, state: StateDep) -> User:

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobCreate
-from qruntime.server.api.deps import in_thread, token_of
+from qruntime.server.api.deps import token_of
 from qruntime.server.api.errors import error_response, unexpected_error_response
 from qruntime.server.api.routes.jobs import queue_job, results_response
 from qruntime.server.api.state import AppState
@@ -86,7 +86,8 @@ class HotRoutes:
             return
         response: Response
         try:
-            job_id, backend = await in_thread(queue_job, _state(scope), user, payload)
+            state = _state(scope)
+            job_id, backend = await state.in_thread(queue_job, state, user, payload)
         except QRuntimeError as error:
             response = error_response(error)
         except Exception as exc:  # the application's 500, never a dropped request

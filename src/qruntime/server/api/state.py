@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from qruntime.backends import Catalogue
+from qruntime.encoding import DecodedCircuits
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services.auth import TokenCache
 from qruntime.server.services.programs import BuiltinHeads
 from qruntime.server.settings import Settings
 from qruntime.server.store.database import Database
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -20,3 +29,23 @@ class AppState:
     runtime: JobRuntime
     tokens: TokenCache = field(default_factory=TokenCache)
     builtins: BuiltinHeads = field(default_factory=BuiltinHeads)
+    # Circuits sent again (a loop submits the same ansatz each time) are decoded once
+    # by the input checks.
+    circuits: DecodedCircuits = field(
+        default_factory=lambda: DecodedCircuits(max_entries=128, max_instructions=100_000)
+    )
+    # The routes' store calls: anyio's thread hop (starlette's run_in_threadpool) spent as
+    # much CPU on its limiter and task bookkeeping as the call itself.
+    store_threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix="qruntime-store"
+        )
+    )
+
+    async def in_thread(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``func(*args, **kwargs)`` on a store thread, awaited from the event loop."""
+        call = functools.partial(func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.store_threads, call)
+
+    def close(self) -> None:
+        self.store_threads.shutdown(wait=False, cancel_futures=True)

@@ -79,13 +79,12 @@ def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
     )
 
 
-# Circuits sent again (a loop submits the same ansatz each time) are decoded once; the
-# checks only read them, and each gets a copy anyway.
-_DECODED = DecodedCircuits(max_entries=128, max_instructions=100_000)
-
-
 def _check_inputs(
-    payload: JobCreate, *, spec: dict[str, Any], max_bytes: int
+    payload: JobCreate,
+    *,
+    spec: dict[str, Any],
+    max_bytes: int,
+    circuits: DecodedCircuits | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Validate job inputs; return the JSON text given to the worker, and the decoded inputs."""
     text = json.dumps(payload.params, separators=(",", ":"))
@@ -94,7 +93,7 @@ def _check_inputs(
             f"The job inputs are {len(text)} bytes, over this server's limit of {max_bytes}."
         )
     # Refuses malformed payloads and classes outside the allow-list.
-    decoded = loads(text, circuits=_DECODED)
+    decoded = loads(text, circuits=circuits)
     schema = spec.get("parameters")
     if schema:
         validator = jsonschema.validators.validator_for(schema)(schema)
@@ -138,6 +137,7 @@ def submit_job(
     settings: Settings,
     queued_by_user: int = 0,
     builtins: BuiltinHeads | None = None,
+    circuits: DecodedCircuits | None = None,
 ) -> tuple[Job, str | None]:
     """Check a submission and store it as Queued (in its session, if it names one).
 
@@ -153,7 +153,9 @@ def submit_job(
     _check_backend(
         catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
     )
-    params, decoded = _check_inputs(payload, spec=spec, max_bytes=settings.max_input_bytes)
+    params, decoded = _check_inputs(
+        payload, spec=spec, max_bytes=settings.max_input_bytes, circuits=circuits
+    )
     if program.builtin is not None:
         num_qubits = catalogue.get(payload.backend).spec.num_qubits
         _check_builtin_inputs(program.builtin, decoded, num_qubits=num_qubits)
@@ -209,6 +211,7 @@ def queue_job(
     settings: Settings,
     runtime: JobRuntime,
     builtins: BuiltinHeads | None = None,
+    circuits: DecodedCircuits | None = None,
 ) -> Job:
     """Submit a job, commit it (durable before its id leaves the server), wake the scheduler."""
     job, builtin = submit_job(
@@ -219,6 +222,7 @@ def queue_job(
         settings=settings,
         queued_by_user=runtime.queued_by(user.id),
         builtins=builtins,
+        circuits=circuits,
     )
     db.commit()
     runtime.notify(job, builtin=builtin)

@@ -61,6 +61,7 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
         settings=state.settings,
         runtime=state.runtime,
         builtins=state.builtins,
+        circuits=state.circuits,
     )
     return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
 

@@ -16,7 +16,6 @@ from qruntime.server.api.deps import (
     StateDep,
     UserDep,
     access_token,
-    in_thread,
     resolve_user,
 )
 from qruntime.server.api.job_filters import JobFiltersDep
@@ -30,7 +29,7 @@ router = APIRouter(tags=["jobs"])
 @router.post("/jobs", response_model=JobCreated, status_code=201)
 async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
     # async with one hop to a thread for the store: the hottest route of all.
-    job_id, backend = await in_thread(queue_job, state, user, body)
+    job_id, backend = await state.in_thread(queue_job, state, user, body)
     return JobCreated(id=job_id, backend=backend)
 
 
@@ -45,6 +44,7 @@ def queue_job(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
             settings=state.settings,
             runtime=state.runtime,
             builtins=state.builtins,
+            circuits=state.circuits,
         )
         return job.id, job.backend
 
@@ -80,13 +80,13 @@ async def _await_final(state: AppState, user: User, job_id: str, timeout: float)
     """The job once it is final, or as it is after ``timeout`` seconds (woken, not polled)."""
     queue = state.runtime.hub.subscribe(job_id)
     try:
-        job = await in_thread(_read_job, state, user, job_id)
+        job = await state.in_thread(_read_job, state, user, job_id)
         if job.status in (JobState.QUEUED, JobState.RUNNING) and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while not (await queue.get()).get("final"):
                         pass
-            job = await in_thread(_read_job, state, user, job_id)
+            job = await state.in_thread(_read_job, state, user, job_id)
         return job
     finally:
         state.runtime.hub.unsubscribe(job_id, queue)
@@ -123,7 +123,7 @@ async def results_response(state: AppState, user: User, job_id: str, wait: float
             # Subscribed while it is pending: its end will come through the hub.
             status, text = JobState.QUEUED, None
         else:
-            status, text = await in_thread(_outcome, state, user, job_id)
+            status, text = await state.in_thread(_outcome, state, user, job_id)
         if not status.is_final and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -131,9 +131,9 @@ async def results_response(state: AppState, user: User, job_id: str, wait: float
                         pass
                     if "result" in message:  # the result itself, straight from the worker
                         return Response(message["result"], media_type="application/json")
-            status, text = await in_thread(_outcome, state, user, job_id)
+            status, text = await state.in_thread(_outcome, state, user, job_id)
         if not status.is_final:
-            job = await in_thread(_read_job, state, user, job_id)
+            job = await state.in_thread(_read_job, state, user, job_id)
             return Response(
                 job.model_dump_json(exclude_none=True),
                 status_code=202,
@@ -197,7 +197,7 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
     try:
         try:
             user = await resolve_user(state, token)
-            job, stored = await in_thread(_stream_start, state, user, job_id, after)
+            job, stored = await state.in_thread(_stream_start, state, user, job_id, after)
         except QRuntimeError as error:
             await websocket.accept()
             await websocket.send_text(json.dumps({"type": "error", **error.to_dict()["error"]}))
