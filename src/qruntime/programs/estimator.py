@@ -3,9 +3,10 @@
 For each PUB the circuit is fitted to the backend and the observables are laid
 out on the physical qubits. Then one of two paths (``metadata["simulation"]``):
 
-- ``"exact"``, on an ideal Aer simulator without zero-noise extrapolation: like
-  Qiskit's ``StatevectorEstimator`` and Aer's ``EstimatorV2``, one Aer run per PUB
-  saves the expectation value of every Pauli term at every parameter set, and
+- ``"exact"`` (``exact_estimation.py``), on an ideal Aer simulator without
+  zero-noise extrapolation: like Qiskit's ``StatevectorEstimator`` and Aer's
+  ``EstimatorV2``, one Aer run per PUB saves the expectation value of every Pauli
+  term at every parameter set, and
   Gaussian noise of the requested precision is added (``stds`` = precision; none at
   precision 0, which only in-process ``EstimatorPub`` objects can ask for).
   ``default_shots`` sets the precision to ``1 / sqrt(default_shots)``. Circuits with
@@ -41,13 +42,16 @@ from typing import Any
 
 import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit
-from qiskit.circuit import CONTROL_FLOW_OP_NAMES
 from qiskit.primitives.containers import DataBin, EstimatorPub, PrimitiveResult, PubResult
-from qiskit.quantum_info import Pauli, PauliList
+from qiskit.quantum_info import PauliList
 
 from qruntime.errors import InputValueError
 from qruntime.programs.cache import cached_preparation, circuit_key
-from qruntime.programs.circuit_runner import few_qubit_run_options
+from qruntime.programs.exact_estimation import (
+    computes_exactly,
+    exact_expectation_values,
+    is_noisy,
+)
 from qruntime.programs.mitigation import cached_readout_calibration
 from qruntime.programs.primitive_options import PrimitiveOptions
 from qruntime.programs.pubs import check_width, parse_inputs, validate_inputs
@@ -107,8 +111,6 @@ METADATA: dict[str, Any] = {
 }
 
 _UNMITIGATED = np.array([1.0, -1.0])  # f(bit) of a plain Z measurement
-# Operations that make a statevector simulation stochastic: such circuits are sampled.
-_DYNAMIC = frozenset({"measure", "reset", "initialize", *CONTROL_FLOW_OP_NAMES})
 
 
 def validate(inputs: dict[str, Any], *, num_qubits: int) -> None:
@@ -189,11 +191,12 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
         "circuit_metadata": dict(pub.circuit.metadata or {}),
         "num_randomizations": 1,
     }
-    if _computes_exactly(ctx, base):
+    if computes_exactly(ctx.backend, options, base):
         # IBM: default_shots, when set, overrides the precision.
         noise = 1 / math.sqrt(options.default_shots) if options.default_shots else precision
-        table = _exact_values(base, key, labels, values, ctx) @ _coefficients(terms, labels).T
-        exact = (table + _identity_parts(terms))[p_idx, o_idx]
+        content = _with_labels(key, labels)
+        table = exact_expectation_values(base, content, terms, labels, values, ctx.backend)
+        exact = table[p_idx, o_idx]
         if noise > 0:
             exact = ctx.rng.normal(exact, noise)
         stds = np.full(pub.shape, noise)
@@ -327,85 +330,6 @@ def _with_labels(key: Hashable | None, labels: list[str]) -> Hashable | None:
     return None if key is None else (key, tuple(labels))
 
 
-def _computes_exactly(ctx: _Context, circuit: QuantumCircuit) -> bool:
-    """Whether expectation values of ``circuit`` can be computed instead of sampled."""
-    if _is_noisy(ctx) or ctx.options.resilience.zne_mitigation:
-        return False
-    # The extended stabilizer method cannot save expectation values; it samples anyway.
-    if getattr(ctx.backend.options, "method", None) == "extended_stabilizer":
-        return False
-    return _DYNAMIC.isdisjoint(circuit.count_ops())
-
-
-def _exact_values(
-    circuit: QuantumCircuit,
-    key: Hashable | None,
-    labels: list[str],
-    values: np.ndarray[Any, Any],
-    ctx: _Context,
-) -> _FloatArray:
-    """Table (parameter set, label) of the Paulis' exact expectation values: one Aer run."""
-    if not labels:
-        return np.zeros((len(values), 0))
-    saving = cached_preparation(
-        "estimator.saved_expectation_values",
-        _with_labels(key, labels),
-        lambda: _with_saved_expectation_values(circuit, labels),
-    )
-    # Sampling is not needed: one shot gives the exact value of a circuit without
-    # measurements, resets or noise.
-    run_options: dict[str, Any] = {"shots": 1}
-    # Judged on the circuit without its saves, which span every qubit.
-    run_options.update(few_qubit_run_options(ctx.backend, [circuit], run_options))
-    parameters = list(saving.parameters)
-    if parameters:
-        columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
-        run_options["parameter_binds"] = [columns]
-    result = ctx.backend.run(saving, **run_options).result()
-    if not result.success:
-        raise RuntimeError(f"the backend {ctx.backend.name} failed: {result.status}")
-    table = np.array(
-        [[result.data(b)[label] for label in labels] for b in range(len(result.results))],
-        dtype=float,
-    )
-    # Without parameters every parameter set is the same circuit, run once.
-    return np.broadcast_to(table, (len(values), len(labels)))
-
-
-def _with_saved_expectation_values(circuit: QuantumCircuit, labels: list[str]) -> QuantumCircuit:
-    """A copy of ``circuit`` that saves each Pauli's expectation value under its label.
-
-    Each Pauli is saved on every qubit, as Aer's ``EstimatorV2`` does: Aer still
-    leaves out the idle qubits of a wide backend (it trims the identities itself),
-    whereas a Pauli saved on only the qubits it acts on can come out wrong once Aer
-    drops idle qubits (qiskit-aer#2442, open in Aer 0.18).
-    """
-    from qiskit_aer.library import SaveExpectationValue  # Aer only where a job runs
-
-    saving = circuit.copy()  # the cached circuit stays as it is
-    everywhere = list(range(circuit.num_qubits))
-    for label in labels:
-        saving.append(SaveExpectationValue(Pauli(label), label=label), everywhere)
-    return saving
-
-
-def _coefficients(terms: list[dict[str, float]], labels: list[str]) -> _FloatArray:
-    """Matrix (observable, label) of each Pauli's coefficient in each observable."""
-    return np.array(
-        [[float(np.real(term.get(label, 0.0))) for label in labels] for term in terms]
-    ).reshape(len(terms), len(labels))
-
-
-def _identity_parts(terms: list[dict[str, float]]) -> _FloatArray:
-    """Each observable's identity coefficient: its value in every state."""
-    return np.array(
-        [
-            sum(float(np.real(c)) for label, c in term.items() if set(label) == {"I"})
-            for term in terms
-        ]
-    )
-
-
 def _measurement_circuits(
     circuit: QuantumCircuit, groups: list[_Group], target: Any
 ) -> list[QuantumCircuit]:
@@ -514,7 +438,7 @@ def _estimate(
 def _readout_functions(ctx: _Context, qubits: list[int]) -> dict[int, _FloatArray]:
     """``f_q`` per measured qubit: the mitigated value of reading 0 or 1 on it."""
     options = ctx.options
-    if not options.resilience.measure_mitigation or not qubits or not _is_noisy(ctx):
+    if not (options.resilience.measure_mitigation and qubits and is_noisy(ctx.backend, options)):
         return {}
     calibration = cached_readout_calibration(
         ctx.backend, qubits, seed_simulator=next_seed(ctx.seeds)
@@ -532,13 +456,3 @@ def _readout_functions(ctx: _Context, qubits: list[int]) -> dict[int, _FloatArra
             inverse = np.linalg.pinv(matrix)
         functions[qubit] = _UNMITIGATED @ inverse
     return functions
-
-
-def _is_noisy(ctx: _Context) -> bool:
-    """False only for a backend known to be ideal (an Aer simulator without noise)."""
-    if ctx.options.simulator.get("noise_model") is not None:
-        return True
-    backend_options = getattr(ctx.backend, "options", None)
-    if backend_options is None or not hasattr(backend_options, "noise_model"):
-        return True
-    return backend_options.noise_model is not None
