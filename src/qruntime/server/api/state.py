@@ -9,13 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
+from sqlalchemy.orm import Session
+
 from qruntime.backends import Catalogue
 from qruntime.encoding import DecodedCircuits
+from qruntime.schemas.jobs import JobCreate
 from qruntime.server.scheduler.runtime import JobRuntime
+from qruntime.server.services import jobs as job_service
 from qruntime.server.services.auth import TokenCache
 from qruntime.server.services.programs import BuiltinHeads
 from qruntime.server.settings import Settings
 from qruntime.server.store.database import Database
+from qruntime.server.store.tables import Job, User
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -46,6 +51,19 @@ class AppState:
         """``func(*args, **kwargs)`` on a store thread, awaited from the event loop."""
         call = functools.partial(func, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.store_threads, call)
+
+    def queue_job(self, db: Session, user: User, payload: JobCreate) -> Job:
+        """`services.jobs.queue_job` with what this server holds (call on a thread)."""
+        return job_service.queue_job(
+            db,
+            user=user,
+            payload=payload,
+            catalogue=self.catalogue,
+            settings=self.settings,
+            runtime=self.runtime,
+            builtins=self.builtins,
+            circuits=self.circuits,
+        )
 
     def close(self) -> None:
         self.store_threads.shutdown(wait=False, cancel_futures=True)

@@ -87,8 +87,7 @@ class JobRuntime:
         for row in sessions:
             self._adopt_session(row)
         for job in queued:
-            self.scheduler.push(job)
-            self.hub.track(job.job_id, job.owner_id)
+            self._enqueue(job)
         self._task = asyncio.create_task(self._dispatch_forever(), name="qrt-dispatcher")
         self._wakeup.set()
         self._refill_ready()

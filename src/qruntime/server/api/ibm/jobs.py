@@ -53,16 +53,7 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
         cost=body.cost,
         private=body.private,
     )
-    job = service.queue_job(
-        db,
-        user=user,
-        payload=payload,
-        catalogue=state.catalogue,
-        settings=state.settings,
-        runtime=state.runtime,
-        builtins=state.builtins,
-        circuits=state.circuits,
-    )
+    job = state.queue_job(db, user, payload)
     return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
 
 

@@ -36,16 +36,7 @@ async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
 def queue_job(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
     """Queue a job in its own database session: its id and backend (call on a thread)."""
     with state.db.session() as db:
-        job = service.queue_job(
-            db,
-            user=user,
-            payload=body,
-            catalogue=state.catalogue,
-            settings=state.settings,
-            runtime=state.runtime,
-            builtins=state.builtins,
-            circuits=state.circuits,
-        )
+        job = state.queue_job(db, user, body)
         return job.id, job.backend
 
 
