@@ -28,8 +28,8 @@ import httpx
 from bench.harness import (
     Row,
     Server,
-    _free_port,
     add_user,
+    free_port,
     login,
     rss_mb,
     start_server,
@@ -159,7 +159,7 @@ def run(queued: int = 20_000, repeat: int = 30) -> list[Row]:
         db, config = Path(tmp) / "deep.db", Path(tmp) / "deep.toml"
         config.write_text(CONFIG)
         token = "qrt_bench_" + secrets.token_hex(16)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
 
         def start() -> subprocess.Popen[bytes]:

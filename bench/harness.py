@@ -52,7 +52,7 @@ class Server:
     db: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -121,7 +121,7 @@ def server(
             config_path = Path(tmp) / "bench.toml"
             config_path.write_text(config)
         token = "qrt_bench_" + secrets.token_hex(16)
-        port = _free_port()
+        port = free_port()
         process = start_server(db, token=token, port=port, config=config_path, **env)
         try:
             yield Server(url=f"http://127.0.0.1:{port}", token=token, process=process, db=db)

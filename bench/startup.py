@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import Row, _free_port, login, start_server, stop_server
+from bench.harness import Row, free_port, login, start_server, stop_server
 from bench.load import Record, counts_of, encoded_bell
 
 
@@ -21,7 +21,7 @@ def once() -> tuple[float, bool]:
     """Seconds to the first Bell result, and whether that result was right."""
     with tempfile.TemporaryDirectory() as tmp:
         token = "qrt_bench_" + secrets.token_hex(16)
-        port = _free_port()
+        port = free_port()
         circuit = encoded_bell()
         start = time.perf_counter()
         process = start_server(Path(tmp) / "startup.db", token=token, port=port)

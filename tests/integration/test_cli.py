@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support import free_port
+from bench.harness import free_port
 
 QRUNTIME = [sys.executable, "-m", "qruntime.cli.main"]
 

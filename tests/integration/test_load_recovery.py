@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.harness import free_port, start_server
 from qiskit import QuantumCircuit
-from tests.support import free_port, start_serve
 
 from qruntime import encoding
 
@@ -31,7 +31,7 @@ FINAL = {"Completed", "Failed", "Cancelled"}
 
 
 def start(db: Path, token: str, port: int) -> subprocess.Popen[bytes]:
-    return start_serve(db, token=token, port=port)
+    return start_server(db, token=token, port=port)
 
 
 def bell() -> Any:

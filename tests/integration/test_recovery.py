@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.support import free_port, start_serve
+from bench.harness import free_port, start_server
 
 from qruntime import RuntimeService
 from qruntime.programs.hello_world import FINAL_MESSAGE
@@ -27,7 +27,7 @@ def main(backend, user_messenger, **kwargs):
 
 
 def start(db: Path, config: Path, token: str, port: int) -> subprocess.Popen[bytes]:
-    return start_serve(db, token=token, port=port, config=config)
+    return start_server(db, token=token, port=port, config=config)
 
 
 def _deployment(tmp_path: Path) -> tuple[Path, Path, str, int, str]:
