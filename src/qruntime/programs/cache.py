@@ -165,12 +165,16 @@ def _preparation_weight(item: tuple[Any, Callable[[], Any] | None]) -> int:
 
 
 def _weight(value: Any) -> int:
-    """Instructions of the circuits in ``value`` (lists and tuples looked into), at least 1."""
+    """Instructions of the circuits in ``value`` (lists and tuples looked into), at least 1.
+
+    Other values count 1, or their ``cache_weight`` when they have one.
+    """
     if isinstance(value, QuantumCircuit):
         return len(value.data) + 1
     if isinstance(value, list | tuple):
         return 1 + sum(_weight(item) for item in value)
-    return 1
+    weight = getattr(value, "cache_weight", None)  # an object that knows its size
+    return weight if isinstance(weight, int) and weight > 0 else 1
 
 
 # Values: what was built and, for a backend-specific entry, a weak reference to the backend.

@@ -18,6 +18,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import CONTROL_FLOW_OP_NAMES
 from qiskit.quantum_info import Pauli
 
+from qruntime.programs.aer_runs import assemble
 from qruntime.programs.cache import cached_preparation
 from qruntime.programs.circuit_runner import few_qubit_run_options
 from qruntime.programs.primitive_options import PrimitiveOptions
@@ -90,6 +91,12 @@ def _pauli_values(
     parameters = list(saving.parameters)
     if parameters:
         columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
+        assembled = cached_preparation(
+            "estimator.assembled", content, lambda: assemble(backend, saving), backend=backend
+        )
+        if assembled is not None:
+            data = assembled.run(columns, run_options)
+            return np.array([[row[label] for label in labels] for row in data], dtype=float)
         run_options["parameter_binds"] = [columns]
     result = backend.run(saving, **run_options).result()
     if not result.success:
