@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
 import re
 import threading
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from qruntime._version import __version__
+from qruntime.client._plain import PlainLane, plain_lane_for
 from qruntime.errors import NotAuthorizedError, QRuntimeError, error_class_for
 
 __all__ = ["ApiClient", "raise_for_error"]
@@ -42,7 +46,8 @@ class ApiClient:
 
     The API token is exchanged for an access token on the first request and again
     whenever the server says the access token is no longer valid (expired, or
-    revoked by ``logout``). The transport can be injected for tests.
+    revoked by ``logout``). The transport can be injected for tests. Requests to a
+    plain-HTTP server reached directly take a leaner lane than httpx (``_plain.py``).
     """
 
     def __init__(
@@ -58,13 +63,17 @@ class ApiClient:
         self._api_token = token
         self._access_token: str | None = None
         self._lock = threading.Lock()
+        user_agent = f"qruntime-client/{__version__}"
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
             verify=verify,
             transport=transport,
-            headers={"User-Agent": f"qruntime-client/{__version__}"},
+            headers={"User-Agent": user_agent},
         )
+        self._lane: PlainLane | None = None
+        if transport is None:
+            self._lane = plain_lane_for(self.url, timeout=timeout, user_agent=user_agent)
         # Each request names its absolute URL when it can: the URL is then parsed once,
         # where merging a path into the base URL and adding the query parses it three times.
         base = str(self._http.base_url)  # it ends with "/", unless its path is empty
@@ -81,13 +90,23 @@ class ApiClient:
             return self._access_token
 
     def _login(self) -> str:
-        try:
-            response = self._http.post("/users/loginWithToken", json={"apiToken": self._api_token})
-        except httpx.TransportError as exc:
-            raise QRuntimeError(f"Cannot reach the qruntime server at {self.url}: {exc}") from exc
+        response = self._unauthenticated("/users/loginWithToken", {"apiToken": self._api_token})
         raise_for_error(response)
         token: str = response.json()["id"]
         return token
+
+    def _unauthenticated(
+        self, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """A POST outside the access-token dance (logging in and out)."""
+        try:
+            if self._lane is not None and _PLAIN_PATH.fullmatch(path):
+                return self._send_plain(
+                    self._lane, "POST", path, None, body, None, headers or {}, None
+                )
+            return self._http.post(path, json=body, headers=headers)
+        except (httpx.TransportError, OSError, http.client.HTTPException) as exc:
+            raise QRuntimeError(f"Cannot reach the qruntime server at {self.url}: {exc}") from exc
 
     def request(
         self,
@@ -107,19 +126,25 @@ class ApiClient:
             extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
             url: httpx.URL | str = path
             query = _clean(params)
-            if self._prefix is not None and _PLAIN_PATH.fullmatch(path):
-                url, query = httpx.URL(self._prefix + path, params=query), None
+            plain_path = _PLAIN_PATH.fullmatch(path) is not None
             try:
-                response = self._http.request(
-                    method,
-                    url,
-                    json=json,
-                    params=query,
-                    content=content,
-                    headers=all_headers,
-                    **extra,
-                )
-            except httpx.TransportError as exc:
+                if self._lane is not None and plain_path:
+                    response = self._send_plain(
+                        self._lane, method, path, query, json, content, all_headers, timeout
+                    )
+                else:
+                    if self._prefix is not None and plain_path:
+                        url, query = httpx.URL(self._prefix + path, params=query), None
+                    response = self._http.request(
+                        method,
+                        url,
+                        json=json,
+                        params=query,
+                        content=content,
+                        headers=all_headers,
+                        **extra,
+                    )
+            except (httpx.TransportError, OSError, http.client.HTTPException) as exc:
                 raise QRuntimeError(
                     f"Cannot reach the qruntime server at {self.url}: {exc}"
                 ) from exc
@@ -132,6 +157,31 @@ class ApiClient:
             return response
         raise NotAuthorizedError("The server refused a fresh access token.")  # pragma: no cover
 
+    @staticmethod
+    def _send_plain(
+        lane: PlainLane,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None,
+        json: Any,
+        content: bytes | str | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> httpx.Response:
+        """``request`` on the plain lane: the same query and body httpx would send."""
+        target = path
+        if query:
+            target += "?" + urlencode(query, doseq=True, quote_via=quote)
+        body: bytes | None = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            headers = {"Content-Type": "application/json", **headers}
+        elif content is not None:
+            body = content.encode() if isinstance(content, str) else content
+        elif method in ("POST", "PUT", "PATCH"):
+            body = b""  # as httpx: an empty body is sent with its length
+        return lane.request(method, target, body=body, headers=headers, timeout=timeout)
+
     def get_json(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
 
@@ -141,10 +191,12 @@ class ApiClient:
             token, self._access_token = self._access_token, None
         if token is None:
             return
-        response = self._http.post("/logout", headers={"Authorization": f"Bearer {token}"})
+        response = self._unauthenticated("/logout", headers={"Authorization": f"Bearer {token}"})
         raise_for_error(response)
 
     def close(self) -> None:
+        if self._lane is not None:
+            self._lane.close()
         self._http.close()
 
 

@@ -21,9 +21,9 @@ LABELS = ["ZZI", "IXX", "YIY", "XYZ"]
 
 
 def saving_ansatz() -> QuantumCircuit:
-    """Three qubits, two layers of rotations (one a parameter expression), Paulis saved."""
+    """Three qubits, two layers of rotations (one of expressions), a phase, Paulis saved."""
     theta = ParameterVector("t", 6)
-    qc = QuantumCircuit(3)
+    qc = QuantumCircuit(3, global_phase=theta[0] / 2)
     for q in range(3):
         qc.ry(theta[q], q)
     qc.cx(0, 1)

@@ -39,9 +39,10 @@ _MAX_WAIT = 300.0  # as the route's Query(le=300)
 
 
 class HotRoutes:
-    """ASGI middleware: ``POST /jobs`` and ``GET /jobs/{id}/results`` on a short path.
+    """``POST /jobs`` and ``GET /jobs/{id}/results`` on a short path; the rest to ``app``.
 
-    ``max_bytes`` bounds a body it reads itself; a longer one, or one of unknown
+    The application calls it first, before any of FastAPI's layers; ``app`` is FastAPI's
+    full stack. ``max_bytes`` bounds a body it reads itself; a longer one, or one of unknown
     length, is left to the application (which refuses it with 413).
     """
 
