@@ -166,12 +166,13 @@ class _Group:
 
 def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     options = ctx.options
-    prepared = prepare_circuit(pub.circuit, ctx.backend, options, decouple=False)
+    given = circuit_key(pub.circuit)  # None: nothing derived from it is cached
+    prepared = prepare_circuit(pub.circuit, ctx.backend, options, decouple=False, content=given)
     observables = pub.observables
     # An observable already on the device's qubits (with an ISA circuit) is used as given.
     if prepared.layout is not None and observables.num_qubits != prepared.num_qubits:
         observables = observables.apply_layout(prepared.layout, prepared.num_qubits)
-    key = circuit_key(prepared)  # None: nothing derived from it is cached
+    key = given if prepared is pub.circuit else circuit_key(prepared)
     base = cached_preparation(
         "estimator.unmeasured", key, lambda: prepared.remove_final_measurements(inplace=False)
     )

@@ -87,7 +87,14 @@ def _pauli_values(
     # measurements, resets or noise.
     run_options: dict[str, Any] = {"shots": 1}
     # Judged on the circuit without its saves, which span every qubit.
-    run_options.update(few_qubit_run_options(backend, [circuit], run_options))
+    run_options.update(
+        cached_preparation(
+            "estimator.thread_options",
+            content,
+            lambda: few_qubit_run_options(backend, [circuit], run_options),
+            backend=backend,
+        )
+    )
     parameters = list(saving.parameters)
     if parameters:
         columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}

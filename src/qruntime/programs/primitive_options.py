@@ -17,11 +17,13 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qruntime._lru import LRUCache
 from qruntime.errors import InputValueError
 
 __all__ = [
@@ -129,10 +131,35 @@ class PrimitiveOptions:
     simulator: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values, for a result's metadata (the noise model left out)."""
+        """Plain JSON-able values, for a result's metadata (the noise model left out).
+
+        A new dict each call (the caller may change it), copied from one made once.
+        """
+        plain: dict[str, Any] = _fresh(self._plain)
+        return plain
+
+    @functools.cached_property
+    def _plain(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["simulator"] = {k: v for k, v in self.simulator.items() if k != "noise_model"}
         return out
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of nested dicts, lists and tuples (their leaves are immutable)."""
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_fresh(v) for v in value)
+    return value
+
+
+# Options resolved before, by the repr of what was sent: a session's loop sends the same
+# options with every job. Only plain values are keyed so (a repr of other objects, such
+# as a noise model, need not tell two of them apart); those are resolved each time.
+_RESOLVED: LRUCache[str, PrimitiveOptions] = LRUCache(max_entries=64)
 
 
 def resolve_options(
@@ -141,7 +168,33 @@ def resolve_options(
     """Check ``options`` as sent for a ``kind`` job and fill in every default.
 
     ``resilience_level`` is the top-level input IBM's client sends beside ``options``.
+    The result may be shared with other jobs that sent the same options: never change it.
     """
+    key = repr((kind, options, resilience_level)) if _plain_value(options) else None
+    if key is not None:
+        known = _RESOLVED.get(key)
+        if known is not None:
+            return known
+    resolved = _resolve(kind, options, resilience_level)
+    if key is not None:
+        _RESOLVED.put(key, resolved)
+    return resolved
+
+
+def _plain_value(value: Any) -> bool:
+    """Whether ``value`` is made of dicts with string keys, lists, tuples and scalars only."""
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_value(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain_value(v) for v in value)
+    return False
+
+
+def _resolve(
+    kind: PrimitiveKind, options: Mapping[str, Any] | None, resilience_level: int | None
+) -> PrimitiveOptions:
     raw = _parse(_ESTIMATOR_SPEC if kind == "estimator" else _SAMPLER_SPEC, options, "options")
     experimental = raw.pop("experimental", {})
     if "optimization_level" in experimental:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from qiskit.transpiler.passes import (
 )
 
 from qruntime.errors import InputValueError
+from qruntime.programs.cache import cached_preparation
 from qruntime.programs.circuit_runner import cached_transpile, few_qubit_run_options
 from qruntime.programs.mitigation import final_measurement_mapping
 from qruntime.programs.primitive_options import PrimitiveOptions, TwirlingOptions
@@ -232,16 +233,26 @@ def is_isa(circuit: QuantumCircuit, target: Target | None) -> bool:
 
 
 def prepare_circuit(
-    circuit: QuantumCircuit, backend: Any, options: PrimitiveOptions, *, decouple: bool = True
+    circuit: QuantumCircuit,
+    backend: Any,
+    options: PrimitiveOptions,
+    *,
+    decouple: bool = True,
+    content: Hashable | None = None,
 ) -> QuantumCircuit:
     """``circuit`` fitted to ``backend``: ISA circuits unchanged, others transpiled.
 
     With ``decouple`` and dynamical decoupling enabled, idle windows of
     device-like backends (those whose target knows gate durations) are padded.
+    ``content`` is the circuit's ``circuit_key`` when the caller has it: then whether
+    the circuit is ISA for this backend is kept, not checked again by the next job.
     """
     target = getattr(backend, "target", None)
     prepared = circuit
-    if not is_isa(circuit, target):
+    isa = cached_preparation(
+        "primitives.is_isa", content, lambda: is_isa(circuit, target), backend=backend
+    )
+    if not isa:
         # Cached by content: a session's repeated circuits are transpiled once.
         (prepared,) = cached_transpile(
             [circuit],
