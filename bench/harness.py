@@ -15,11 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -197,6 +198,26 @@ def timed(function: Callable[[], object], *, repeat: int, warmup: int = 3) -> li
         start = time.perf_counter()
         function()
         samples.append(time.perf_counter() - start)
+    return samples
+
+
+def interleaved(
+    loops: dict[str, Callable[[Any], None]], items: Sequence[Any], *, block: int = 10
+) -> dict[str, list[float]]:
+    """Seconds each loop body takes per item of ``items``, the loops taking turns.
+
+    The machines these run on change speed from one second to the next (other
+    tenants): a loop timed whole, after the other, can meet a slower machine. Taking
+    turns every ``block`` items gives every loop the same machine on average; each
+    still does every item, in order.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in loops}
+    for first in range(0, len(items), block):
+        for name, body in loops.items():
+            for item in items[first : first + block]:
+                start = time.perf_counter()
+                body(item)
+                samples[name].append(time.perf_counter() - start)
     return samples
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from qiskit.providers import BackendV2
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 
-from bench.harness import Row, median_ms, server, timed
+from bench.harness import Row, interleaved, median_ms, server, timed
 
 SHOTS = 1024
 VQE_PRECISION = 1 / 32  # 1024 shots per observable group on qruntime
@@ -137,29 +136,6 @@ def vqe_problem() -> tuple[QuantumCircuit, SparsePauliOp, np.ndarray[Any, Any]]:
     return isa, observable, values
 
 
-def interleaved_ms(
-    loops: dict[str, Callable[[np.ndarray[Any, Any]], None]],
-    values: np.ndarray[Any, Any],
-    *,
-    block: int = 10,
-) -> dict[str, float]:
-    """Total milliseconds each loop takes over all ``values``, run in alternating blocks.
-
-    The machines these run on change speed from one second to the next (other
-    tenants): a loop timed whole, after the other, can meet a slower machine. Taking
-    turns every ``block`` iterations gives both loops the same machine on average;
-    each still does every iteration, in order.
-    """
-    totals = dict.fromkeys(loops, 0.0)
-    for first in range(0, len(values), block):
-        rows = values[first : first + block]
-        for name, loop in loops.items():
-            start = time.perf_counter()
-            loop(rows)
-            totals[name] += (time.perf_counter() - start) * 1000
-    return totals
-
-
 def vqe_row(service: Any) -> Row:
     """100 EstimatorV2 iterations in a session against Aer's EstimatorV2 in-process."""
     from qiskit_aer.primitives import EstimatorV2 as AerEstimator
@@ -172,9 +148,8 @@ def vqe_row(service: Any) -> Row:
     )
     energies = {"aer": 0.0, "qruntime": 0.0}
 
-    def aer_loop(rows: np.ndarray[Any, Any]) -> None:
-        for row in rows:
-            energies["aer"] = float(aer.run([(isa, observable, row)]).result()[0].data.evs)
+    def aer_step(row: np.ndarray[Any, Any]) -> None:
+        energies["aer"] = float(aer.run([(isa, observable, row)]).result()[0].data.evs)
 
     with Session(service=service, backend="aer_simulator") as session:
         estimator = EstimatorV2(
@@ -182,14 +157,15 @@ def vqe_row(service: Any) -> Row:
             options={"resilience_level": 0, "default_precision": VQE_PRECISION},
         )
 
-        def our_loop(rows: np.ndarray[Any, Any]) -> None:
-            for row in rows:
-                result = estimator.run([(isa, observable, row)]).result()
-                energies["qruntime"] = float(result[0].data.evs)
+        def our_step(row: np.ndarray[Any, Any]) -> None:
+            result = estimator.run([(isa, observable, row)]).result()
+            energies["qruntime"] = float(result[0].data.evs)
 
-        aer_loop(values[:3])  # warm: Aer's first call sets up its pass managers
-        our_loop(values[:3])  # warm: the session's worker
-        totals = interleaved_ms({"aer": aer_loop, "qruntime": our_loop}, values)
+        for row in values[:3]:  # warm: Aer's pass managers, the session's worker
+            aer_step(row)
+            our_step(row)
+        samples = interleaved({"aer": aer_step, "qruntime": our_step}, values)
+    totals = {name: sum(times) * 1000 for name, times in samples.items()}
     figure, baseline = totals["qruntime"], totals["aer"]
     return Row(
         f"EstimatorV2 VQE loop in a session ({len(values)} it.)",

@@ -33,7 +33,7 @@ __all__ = ["PlainLane", "plain_lane_for"]
 
 # Requests that may be sent again when a reused connection turns out to be dead.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-_MAX_IDLE = 4  # connections kept for reuse (one per thread using the client at once)
+_MAX_IDLE = 20  # connections kept for reuse (one per thread using the client at once), as httpx
 
 
 def plain_lane_for(url: str, *, timeout: float, user_agent: str) -> PlainLane | None:
