@@ -53,6 +53,7 @@ __all__ = [
     "clear_transpiled",
     "count",
     "counters",
+    "decoded_key",
     "end_job",
     "load_transpiled",
     "store_transpiled",
@@ -155,9 +156,65 @@ def clear_transpiled() -> None:
     DECODED.clear()
 
 
+class _JobDecodedCircuits(DecodedCircuits):
+    """`DecodedCircuits` that also notes which circuit objects went into the current job's
+    inputs, and the encoded text each was decoded from (see :func:`decoded_key`)."""
+
+    def __init__(self, *, max_entries: int, max_instructions: int) -> None:
+        super().__init__(max_entries=max_entries, max_instructions=max_instructions)
+        # id of a circuit handed out -> a weak reference to it and its encoded text.
+        self._handed: dict[int, tuple[weakref.ref[QuantumCircuit], str]] = {}
+        # encoded text -> the circuit_key of what it decodes to (_UNKEYABLE: none).
+        self.keys: LRUCache[str, Hashable] = LRUCache(max_entries=max_entries)
+
+    def get(self, text: str) -> QuantumCircuit | None:
+        circuit = super().get(text)
+        if circuit is not None:
+            self._handed[id(circuit)] = (weakref.ref(circuit), text)
+        return circuit
+
+    def put(self, text: str, circuit: QuantumCircuit) -> None:
+        super().put(text, circuit)
+        self._handed[id(circuit)] = (weakref.ref(circuit), text)
+
+    def text_of(self, circuit: QuantumCircuit) -> str | None:
+        """The encoded text ``circuit`` was decoded from in this job, if it was."""
+        item = self._handed.get(id(circuit))
+        return item[1] if item is not None and item[0]() is circuit else None
+
+    def forget_handed(self) -> None:
+        self._handed.clear()
+
+    def clear(self) -> None:
+        super().clear()
+        self._handed.clear()
+        self.keys.clear()
+
+
+_UNKEYABLE = object()  # a text whose circuit QPY cannot write: circuit_key gave None
+
 # The job inputs' circuits as decoded (by their encoded text): a session's loop sends the
 # same circuit with every job. Forgotten with the transpiled circuits.
-DECODED = DecodedCircuits(max_entries=128, max_instructions=100_000)
+DECODED = _JobDecodedCircuits(max_entries=128, max_instructions=100_000)
+
+
+def decoded_key(circuit: QuantumCircuit) -> Hashable | None:
+    """:func:`circuit_key` of a circuit as the current job's inputs decoded it.
+
+    The key of each encoded text is computed once (a loop sends the same circuit with
+    every job); a circuit that did not come from this job's inputs is keyed by
+    :func:`circuit_key`. Call it before changing the circuit: a circuit changed since
+    it was decoded would get the key of what was decoded.
+    """
+    text = DECODED.text_of(circuit)
+    if text is None:
+        return circuit_key(circuit)
+    key = DECODED.keys.get(text)
+    if key is None:
+        computed = circuit_key(circuit)
+        DECODED.keys.put(text, _UNKEYABLE if computed is None else computed)
+        return computed
+    return None if key is _UNKEYABLE else key
 
 
 def _preparation_weight(item: tuple[Any, Callable[[], Any] | None]) -> int:
@@ -262,6 +319,7 @@ def begin_job(*, clear: bool = False, keep_transpiled: bool = True) -> None:
     elif not keep_transpiled:
         clear_transpiled()
         clear_prepared()
+    DECODED.forget_handed()  # circuits handed to earlier jobs are theirs to change
     with _counter_lock:
         for name in COUNTER_NAMES:
             _counters[name] = 0

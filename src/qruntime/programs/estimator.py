@@ -46,7 +46,7 @@ from qiskit.primitives.containers import DataBin, EstimatorPub, PrimitiveResult,
 from qiskit.quantum_info import PauliList
 
 from qruntime.errors import InputValueError
-from qruntime.programs.cache import cached_preparation, circuit_key
+from qruntime.programs.cache import cached_preparation, circuit_key, decoded_key
 from qruntime.programs.exact_estimation import (
     computes_exactly,
     exact_expectation_values,
@@ -166,7 +166,7 @@ class _Group:
 
 def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     options = ctx.options
-    given = circuit_key(pub.circuit)  # None: nothing derived from it is cached
+    given = decoded_key(pub.circuit)  # None: nothing derived from it is cached
     prepared = prepare_circuit(pub.circuit, ctx.backend, options, decouple=False, content=given)
     observables = pub.observables
     # An observable already on the device's qubits (with an ISA circuit) is used as given.

@@ -156,3 +156,38 @@ def test_a_laid_out_circuit_keeps_one_key_and_its_transpilation_is_reused() -> N
         cached_transpile([isa], backend, optimization_level=1, seed_transpiler=3)
     counts = cache.end_job()
     assert (counts["transpile_misses"], counts["transpile_hits"]) == (1, 4)
+
+
+def test_a_decoded_circuit_is_keyed_once_per_encoded_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = dumps({"circuit": ghz(3)})
+    computed: list[QuantumCircuit] = []
+    real_key = cache.circuit_key
+
+    def counting_key(circuit: QuantumCircuit) -> object:
+        computed.append(circuit)
+        return real_key(circuit)
+
+    monkeypatch.setattr(cache, "circuit_key", counting_key)
+    keys = []
+    for _ in range(3):  # three jobs whose inputs hold the same circuit
+        cache.begin_job()
+        circuit = loads(text, circuits=cache.DECODED)["circuit"]
+        keys.append(cache.decoded_key(circuit))
+    assert len(computed) == 1
+    assert keys[0] == keys[1] == keys[2] == real_key(ghz(3))
+
+
+def test_only_circuits_the_current_job_decoded_are_keyed_by_their_text() -> None:
+    text = dumps({"circuit": ghz(3)})
+    cache.begin_job()
+    circuit = loads(text, circuits=cache.DECODED)["circuit"]
+    assert cache.DECODED.text_of(circuit) is not None
+    changed = circuit.copy()
+    changed.x(0)  # a copy is not what was decoded: keyed by its own content
+    assert cache.decoded_key(changed) == cache.circuit_key(changed) != cache.decoded_key(circuit)
+    cache.begin_job()  # the next job: circuits handed to the last one are theirs to change
+    assert cache.DECODED.text_of(circuit) is None
+    circuit.x(1)
+    assert cache.decoded_key(circuit) == cache.circuit_key(circuit)
