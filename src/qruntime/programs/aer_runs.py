@@ -5,7 +5,7 @@
 where the simulation itself takes about 0.1 ms), then hands the work to a thread and
 builds a qiskit ``Result``. A session's loop sends the same circuit with new
 parameter values each time, so the worker keeps the converted circuit (by content, in
-``cache.cached_preparation``) and per job converts only the values: 1.4 ms -> 0.2 ms
+``cache.cached_preparation``) and per job converts only the values: 1.4 ms -> 0.25 ms
 per call measured on that ansatz.
 
 Only parameterised circuits are kept: Aer then runs a copy of the kept circuit per
@@ -64,9 +64,12 @@ class AssembledCircuit:
         from qiskit_aer.backends.aer_compiler import generate_aer_config
 
         options = dict(run_options)
-        # Aer seeds each converted circuit once: without a seed given, draw one per run as
-        # backend.run's fresh conversion would.
-        if options.get("seed_simulator") is None:
+        # Aer seeds each converted circuit once: without a seed given (here or on the
+        # backend), draw one per run as backend.run's fresh conversion would.
+        if (
+            options.get("seed_simulator") is None
+            and getattr(self._backend.options, "seed_simulator", None) is None
+        ):
             options["seed_simulator"] = random.getrandbits(31)
         options["parameterizations"] = [self._parameterization(columns)]
         config = generate_aer_config(self._compiled, self._backend.options, **options)

@@ -100,3 +100,26 @@ def test_the_estimators_second_job_reuses_the_kept_circuit() -> None:
         saved.append(SaveExpectationValue(Pauli(label), label=label), [0, 1, 2])
     expected = AerSimulator().run(saved, shots=1).result().data(0)
     assert np.allclose(evs[1], [expected["ZIZ"], expected["XXI"]])
+
+
+def test_a_kept_circuit_draws_a_new_seed_each_run_unless_one_is_set() -> None:
+    theta = ParameterVector("t", 3)
+    sampled = QuantumCircuit(3)
+    for q in range(3):
+        sampled.ry(theta[q], q)
+    sampled.measure_all()
+    columns = {p: [1.1] for p in sampled.parameters}
+
+    def kept_for(backend: AerSimulator) -> Any:
+        kept = assemble(backend, sampled)
+        assert kept is not None
+        return kept
+
+    def counts(kept: Any, **options: Any) -> Any:
+        return kept.run(columns, {"shots": 2000, **options})[0]["counts"]
+
+    free = kept_for(AerSimulator())
+    assert counts(free) != counts(free)  # a fresh seed per run, as backend.run draws
+    seeded = kept_for(AerSimulator(seed_simulator=5))
+    assert counts(seeded) == counts(seeded)  # the backend's seed holds
+    assert counts(free, seed_simulator=9) == counts(free, seed_simulator=9)
