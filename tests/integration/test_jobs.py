@@ -300,3 +300,20 @@ def test_inputs_over_the_limit_get_413(make_server) -> None:
             inputs={"circuits": bell(), "padding": "x" * 20_000},
             options={"backend": "aer_simulator"},
         )
+
+
+def test_a_body_over_the_http_limit_is_refused_and_the_client_goes_on(make_server) -> None:
+    # Over the body limit (inputs limit + 1 MB) the server answers 413 without reading
+    # the body; the client's connection must survive that, or be replaced.
+    small = make_server(max_input_bytes=10_000)
+    service = small.service()
+    with pytest.raises(PayloadTooLargeError):
+        service.run(
+            "circuit-runner",
+            inputs={"circuits": bell(), "padding": "x" * 3_000_000},
+            options={"backend": "aer_simulator"},
+        )
+    job = service.run(
+        "circuit-runner", inputs={"circuits": bell()}, options={"backend": "aer_simulator"}
+    )
+    assert job.result(timeout=60) is not None
