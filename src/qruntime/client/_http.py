@@ -19,6 +19,8 @@ __all__ = ["ApiClient", "raise_for_error"]
 
 # A path that httpx's merge with the base URL leaves as it is: no quoting, no dot segments.
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_\-]+)+")
+# What either lane raises when the server cannot be reached or answers nonsense.
+_TRANSPORT_ERRORS = (httpx.TransportError, OSError, http.client.HTTPException)
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -105,8 +107,8 @@ class ApiClient:
                     self._lane, "POST", path, None, body, None, headers or {}, None
                 )
             return self._http.post(path, json=body, headers=headers)
-        except (httpx.TransportError, OSError, http.client.HTTPException) as exc:
-            raise QRuntimeError(f"Cannot reach the qruntime server at {self.url}: {exc}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise self._unreachable(exc) from exc
 
     def request(
         self,
@@ -144,10 +146,8 @@ class ApiClient:
                         headers=all_headers,
                         **extra,
                     )
-            except (httpx.TransportError, OSError, http.client.HTTPException) as exc:
-                raise QRuntimeError(
-                    f"Cannot reach the qruntime server at {self.url}: {exc}"
-                ) from exc
+            except _TRANSPORT_ERRORS as exc:
+                raise self._unreachable(exc) from exc
             if response.status_code == 401 and attempt == 1:
                 with self._lock:  # log in again once: the access token expired or was revoked
                     if self._access_token == token:
@@ -156,6 +156,9 @@ class ApiClient:
             raise_for_error(response)
             return response
         raise NotAuthorizedError("The server refused a fresh access token.")  # pragma: no cover
+
+    def _unreachable(self, exc: Exception) -> QRuntimeError:
+        return QRuntimeError(f"Cannot reach the qruntime server at {self.url}: {exc}")
 
     @staticmethod
     def _send_plain(

@@ -52,7 +52,6 @@ class AssembledCircuit:
         self._compiled = compiled
         self._aer_circuits = aer_circuits
         self._slots = _parameter_slots(compiled[0], index_maps[0] if index_maps else None)
-        self.parameters: list[Parameter] = list(circuit.parameters)
         # What the LRU cache of prepared circuits counts (see cache._weight).
         self.cache_weight = len(circuit.data) + 1
 
