@@ -90,6 +90,25 @@ def test_hello_world_streams_interim_results_then_the_final_result(server) -> No
     assert [m["iteration"] for m in job.interim_results()] == [0, 1, 2]
 
 
+def test_result_returns_once_the_callback_has_seen_everything(server) -> None:
+    service = server.service()
+    for wait in ("result", "wait_for_final_state"):
+        received: list[object] = []
+        job = service.run(
+            program_id="hello-world",
+            inputs={"iterations": 3},
+            options={"backend": "aer_simulator"},
+            callback=lambda _job_id, message, seen=received: seen.append(message),
+        )
+        if wait == "result":
+            job.result(timeout=60)
+        else:
+            job.wait_for_final_state(timeout=60)
+        # No waiting here: the stream has delivered the interim results and the final one.
+        assert [m["iteration"] for m in received[:-1]] == [0, 1, 2]
+        assert received[-1] == job.result()
+
+
 def test_uploaded_program_result_decodes_numpy_and_complex_and_logs(server) -> None:
     service = server.service()
     program_id = upload(service, ECHO)

@@ -185,6 +185,7 @@ class RuntimeJob:
                 timeout=wait + 30,
             ).json()
             self._update(payload)
+        self._finish_streaming(deadline)
 
     def result(self, timeout: float | None = None, decoder: DecoderArg = None) -> Any:
         """The final result, decoded; waits for the job to end.
@@ -213,16 +214,30 @@ class RuntimeJob:
                 )
             except RuntimeInvalidStateError:
                 self._refresh()  # it ended without a result: say why
+                self._finish_streaming(deadline)
                 self._raise_for_final_state()
                 raise
             if response.status_code == 202:
                 self._update(response.json())
                 continue
             self._state = {"status": "Completed", "reason": None}
+            self._finish_streaming(deadline)
             result = final_decoder.decode(response.text)
             if decoder is None:
                 self._result, self._has_result = result, True
             return result
+
+    def _finish_streaming(self, deadline: float | None) -> None:
+        """Let a callback stream of this (now final) job deliver what it has left.
+
+        As qiskit-ibm-runtime: once ``result()`` or ``wait_for_final_state()`` returns,
+        the callback has seen every interim result and the final one. Not from the
+        stream's own thread (a callback may ask for the result), and not past ``deadline``.
+        """
+        thread = self._stream_thread
+        if thread is None or thread is threading.current_thread() or not thread.is_alive():
+            return
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _raise_for_final_state(self) -> None:
         status, reason = self._state["status"], self._state["reason"]
