@@ -64,6 +64,24 @@ class Settings:
     fair_share_window: int = 3600
     #: Whether workers keep caches (pass managers, transpiled circuits, noisy simulators).
     caches: bool = True
+    #: Largest final result one job may return, in bytes (larger fails the job).
+    max_result_bytes: int = 50_000_000
+    #: Largest total of one job's interim results, in bytes (more fails the job).
+    max_interim_bytes: int = 50_000_000
+    #: Most bytes that decompressing one request's payloads may produce (zlib in
+    #: circuits and arrays); a payload that would expand further is refused with 413.
+    max_decoded_bytes: int = 256_000_000
+    #: Most qubits (and most clbits) a circuit in a job's inputs may declare.
+    max_circuit_qubits: int = 10_000
+    #: Failed logins allowed per client address, and per API token prefix, in each
+    #: ``login_window`` seconds; more get 429 with ``Retry-After``.
+    login_failures: int = 20
+    login_window: int = 60
+    #: Size of a sandboxed job's private ``/tmp`` (shared with ``/var/tmp`` and
+    #: ``/dev/shm``), in bytes; it counts against the machine's memory.
+    sandbox_tmp_bytes: int = 256 * 1024**2
+    #: Address space a job's process (sandboxed or pooled) may add to the zygote's own.
+    worker_memory_bytes: int = 4 * 1024**3
 
     @classmethod
     def load(cls, *, config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -102,6 +120,14 @@ _FILE_KEYS = {
     "max_queued_jobs_per_user": "max_queued_jobs_per_user",
     "fair_share_window": "fair_share_window",
     "caches": "caches",
+    "max_result_bytes": "max_result_bytes",
+    "max_interim_bytes": "max_interim_bytes",
+    "max_decoded_bytes": "max_decoded_bytes",
+    "max_circuit_qubits": "max_circuit_qubits",
+    "login_failures": "login_failures",
+    "login_window": "login_window",
+    "sandbox_tmp_bytes": "sandbox_tmp_bytes",
+    "worker_memory_bytes": "worker_memory_bytes",
 }
 
 
