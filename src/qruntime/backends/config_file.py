@@ -37,7 +37,7 @@ from qruntime.backends.catalogue import (
 from qruntime.backends.devices import BUILTIN_DEVICES
 from qruntime.errors import InputValueError
 
-__all__ = ["read_specs"]
+__all__ = ["read_catalogue_tables", "read_specs", "specs_from_tables"]
 
 # key -> expected Python type in the TOML document
 _COMMON_KEYS: dict[str, type] = {
@@ -164,8 +164,13 @@ class _Reader:
         )
 
 
-def read_specs(path: Path) -> list[BackendSpec]:
-    """The backend specs a TOML file describes, merged with the built-ins unless replaced."""
+def read_catalogue_tables(path: Path) -> dict[str, Any]:
+    """The file's ``[defaults]`` and ``[backends]`` tables, and nothing else of it.
+
+    What the worker processes are given instead of the file, which may also hold the
+    server's settings (a database URL with its password): a sandboxed job's memory is
+    a copy of theirs.
+    """
     reader = _Reader(path)
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -177,6 +182,17 @@ def read_specs(path: Path) -> list[BackendSpec]:
         # [server] belongs to the server's settings, which share this file.
         if key not in ("defaults", "backends", "server"):
             reader.fail("unknown top-level table (allowed: server, defaults, backends)", key=key)
+    return {key: document[key] for key in ("defaults", "backends") if key in document}
+
+
+def read_specs(path: Path) -> list[BackendSpec]:
+    """The backend specs a TOML file describes, merged with the built-ins unless replaced."""
+    return specs_from_tables(path, read_catalogue_tables(path))
+
+
+def specs_from_tables(path: Path, document: dict[str, Any]) -> list[BackendSpec]:
+    """The specs of `read_catalogue_tables`' tables; ``path`` places relative snapshot paths."""
+    reader = _Reader(path)
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):
         reader.fail("must be a table", key="defaults")

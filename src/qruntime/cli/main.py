@@ -78,9 +78,7 @@ def serve(
             typer.echo(token)
     typer.echo(f"Database: {settings.db_url}")
     typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
-    executor = LocalExecutor(
-        catalogue_path=settings.config_file, caches=settings.caches, zygote=zygote
-    )
+    executor = LocalExecutor.from_settings(settings, zygote=zygote)
     app = create_app(settings, executor=executor, prepare=False)  # prepared just above
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
 

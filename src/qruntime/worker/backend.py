@@ -7,7 +7,7 @@ from typing import Any
 
 from qruntime.backends import Catalogue, DeviceRunner, build_simulator, load_catalogue
 
-__all__ = ["get_backend", "get_catalogue", "preload_backends"]
+__all__ = ["get_backend", "get_catalogue", "install_catalogue", "preload_backends"]
 
 # Per process: the zygote fills these before forking, so children inherit them warm.
 _catalogues: dict[Path | None, Catalogue] = {}
@@ -20,6 +20,16 @@ def get_catalogue(path: Path | None = None) -> Catalogue:
     if catalogue is None:
         catalogue = _catalogues[path] = load_catalogue(path)
     return catalogue
+
+
+def install_catalogue(path: Path, tables: dict[str, Any]) -> None:
+    """Make ``tables`` (`read_catalogue_tables` of ``path``) this process's catalogue for ``path``.
+
+    The zygote is given the tables, not the file: it never reads the server's settings.
+    """
+    from qruntime.backends.config_file import specs_from_tables
+
+    _catalogues[path] = Catalogue.from_specs(specs_from_tables(path, tables))
 
 
 def get_backend(name: str, *, catalogue_path: Path | None = None) -> Any:

@@ -18,7 +18,7 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "FrameParser",
     "FrameSocket",
+    "PayloadOverLimit",
     "ProtocolError",
     "encode_frame",
     "read_frame",
@@ -42,6 +43,16 @@ Header = dict[str, Any]
 
 class ProtocolError(Exception):
     """Raised when a peer sends bytes that are not a well-formed frame."""
+
+
+class PayloadOverLimit(ProtocolError):
+    """Raised when a frame's payload is over the reader's limit; the payload was not read."""
+
+    def __init__(self, header: Header, size: int, limit: int) -> None:
+        super().__init__(f"frame payload of {size} bytes is over the limit of {limit}")
+        self.header = header
+        self.size = size
+        self.limit = limit
 
 
 def encode_frame(
@@ -160,8 +171,14 @@ class FrameParser:
         return frames
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[Header, bytes] | None:
-    """The next frame from an asyncio stream; None at a clean end of stream."""
+async def read_frame(
+    reader: asyncio.StreamReader, *, payload_limit: Callable[[Header], int] | None = None
+) -> tuple[Header, bytes] | None:
+    """The next frame from an asyncio stream; None at a clean end of stream.
+
+    ``payload_limit`` gives, from a frame's header, the most payload bytes to accept:
+    a longer payload raises `PayloadOverLimit` before any of it is read.
+    """
     try:
         prefix = await reader.readexactly(PREFIX.size)
     except asyncio.IncompleteReadError as exc:
@@ -172,6 +189,10 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Header, bytes] | Non
     _check_sizes(header_len, payload_len)
     try:
         header = _parse_header(await reader.readexactly(header_len))
+        if payload_limit is not None:
+            limit = payload_limit(header)
+            if payload_len > limit:
+                raise PayloadOverLimit(header, payload_len, limit)
         payload = await reader.readexactly(payload_len) if payload_len else b""
     except asyncio.IncompleteReadError:
         raise ProtocolError("connection closed in the middle of a frame") from None

@@ -165,7 +165,16 @@ def _execute(
         except Exception as exc:
             message = f"the result could not be encoded: {type(exc).__name__}: {exc}"
             raise _JobFailure("failed", message) from None
-    return {"kind": "result", "job_id": job_id}, text.encode()
+    data = text.encode()
+    # The executor enforces it too; failing here keeps a pooled worker and its caches.
+    limit = header.get("max_result_bytes")
+    if type(limit) is int and len(data) > limit:
+        message = (
+            f"the result is {len(data)} bytes, over this server's limit of {limit} bytes "
+            "(max_result_bytes)"
+        )
+        raise _JobFailure("limit_exceeded", message)
+    return {"kind": "result", "job_id": job_id}, data
 
 
 def run_job(

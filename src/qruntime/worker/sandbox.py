@@ -1,11 +1,36 @@
-"""Confine a forked job child: no network, an unprivileged uid, rlimits, a private directory.
+"""Confine a forked worker process: it sees nothing of the host and cannot reach it.
 
-``enter_sandbox`` runs in the child right after the fork, in this order: the
-working directory (made while still root), the inherited descriptors, the
-network namespace, the rlimits, the uid drop, ``PR_SET_NO_NEW_PRIVS`` and the
-parent-death signal (set last: a credential change clears it), then the
-environment. Any failure raises ``SandboxError``: the caller must then exit
-rather than run the program unconfined.
+The threat model: a program's author is hostile, and so is every payload a
+worker decodes. A sandboxed process must not read the server's secrets, reach
+the database or any other service, see or touch another user's processes, files
+or shared memory, or leave anything behind for the next job; a job that blows a
+limit fails alone. Layers, each doing what the others cannot:
+
+- **Nothing secret in memory.** The zygote is started from a minimal, explicit
+  environment and argument list (`qruntime.server.executor.local.launch_zygote`)
+  and never reads the server's settings, so a forked child's memory, its
+  environment block included, holds nothing worth finding.
+- **Namespaces.** The zygote forks the child into a PID namespace of its own
+  (it is PID 1 there, with a fresh ``/proc`` that shows only its processes; the
+  whole namespace dies with it); the child then unshares its mount namespace
+  (`qruntime.worker.filesystem`: a read-only view of Python and its packages, a
+  private capped ``/tmp``, ``/var/tmp`` and ``/dev/shm``, no unix socket of the
+  host), an IPC namespace (no SysV or POSIX shared memory with anyone; its
+  limits capped), a network namespace (no network, no abstract sockets) and a
+  UTS namespace.
+- **An unprivileged uid** no other live process holds (the zygote claims it
+  machine-wide), no supplementary groups, ``PR_SET_NO_NEW_PRIVS``.
+- **rlimits**: address space, CPU seconds, processes (threads included), file
+  size, open files, no core dumps.
+- **seccomp** (`qruntime.worker.seccomp`): kernel interfaces no program needs.
+- The parent-death signal: the process dies with the zygote.
+
+A zygote that is not root cannot give away uids or make PID namespaces: its
+children get a user namespace instead and no ``/proc`` (the README says so).
+
+``enter_sandbox`` runs in the child right after the fork. Any failure raises
+``SandboxError``: the caller must then exit rather than run the program
+unconfined.
 """
 
 from __future__ import annotations
@@ -17,7 +42,9 @@ import signal
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+
+from qruntime.worker.filesystem import FilesystemError, RootPlan, enter_root
+from qruntime.worker.seccomp import SeccompError, install_filter
 
 __all__ = [
     "SandboxConfig",
@@ -29,10 +56,15 @@ __all__ = [
     "virtual_memory_size",
 ]
 
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+HOSTNAME = b"qruntime-job"
 
 
 class SandboxError(Exception):
@@ -41,23 +73,34 @@ class SandboxError(Exception):
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Resource limits of one job; memory is on top of the zygote's own virtual size."""
+    """Resource limits of one process; memory is on top of the zygote's own virtual size."""
 
     memory_bytes: int = 4 * 1024**3
     cpu_seconds: int = 600
     processes: int = 64  # counts threads too: Aer and rayon start one per core
     file_size_bytes: int = 1024**3
     open_files: int = 256
+    #: The private /tmp (with /var/tmp and /dev/shm): tmpfs, so it counts as memory.
+    tmp_bytes: int = 256 * 1024**2
 
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """Where and as whom a job runs. ``uid`` None: not root, use a user namespace."""
+    """What a sandboxed process sees and as whom it runs.
 
-    workdir: Path
+    ``uid`` None: the zygote is not root; the process gets a user namespace.
+    ``pid_namespace``: the process was forked into a PID namespace of its own (the
+    zygote does that when it is root), so it can mount a fresh ``/proc``.
+    ``seccomp``: the compiled filter (`qruntime.worker.seccomp.compile_filter`),
+    None where ``libseccomp`` is missing.
+    """
+
     limits: SandboxLimits
+    root: RootPlan
     uid: int | None = None
     gid: int | None = None
+    pid_namespace: bool = False
+    seccomp: bytes | None = None
 
 
 def _libc() -> ctypes.CDLL:
@@ -88,20 +131,38 @@ def close_fds_except(keep: Iterable[int]) -> None:
     os.closerange(start, 65536)
 
 
-def _unshare_network(libc: ctypes.CDLL, uid: int | None) -> None:
+def _unshare(libc: ctypes.CDLL, uid: int | None) -> None:
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS
     if uid is not None:
-        _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-        return
-    # Not root: a user namespace of our own grants the right to make a network one.
-    outer_uid, outer_gid = os.getuid(), os.getgid()
-    _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNET), "unshare(CLONE_NEWUSER|CLONE_NEWNET)")
-    for name, text in (
-        ("setgroups", "deny"),
-        ("uid_map", f"{outer_uid} {outer_uid} 1"),
-        ("gid_map", f"{outer_gid} {outer_gid} 1"),
+        _check(libc.unshare(flags), "unshare(mount, IPC, network, UTS namespaces)")
+    else:
+        # Not root: a user namespace of our own grants the right to make the others.
+        outer_uid, outer_gid = os.getuid(), os.getgid()
+        _check(libc.unshare(CLONE_NEWUSER | flags), "unshare(user and other namespaces)")
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{outer_uid} {outer_uid} 1"),
+            ("gid_map", f"{outer_gid} {outer_gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    _check(libc.sethostname(HOSTNAME, len(HOSTNAME)), "sethostname")
+
+
+def _cap_ipc(limits: SandboxLimits) -> None:
+    """Shared memory in the new IPC namespace at most the size of the job's /tmp."""
+    pages = max(1, limits.tmp_bytes // resource.getpagesize())
+    for name, value in (
+        ("shmmax", limits.tmp_bytes),
+        ("shmall", pages),
+        ("shmmni", 64),
+        ("msgmni", 16),
     ):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+        try:
+            with open(f"/proc/sys/kernel/{name}", "w") as f:
+                f.write(str(value))
+        except OSError as exc:
+            raise SandboxError(f"cannot cap the IPC namespace's {name}: {exc}") from None
 
 
 def _set_limits(limits: SandboxLimits) -> None:
@@ -124,44 +185,53 @@ def _set_limits(limits: SandboxLimits) -> None:
 def enter_sandbox(config: SandboxConfig, *, keep_fds: Iterable[int] = ()) -> None:
     """Confine the calling (freshly forked, single-threaded) process; see the module doc."""
     libc = _libc()
-    try:
-        os.mkdir(config.workdir, 0o700)
-        if config.uid is not None:
-            os.chown(
-                config.workdir, config.uid, config.gid if config.gid is not None else config.uid
-            )
-    except OSError as exc:
-        raise SandboxError(f"cannot create the job directory: {exc}") from None
+    # Armed first, and again after the uid drop (a credential change clears it).
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
     close_fds_except(keep_fds)
-    _unshare_network(libc, config.uid)
     _set_limits(config.limits)
+    _unshare(libc, config.uid)
+    owner = None
     if config.uid is not None:
-        gid = config.gid if config.gid is not None else config.uid
+        owner = (config.uid, config.gid if config.gid is not None else config.uid)
+    try:
+        enter_root(
+            config.root,
+            tmp_bytes=config.limits.tmp_bytes,
+            owner=owner,
+            proc=config.pid_namespace,
+        )
+    except (FilesystemError, OSError) as exc:
+        raise SandboxError(f"cannot set up the sandbox's filesystem: {exc}") from None
+    if config.pid_namespace and config.uid is not None:
+        _cap_ipc(config.limits)
+    if owner is not None:
+        uid, gid = owner
         try:
             os.setgroups([])
             os.setresgid(gid, gid, gid)
-            os.setresuid(config.uid, config.uid, config.uid)
+            os.setresuid(uid, uid, uid)
         except OSError as exc:
-            raise SandboxError(f"cannot drop to uid {config.uid}: {exc}") from None
+            raise SandboxError(f"cannot drop to uid {uid}: {exc}") from None
         if os.getuid() == 0 or os.geteuid() == 0:
             raise SandboxError("still root after the uid drop")
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
-    parent = os.getppid()
+    if config.seccomp is not None:
+        try:
+            install_filter(config.seccomp)
+        except SeccompError as exc:
+            raise SandboxError(str(exc)) from None
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-    if os.getppid() != parent:  # the zygote died before the death signal was armed
-        os._exit(1)
-    workdir = str(config.workdir)
     os.environ.clear()
     os.environ.update(
         {
-            "HOME": workdir,
-            "TMPDIR": workdir,
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
         }
     )
-    tempfile.tempdir = workdir
-    os.chdir(workdir)
+    tempfile.tempdir = "/tmp"
+    os.chdir("/tmp")
 
 
 def uid_has_processes(uid: int) -> bool:

@@ -5,10 +5,11 @@ Started by the executor as ``python -m qruntime.worker.zygote --control-fd N
 need, builds the catalogue's simulators, and then serves the control socket:
 
 - ``spawn`` (with two descriptors: the process's socket and the write end of
-  its log pipe) forks a job child (``kind: job``: sandboxed, runs one job), a
-  pool worker (``kind: pool``: runs built-in jobs one after another) or a
-  session worker (``kind: session``: runs one session's jobs one after another,
-  sandboxed when the header says so, with one uid for its whole life);
+  its log pipe) forks a job child (``kind: job``: runs one job), a pool worker
+  (``kind: pool``: runs built-in jobs one after another) or a session worker
+  (``kind: session``: runs one session's jobs one after another); each in the
+  sandbox (`qruntime.worker.sandbox`) when the header says so, with a uid of
+  its own for its whole life;
 - ``kill`` kills a process and everything it started;
 - ``shutdown`` (or the executor closing the socket) kills everything and exits.
 
@@ -33,12 +34,10 @@ import importlib
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import stat
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -50,8 +49,11 @@ from qruntime.worker.protocol import FrameSocket, Header
 __all__ = ["main"]
 
 PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWPID = 0x20000000
 # Root-only: where zygotes claim job uids machine-wide (see Zygote._claim_slot).
 _SLOT_LOCK_DIR = Path("/run/qruntime-uids")
+# Job uids are uid_base .. uid_base + _SLOT_COUNT - 1.
+_SLOT_COUNT = 1000
 
 # Modules programs commonly import: after the uid drop the interpreter's own files
 # (under a mode-700 home directory here) cannot be read, so import them now.
@@ -151,7 +153,6 @@ class _Child:
     kind: str
     uid: int | None
     slot: int | None
-    workdir: Path | None
 
 
 class Zygote:
@@ -166,9 +167,8 @@ class Zygote:
         self.by_ref: dict[int, _Child] = {}
         # Slot -> the descriptor of its lock file (-1: no lock; see _claim_slot).
         self.slots_in_use: dict[int, int] = {}
-        self.jobs_dir = Path(tempfile.mkdtemp(prefix="qruntime-jobs-"))
-        # Job uids must be able to enter their own directory inside it.
-        os.chmod(self.jobs_dir, 0o711)
+        self.next_slot = 0
+        self.sandbox = _SandboxParts(config.get("python_path") or [], root=self.root)
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
@@ -221,39 +221,50 @@ class Zygote:
         process of a uid when its job ends: without a machine-wide claim one
         server's job would kill another's long-lived session worker. The claim is an
         ``flock`` on a file per slot, which the kernel drops if this process dies.
+        Slots are taken round-robin, so a uid just freed is the last to be used again.
         """
-        slot = 0
-        while True:
+        for step in range(_SLOT_COUNT):
+            slot = (self.next_slot + step) % _SLOT_COUNT
             if slot not in self.slots_in_use:
                 fd = _lock_slot(slot)
                 if fd is not None:
                     self.slots_in_use[slot] = fd
+                    self.next_slot = slot + 1
                     return slot
-            slot += 1
+        raise OSError(f"all {_SLOT_COUNT} job uids are in use")
 
     def _spawn(self, header: Header, fds: list[int]) -> None:
         from qruntime.worker.sandbox import SandboxConfig, SandboxLimits
 
         ref = int(header["ref"])
         kind = str(header.get("kind", "job"))
-        sandboxed = bool(header.get("sandbox")) and kind in ("job", "session")
         if len(fds) != 2:
             self.control.send({"op": "spawn_failed", "ref": ref, "message": "expected 2 fds"})
             return
         config: SandboxConfig | None = None
         slot = uid = None
-        workdir: Path | None = None
-        if sandboxed:
-            limits = SandboxLimits(**header.get("limits", {}))
-            workdir = self.jobs_dir / f"job-{ref}"
-            if self.root:
-                slot = self._claim_slot()
-                uid = self.uid_base + slot
-            config = SandboxConfig(workdir=workdir, limits=limits, uid=uid, gid=uid)
-        pid = os.fork()
+        if header.get("sandbox"):
+            try:
+                root_plan = self.sandbox.root_plan()
+                if self.root:
+                    slot = self._claim_slot()
+                    uid = self.uid_base + slot
+            except Exception as exc:  # the process must not start unconfined
+                message = f"the sandbox cannot be set up here: {exc}"
+                self.control.send({"op": "spawn_failed", "ref": ref, "message": message})
+                return
+            config = SandboxConfig(
+                limits=SandboxLimits(**header.get("limits", {})),
+                root=root_plan,
+                uid=uid,
+                gid=uid,
+                pid_namespace=self.root,
+                seccomp=self.sandbox.seccomp,
+            )
+        pid = self.sandbox.fork(new_pid_namespace=config is not None and self.root)
         if pid == 0:
             self._child(kind, fds[0], fds[1], config)
-        child = _Child(ref=ref, pid=pid, kind=kind, uid=uid, slot=slot, workdir=workdir)
+        child = _Child(ref=ref, pid=pid, kind=kind, uid=uid, slot=slot)
         self.children[pid] = child
         self.by_ref[ref] = child
         self.control.send({"op": "spawned", "ref": ref, "pid": pid})
@@ -336,11 +347,12 @@ class Zygote:
             )
 
     def _cleanup(self, child: _Child) -> None:
-        """Kill what the process left behind, remove its directory, free its uid."""
+        """Kill what the process left behind and free its uid.
+
+        Its files lived in its own mount namespace, gone with its last process.
+        """
         self.by_ref.pop(child.ref, None)
         self._kill(child)
-        if child.workdir is not None:
-            shutil.rmtree(child.workdir, ignore_errors=True)
         if child.slot is not None:
             fd = self.slots_in_use.pop(child.slot, -1)
             if fd >= 0:
@@ -361,7 +373,60 @@ class Zygote:
             gone = self.children.pop(pid, None)
             if gone is not None:
                 self._cleanup(gone)
-        shutil.rmtree(self.jobs_dir, ignore_errors=True)
+
+
+class _SandboxParts:
+    """What the zygote prepares once for its sandboxed children, and how it forks them."""
+
+    def __init__(self, python_path: list[str], *, root: bool) -> None:
+        self.python_path = python_path
+        self.root = root
+        self._plan: Any = None
+        self.seccomp: bytes | None = None
+        try:
+            from qruntime.worker.seccomp import compile_filter
+
+            self.seccomp = compile_filter()
+        except Exception as exc:
+            print(f"qruntime zygote: no seccomp filter for sandboxed jobs: {exc}", file=sys.stderr)
+        # Our own PID namespace, to return to after forking a child into a new one.
+        self._own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY) if root else -1
+        self._libc = ctypes.CDLL(None, use_errno=True)
+
+    def root_plan(self) -> Any:
+        """The sandbox's filesystem view, planned at the first sandboxed spawn.
+
+        Planned after the preload, so that it knows the imported packages' folders.
+        """
+        if self._plan is None:
+            from qruntime.worker.filesystem import plan_root
+
+            self._plan = plan_root(python_path=self.python_path)
+        return self._plan
+
+    def fork(self, *, new_pid_namespace: bool) -> int:
+        """``os.fork``; the child leads a new PID namespace when asked (root only).
+
+        ``unshare(CLONE_NEWPID)`` puts the *next* child into a new namespace; ``setns``
+        back to our own then keeps every later fork (pool workers, helpers) in ours. One
+        fork, as without a namespace: a trivial job costs no more than before.
+        """
+        if not new_pid_namespace:
+            return os.fork()
+        if self._libc.unshare(CLONE_NEWPID) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID) failed")
+        try:
+            pid = os.fork()
+        except BaseException:
+            self._return_to_own_pid_namespace()
+            raise
+        if pid != 0:
+            self._return_to_own_pid_namespace()
+        return pid
+
+    def _return_to_own_pid_namespace(self) -> None:
+        if self._libc.setns(self._own_pid_ns, CLONE_NEWPID) != 0:
+            raise OSError(ctypes.get_errno(), "setns back to the zygote's PID namespace failed")
 
 
 def _lock_slot(slot: int) -> int | None:
@@ -399,6 +464,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="{}")
     args = parser.parse_args(argv)
     config = json.loads(args.config)
+    catalogue = Path(config["catalogue"]) if config.get("catalogue") else None
+    if catalogue is not None:
+        from qruntime.errors import QRuntimeError
+        from qruntime.worker.backend import install_catalogue
+
+        try:
+            install_catalogue(catalogue, config.get("catalogue_tables") or {})
+        except QRuntimeError as exc:
+            print(f"qruntime zygote: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     # A Ctrl-C in the server's terminal reaches this process group too: the server
     # decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -406,7 +481,6 @@ def main(argv: list[str] | None = None) -> None:
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     control = FrameSocket(socket.socket(fileno=args.control_fd))
     started = time.monotonic()
-    catalogue = Path(config["catalogue"]) if config.get("catalogue") else None
     modules = preload(catalogue)
     gc.collect()
     # Keep the garbage collector from touching (and so copying) the preloaded objects.

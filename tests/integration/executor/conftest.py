@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from qruntime.server.executor import Executor, JobSpec, LocalExecutor, WorkerEvent
+from qruntime.worker.sandbox import uid_has_processes
 
 T = TypeVar("T")
 
@@ -26,6 +28,18 @@ class Harness:
         self.executor = make()
         self.call(self.executor.start(), timeout=120)
         self._count = 0
+
+    @staticmethod
+    def worker_alive(identity: list[Any]) -> bool:
+        """Whether the worker that reported ``identity`` (qrtest_programs.identity) lives.
+
+        As root each sandboxed worker leads a PID namespace of its own (its pid there
+        is 1) and holds a uid no other live process has: the uid names it.
+        """
+        uid, pid, _token = identity
+        if os.geteuid() == 0:
+            return uid_has_processes(uid)
+        return Path(f"/proc/{pid}").exists()
 
     def call(self, coro: Coroutine[Any, Any, T], *, timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -85,22 +99,34 @@ class Harness:
 
 
 def program_modules(root: Path) -> Path:
-    """A package of tiny built-in-style programs for the pool, importable via PYTHONPATH."""
+    """A package of tiny built-in-style programs for the pool, importable via PYTHONPATH.
+
+    Readable by everyone: the sandboxed workers that import it run as other uids.
+    """
+    root.chmod(0o755)
     package = root / "qrtest_programs"
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
+    # Which worker process ran a job: see Harness.worker_alive.
+    (package / "identity.py").write_text(
+        "import os, uuid\n"
+        "TOKEN = uuid.uuid4().hex  # imported in the worker: one per process\n"
+        "def identity():\n"
+        "    return [os.getuid(), os.getpid(), TOKEN]\n"
+    )
     (package / "counter.py").write_text(
-        "import os\n"
+        "from qrtest_programs.identity import identity\n"
         "CALLS = 0\n"
         "def main(backend, user_messenger, **kwargs):\n"
         "    global CALLS\n"
         "    CALLS += 1\n"
-        "    return {'calls': CALLS, 'pid': os.getpid(), 'echo': kwargs}\n"
+        "    return {'calls': CALLS, 'pid': identity(), 'echo': kwargs}\n"
     )
     (package / "sleeper.py").write_text(
         "import os, time\n"
+        "from qrtest_programs.identity import identity\n"
         "def main(backend, user_messenger, seconds=60, crash=False):\n"
-        "    user_messenger.publish(os.getpid())\n"
+        "    user_messenger.publish(identity())\n"
         "    if crash:\n"
         "        os._exit(5)\n"
         "    time.sleep(seconds)\n"

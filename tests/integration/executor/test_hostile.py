@@ -113,14 +113,27 @@ def test_network_connections_fail_inside_the_sandbox(harness: Harness) -> None:
     assert "OSError" in (error.message or "") or "unreachable" in (error.message or "")
 
 
-@root_only
-def test_a_file_only_the_server_can_read_is_unreadable(harness: Harness, tmp_path: Path) -> None:
+def test_a_file_of_the_server_does_not_exist_for_a_job(harness: Harness, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("server secret")
-    secret.chmod(0o600)
     tmp_path.chmod(0o755)
     body = f"return open({str(secret)!r}).read()"
     error = run_hostile(harness, body)
+    assert error.reason == "failed"
+    assert "FileNotFoundError" in (error.message or "")
+
+
+@root_only
+def test_a_private_file_in_a_visible_folder_is_unreadable(
+    harness: Harness, programs_dir: Path
+) -> None:
+    secret = programs_dir / "secret.txt"
+    secret.write_text("server secret")
+    secret.chmod(0o600)
+    try:
+        error = run_hostile(harness, f"return open({str(secret)!r}).read()")
+    finally:
+        secret.unlink()
     assert error.reason == "failed"
     assert "PermissionError" in (error.message or "")
 
@@ -149,7 +162,7 @@ def test_cancel_kills_a_running_builtin_and_the_pool_recovers(harness: Harness) 
     assert harness.call(harness.executor.cancel(slow.job_id)) is True
     harness.wait(done, 10)
     assert events[-1].reason == "cancelled"
-    assert not psutil.pid_exists(json.loads(events[1].data or ""))
+    assert not harness.worker_alive(json.loads(events[1].data or ""))
     for _ in range(3):
         result = harness.run(harness.spec(builtin="qrtest_programs.counter"))
         assert result[-1].kind == "result"

@@ -1,14 +1,15 @@
 """Run jobs in worker processes on this machine: a zygote, sandboxed children and a pool.
 
 Uploaded programs run in a child forked from the warm zygote per job, in the
-sandbox (``qruntime.worker.sandbox``). Built-in programs run in pooled
-workers (also forked from the zygote, then kept), which keep their caches
-from job to job. A dedicated session's jobs run one at a time in a worker of
-the session's own, kept until ``end_session`` (or until one of its jobs is
-killed): trusted for built-in programs, sandboxed for uploaded ones; it keeps
-the session's transpiled circuits, pass managers and simulators. Everything
-that simulates runs in those processes, never in the server's: Aer holds the
-GIL while it simulates.
+sandbox (``qruntime.worker.sandbox``). Built-in programs run in pooled workers
+(also forked from the zygote, then kept), which keep their caches from job to
+job. A dedicated session's jobs run one at a time in a worker of the session's
+own, kept until ``end_session`` (or until one of its jobs is killed), one for
+its built-in and one for its uploaded programs; it keeps the session's
+transpiled circuits, pass managers and simulators. Every one of these processes
+is sandboxed (pooled and session workers too: they decode users' payloads).
+Everything that simulates runs in those processes, never in the server's: Aer
+holds the GIL while it simulates.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from qruntime.errors import QRuntimeError
 from qruntime.server.executor.base import ErrorReason, Executor, JobSpec, WorkerEvent
@@ -37,10 +39,14 @@ from qruntime.worker.protocol import (
     FrameParser,
     FrameSocket,
     Header,
+    PayloadOverLimit,
     ProtocolError,
     encode_frame,
     read_frame,
 )
+
+if TYPE_CHECKING:
+    from qruntime.server.settings import Settings
 
 __all__ = ["LaunchedZygote", "LocalExecutor", "launch_zygote"]
 
@@ -53,6 +59,20 @@ _ROLES = {"pool": "pool", "session": "session", "job": "sandbox"}
 # A sandboxed session worker runs many jobs: its rlimit is only a backstop, each job
 # gets its own CPU budget inside it (see qruntime.worker.runner.serve_pool).
 _SESSION_CPU_SECONDS = 7 * 24 * 3600
+# What the zygote keeps of the server's environment: nothing secret, only what
+# Python, the numerical libraries and a GPU simulator need to behave as configured.
+_ZYGOTE_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "PYTHONPATH",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OMP_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+)
 Kill = tuple[ErrorReason, str]
 
 
@@ -67,6 +87,7 @@ class _Run:
     kill: Kill | None = None
     log_overflow: bool = False
     log_bytes: int = 0
+    interim_bytes: int = 0
     timer: asyncio.TimerHandle | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     decoder: codecs.IncrementalDecoder = field(
@@ -86,6 +107,7 @@ class _Proc:
     gone: bool = False
     session: _SessionWorker | None = None
     jobs: int = 0  # how many jobs were sent to it
+    spawn_error: str | None = None  # why the zygote could not start it
     gone_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -124,12 +146,26 @@ def launch_zygote(
     The zygote takes the longest of everything at start-up (it imports Qiskit and Aer
     and warms them up), so ``qruntime serve`` launches it first, before it imports the
     server itself, and the two start side by side.
+
+    Every sandboxed process is a copy of the zygote's memory, so nothing secret may
+    ever be in it: it gets a minimal environment (``_ZYGOTE_VARIABLES``, then ``env``),
+    an argument list without the server's settings, and only the catalogue's tables of
+    the configuration file, which may also hold the database URL. Raises
+    ``InputValueError`` for a configuration file that cannot be read.
     """
+    config: dict[str, Any] = {"catalogue": None}
+    if catalogue_path is not None:
+        from qruntime.backends.config_file import read_catalogue_tables
+
+        config["catalogue"] = str(catalogue_path)
+        config["catalogue_tables"] = read_catalogue_tables(catalogue_path)
+    environment = {k: os.environ[k] for k in _ZYGOTE_VARIABLES if k in os.environ}
+    environment.update({"OPENBLAS_NUM_THREADS": "1", **(env or {})})
+    if environment.get("PYTHONPATH"):
+        config["python_path"] = environment["PYTHONPATH"].split(os.pathsep)
     ours, theirs = socket.socketpair()
-    config = {"catalogue": str(catalogue_path) if catalogue_path else None}
-    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     cmd = [sys.executable, "-m", "qruntime.worker.zygote"]
-    cmd += ["--control-fd", str(theirs.fileno()), "--config", json.dumps(config)]
+    cmd += ["--control-fd", str(theirs.fileno()), "--config", json.dumps(config, default=str)]
     try:
         process = subprocess.Popen(
             cmd, pass_fds=[theirs.fileno()], env=environment, stdin=subprocess.DEVNULL
@@ -145,8 +181,12 @@ def launch_zygote(
 class LocalExecutor(Executor):
     """Runs jobs in local worker processes; see the module docstring.
 
-    ``memory_limit_bytes`` is what a sandboxed job may allocate on top of the
-    zygote's own size; ``process_limit`` counts its threads too. ``env`` adds
+    ``memory_limit_bytes`` is what a sandboxed process (a job, a pooled or a session
+    worker) may allocate on top of the zygote's own size; ``process_limit`` counts its
+    threads too; ``tmp_bytes`` caps its private ``/tmp``. A job whose final result is
+    over ``max_result_bytes``, or whose interim results add up to more than
+    ``max_interim_bytes``, fails (``limit_exceeded``) and its process is killed
+    before the excess is read. ``env`` adds
     variables to the zygote's environment (e.g. ``PYTHONPATH`` for test
     programs). ``uploads_in_pool`` runs uploaded programs in the pool as well,
     unsandboxed: for tests only. ``caches=False`` starts every job with every
@@ -169,6 +209,9 @@ class LocalExecutor(Executor):
         start_timeout: float = 120.0,
         caches: bool = True,
         zygote: LaunchedZygote | None = None,
+        max_result_bytes: int = 50_000_000,
+        max_interim_bytes: int = 50_000_000,
+        tmp_bytes: int = 256 * 1024**2,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -182,6 +225,9 @@ class LocalExecutor(Executor):
         self.env = dict(env or {})
         self.start_timeout = start_timeout
         self.caches = caches
+        self.max_result_bytes = max_result_bytes
+        self.max_interim_bytes = max_interim_bytes
+        self.tmp_bytes = tmp_bytes
         self._launched = zygote
         self.zygote_info: Header = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -198,6 +244,21 @@ class LocalExecutor(Executor):
         self._sessions: dict[tuple[str, bool], _SessionWorker] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, zygote: LaunchedZygote | None = None
+    ) -> LocalExecutor:
+        """The executor a server runs, with the catalogue, caches and limits of ``settings``."""
+        return cls(
+            catalogue_path=settings.config_file,
+            caches=settings.caches,
+            zygote=zygote,
+            memory_limit_bytes=settings.worker_memory_bytes,
+            max_result_bytes=settings.max_result_bytes,
+            max_interim_bytes=settings.max_interim_bytes,
+            tmp_bytes=settings.sandbox_tmp_bytes,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -340,7 +401,8 @@ class LocalExecutor(Executor):
         return proc
 
     async def _add_pool_worker(self) -> None:
-        proc = await self._spawn("pool", sandbox=False, limits={})
+        limits = self._process_limits(_SESSION_CPU_SECONDS)
+        proc = await self._spawn("pool", sandbox=self.sandbox, limits=limits)
         if proc.gone:
             return
         self._pool.add(proc)
@@ -358,14 +420,19 @@ class LocalExecutor(Executor):
             "log_level": spec.log_level,
             "session_id": spec.session_id,
             "caches": self.caches,
+            "max_result_bytes": self.max_result_bytes,
+        }
+
+    def _process_limits(self, cpu_seconds: int) -> dict[str, int]:
+        return {
+            "memory_bytes": self.memory_limit_bytes,
+            "cpu_seconds": cpu_seconds,
+            "processes": self.process_limit,
+            "tmp_bytes": self.tmp_bytes,
         }
 
     def _job_limits(self, spec: JobSpec) -> dict[str, int]:
-        return {
-            "memory_bytes": self.memory_limit_bytes,
-            "cpu_seconds": math.ceil(spec.max_execution_time * (os.cpu_count() or 1)) + 10,
-            "processes": self.process_limit,
-        }
+        return self._process_limits(math.ceil(spec.max_execution_time * (os.cpu_count() or 1)) + 10)
 
     def _start_timer(self, run: _Run) -> None:
         limit = run.spec.max_execution_time
@@ -440,17 +507,9 @@ class LocalExecutor(Executor):
         self._send_run(proc, run, header)
 
     async def _start_session(self, worker: _SessionWorker) -> None:
-        limits: dict[str, int] = {}
-        if worker.sandboxed:
-            limits = {
-                "memory_bytes": self.memory_limit_bytes,
-                "cpu_seconds": _SESSION_CPU_SECONDS,
-                "processes": self.process_limit,
-            }
+        limits = self._process_limits(_SESSION_CPU_SECONDS)
         try:
-            proc = await self._spawn(
-                "session", sandbox=worker.sandboxed, limits=limits, session=worker
-            )
+            proc = await self._spawn("session", sandbox=self.sandbox, limits=limits, session=worker)
         except (OSError, QRuntimeError) as exc:
             worker.starting = False
             self._fail_session_queue(worker, f"could not start the session's worker: {exc}")
@@ -502,6 +561,9 @@ class LocalExecutor(Executor):
             elif op == "exited":
                 self._on_exited(int(header["ref"]), header.get("code"), header.get("signal"))
             elif op == "spawn_failed":
+                proc = self._procs.get(int(header["ref"]))
+                if proc is not None:
+                    proc.spawn_error = str(header.get("message") or "unknown reason")
                 self._on_exited(int(header["ref"]), None, None)
 
     def _on_zygote_lost(self) -> None:
@@ -522,10 +584,21 @@ class LocalExecutor(Executor):
             self._fail_session_queue(worker, "the worker zygote died")
         self._track(asyncio.get_running_loop().create_task(self.start()))
 
+    def _payload_limit(self, proc: _Proc, header: Header) -> int:
+        """The most bytes the payload of ``proc``'s frame ``header`` may have."""
+        kind = header.get("kind")
+        if kind == "result":
+            return self.max_result_bytes
+        if kind == "interim":
+            used = proc.run.interim_bytes if proc.run is not None else 0
+            return max(0, self.max_interim_bytes - used)
+        return 0  # error frames carry their message in the header
+
     async def _read_proc(self, proc: _Proc, reader: asyncio.StreamReader) -> None:
+        limit = partial(self._payload_limit, proc)
         try:
             while True:
-                frame = await read_frame(reader)
+                frame = await read_frame(reader, payload_limit=limit)
                 if frame is None:
                     break
                 header, payload = frame
@@ -534,6 +607,7 @@ class LocalExecutor(Executor):
                     continue
                 kind = header.get("kind")
                 if kind == "interim":
+                    run.interim_bytes += len(payload)
                     self._emit(run, WorkerEvent(run.spec.job_id, "interim", data=payload.decode()))
                 elif kind in ("result", "error"):
                     reason = header.get("reason")
@@ -556,6 +630,16 @@ class LocalExecutor(Executor):
                         if proc.session.busy is run:
                             proc.session.busy = None
                         self._dispatch_session(proc.session)
+        except PayloadOverLimit as exc:
+            if exc.header.get("kind") == "interim":
+                what, setting, most = "interim results", "max_interim_bytes", self.max_interim_bytes
+            else:
+                what, setting, most = "result", "max_result_bytes", self.max_result_bytes
+            message = f"the job's {what} exceeded {most} bytes, this server's limit ({setting})"
+            if proc.run is not None:
+                self._kill_run(proc.run, ("limit_exceeded", message))
+            else:
+                self._send_kill(proc)
         except (ProtocolError, UnicodeDecodeError) as exc:
             if proc.run is not None:
                 self._kill_run(proc.run, ("crashed", f"the worker sent a malformed message: {exc}"))
@@ -592,6 +676,8 @@ class LocalExecutor(Executor):
         run = proc.run
         if run is not None and not run.done:
             reason, message = run.kill or _describe_exit(proc.exit_status)
+            if proc.spawn_error is not None and run.kill is None:
+                message = f"the job's process could not be started: {proc.spawn_error}"
             self._finish(run, "error", reason=reason, message=message)
         if proc.kind == "pool":
             self._pool.discard(proc)

@@ -1,0 +1,242 @@
+"""The filesystem a sandboxed process sees: its own mount namespace, built per process.
+
+`plan_root` (in the zygote, once) decides what is visible: the system's
+libraries (``/usr`` and the top-level ``/lib*``, ``/bin`` links), the Python
+installation and the virtual environment's ``site-packages``, the folders the
+operator put on the zygote's ``PYTHONPATH``, and, from any other folder on
+``sys.path`` (an editable install's source tree), only the packages the zygote
+imported from it. Nothing else of the host: no ``/run`` or ``/var/run`` (and so
+no unix socket of PostgreSQL, MySQL or anything else), no ``/home``, no project
+checkout beyond its package, no data directory, no ``/etc`` but the dynamic
+linker's cache and the time zone.
+
+`enter_root` (in each freshly forked child, still root) builds that view in a
+new mount namespace: a small read-only tmpfs as the root, the host paths bound
+read-only, ``nosuid`` and ``nodev``, a few device nodes, a fresh ``/proc`` when
+the process leads its own PID namespace, and one private tmpfs, capped in
+size and inode count, that appears as ``/tmp``, ``/var/tmp`` and ``/dev/shm``.
+It ends with ``pivot_root``, so the host's tree is not reachable at all. The
+namespace, and with it every file the job wrote, is gone when its last
+process exits: nothing outlives a job for the next one that gets the same uid.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FilesystemError", "RootPlan", "enter_root", "plan_root"]
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
+
+_TOP_LEVEL = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+# Where a child mounts its new root before pivot_root: an empty folder it never binds from.
+_STAGE_CANDIDATES = ("/mnt", "/media", "/srv")
+_WORK_DIRS = (("tmp", "/tmp"), ("var-tmp", "/var/tmp"), ("shm", "/dev/shm"))
+
+
+class FilesystemError(Exception):
+    """Raised when the sandbox's filesystem cannot be set up."""
+
+
+@dataclass(frozen=True)
+class RootPlan:
+    """What a sandboxed process sees; made once by `plan_root`, applied by `enter_root`."""
+
+    binds: tuple[str, ...]
+    symlinks: tuple[tuple[str, str], ...]
+    stage: str
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def plan_root(*, python_path: list[str] | None = None) -> RootPlan:
+    """The view for processes forked from this (warm) process; see the module doc.
+
+    ``python_path``: folders the operator named on ``PYTHONPATH``, shown whole.
+    """
+    binds: list[str] = []
+    symlinks: list[tuple[str, str]] = []
+    for name in _TOP_LEVEL:
+        path = f"/{name}"
+        if os.path.islink(path):
+            symlinks.append((path, os.readlink(path)))
+        elif os.path.isdir(path):
+            binds.append(path)
+
+    def bind(path: str) -> None:
+        if os.path.exists(path) and not _inside(path, binds):
+            # A parent bound later would hide this one: keep the outermost only.
+            binds[:] = [b for b in binds if not _inside(b, [path])]
+            binds.append(path)
+
+    for prefix in {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix}:
+        bind(_real(prefix))
+    for entry in python_path or ():
+        if entry and os.path.isdir(entry):
+            bind(_real(entry))
+    # Packages imported from elsewhere (an editable install's src/): each one alone.
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if "." in name or not file:
+            continue
+        real = _real(file)
+        if not _inside(real, binds):
+            bind(os.path.dirname(real) if hasattr(module, "__path__") else real)
+    for path in _ETC_FILES:
+        if os.path.islink(path):
+            symlinks.append((path, os.readlink(path)))
+        elif os.path.isfile(path):
+            binds.append(path)
+    stage = next(
+        (
+            c
+            for c in _STAGE_CANDIDATES
+            if os.path.isdir(c) and not os.path.islink(c) and not _inside(c, binds)
+        ),
+        None,
+    )
+    if stage is None:
+        raise FilesystemError(
+            f"no empty folder to build the sandbox's root on (one of {_STAGE_CANDIDATES})"
+        )
+    return RootPlan(binds=tuple(binds), symlinks=tuple(symlinks), stage=stage)
+
+
+class _Mounter:
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.mount.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.c_char_p,
+        ]
+
+    def _fail(self, what: str) -> None:
+        raise FilesystemError(f"{what} failed: {os.strerror(ctypes.get_errno())}")
+
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str = ""
+    ) -> None:
+        result = self.libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        )
+        if result != 0:
+            self._fail(f"mount {source or fstype} on {target}")
+
+    def bind_readonly(self, source: str, target: str) -> None:
+        self.mount(source, target, None, MS_BIND | MS_REC)
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+        self.mount(None, target, None, flags)
+
+    def umount(self, target: str) -> None:
+        if self.libc.umount2(target.encode(), MNT_DETACH) != 0:
+            self._fail(f"umount {target}")
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        # SYS_pivot_root is 155 on x86-64 and 41 on arm64; glibc has no wrapper.
+        number = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
+        if number is None:
+            raise FilesystemError(f"pivot_root: unsupported machine {os.uname().machine}")
+        if self.libc.syscall(number, new_root.encode(), put_old.encode()) != 0:
+            self._fail("pivot_root")
+
+
+def _make_parents(root: str, path: str) -> str:
+    target = root + path
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    return target
+
+
+def enter_root(
+    plan: RootPlan, *, tmp_bytes: int, owner: tuple[int, int] | None, proc: bool
+) -> None:
+    """Replace this process's filesystem view by ``plan``'s (see the module doc).
+
+    Call in a child that has just unshared its mount namespace and is still
+    privileged in it. ``owner``: who owns ``/tmp`` and its siblings (else the
+    caller). ``proc``: mount a fresh ``/proc`` (only in a PID namespace of its own).
+    """
+    m = _Mounter()
+    m.mount(None, "/", None, MS_REC | MS_PRIVATE)
+    root = plan.stage
+    m.mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,nr_inodes=4096,mode=0755")
+    # One tmpfs, capped, seen as /tmp, /var/tmp and /dev/shm (first: a folder bound
+    # from under the host's /tmp must land on top of it, not under it).
+    work = f"{root}/.work"
+    os.mkdir(work, 0o700)
+    m.mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},nr_inodes=16384")
+    for name, path in _WORK_DIRS:
+        os.mkdir(f"{work}/{name}", 0o700)
+        if owner is not None:
+            os.chown(f"{work}/{name}", *owner)
+        target = _make_parents(root, path)
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        m.mount(f"{work}/{name}", target, None, MS_BIND)
+    for path in plan.binds:
+        target = _make_parents(root, path)
+        if os.path.isdir(path):
+            os.makedirs(target, mode=0o755, exist_ok=True)
+        else:
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        m.bind_readonly(path, target)
+    for path, link in plan.symlinks:
+        os.symlink(link, _make_parents(root, path))
+    os.makedirs(f"{root}/dev", mode=0o755, exist_ok=True)
+    for device in DEVICES:
+        if os.path.exists(device):
+            os.close(os.open(root + device, os.O_CREAT | os.O_WRONLY, 0o644))
+            m.mount(device, root + device, None, MS_BIND)
+    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        os.symlink(link, f"{root}/dev/{name}")
+    os.symlink("/proc/self/fd/1", f"{root}/dev/stdout")
+    os.symlink("/proc/self/fd/2", f"{root}/dev/stderr")
+    _write_etc(root, owner)
+    m.umount(work)
+    os.rmdir(work)
+    os.makedirs(f"{root}/proc", mode=0o555, exist_ok=True)
+    if proc:
+        m.mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.mkdir(f"{root}/.old", 0o700)
+    m.pivot_root(root, f"{root}/.old")
+    os.chdir("/")
+    m.umount("/.old")
+    os.rmdir("/.old")
+    m.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _write_etc(root: str, owner: tuple[int, int] | None) -> None:
+    """Minimal account files: getpwuid() names the job's user, and nothing of the host."""
+    uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
+    etc = Path(root, "etc")
+    etc.mkdir(mode=0o755, exist_ok=True)
+    (etc / "passwd").write_text(
+        f"root:x:0:0:root:/:/usr/sbin/nologin\nqruntime:x:{uid}:{gid}:job:/tmp:/usr/sbin/nologin\n"
+    )
+    (etc / "group").write_text(f"root:x:0:\nqruntime:x:{gid}:\n")
+    (etc / "hostname").write_text("qruntime-job\n")
