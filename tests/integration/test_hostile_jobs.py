@@ -24,7 +24,7 @@ HOSTILE = {
         "import socket\n    socket.create_connection(('127.0.0.1', PORT), timeout=2)",
         "Network is unreachable",
     ),
-    "reads_database": ("open(DB).read()", "Permission denied"),
+    "reads_database": ("open(DB).read()", "No such file or directory"),
 }
 
 

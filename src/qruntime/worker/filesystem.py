@@ -24,11 +24,19 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FilesystemError", "RootPlan", "enter_root", "plan_root"]
+__all__ = [
+    "FilesystemError",
+    "RootPlan",
+    "enter_root",
+    "enter_template",
+    "make_template",
+    "plan_root",
+]
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -39,13 +47,20 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
+CLONE_NEWNS = 0x00020000
 
 _TOP_LEVEL = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 # Where a child mounts its new root before pivot_root: an empty folder it never binds from.
 _STAGE_CANDIDATES = ("/mnt", "/media", "/srv")
-_WORK_DIRS = (("tmp", "/tmp"), ("var-tmp", "/var/tmp"), ("shm", "/dev/shm"))
+_SKELETON_OPTIONS = "size=4m,nr_inodes=4096,mode=0755"
+_DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+)
 
 
 class FilesystemError(Exception):
@@ -59,6 +74,11 @@ class RootPlan:
     binds: tuple[str, ...]
     symlinks: tuple[tuple[str, str], ...]
     stage: str
+
+    @property
+    def under_tmp(self) -> tuple[str, ...]:
+        """Binds inside /tmp (a test's PYTHONPATH): kept aside, shown on each private /tmp."""
+        return tuple(b for b in self.binds if _inside(b, ["/tmp"]))
 
 
 def _inside(path: str, roots: list[str]) -> bool:
@@ -173,33 +193,12 @@ def _make_parents(root: str, path: str) -> str:
     return target
 
 
-def enter_root(
-    plan: RootPlan, *, tmp_bytes: int, owner: tuple[int, int] | None, proc: bool
-) -> None:
-    """Replace this process's filesystem view by ``plan``'s (see the module doc).
-
-    Call in a child that has just unshared its mount namespace and is still
-    privileged in it. ``owner``: who owns ``/tmp`` and its siblings (else the
-    caller). ``proc``: mount a fresh ``/proc`` (only in a PID namespace of its own).
-    """
-    m = _Mounter()
-    m.mount(None, "/", None, MS_REC | MS_PRIVATE)
-    root = plan.stage
-    m.mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,nr_inodes=4096,mode=0755")
-    # One tmpfs, capped, seen as /tmp, /var/tmp and /dev/shm (first: a folder bound
-    # from under the host's /tmp must land on top of it, not under it).
-    work = f"{root}/.work"
-    os.mkdir(work, 0o700)
-    m.mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},nr_inodes=16384")
-    for name, path in _WORK_DIRS:
-        os.mkdir(f"{work}/{name}", 0o700)
-        if owner is not None:
-            os.chown(f"{work}/{name}", *owner)
-        target = _make_parents(root, path)
-        os.makedirs(target, mode=0o755, exist_ok=True)
-        m.mount(f"{work}/{name}", target, None, MS_BIND)
+def _build_skeleton(m: _Mounter, plan: RootPlan, root: str, uids: range | None) -> None:
+    """The read-only part of the view under ``root``: binds, links, devices, /etc."""
     for path in plan.binds:
-        target = _make_parents(root, path)
+        aside = path in plan.under_tmp
+        target = f"{root}/.tmp-binds/{plan.binds.index(path)}" if aside else root + path
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
         if os.path.isdir(path):
             os.makedirs(target, mode=0o755, exist_ok=True)
         else:
@@ -212,16 +211,17 @@ def enter_root(
         if os.path.exists(device):
             os.close(os.open(root + device, os.O_CREAT | os.O_WRONLY, 0o644))
             m.mount(device, root + device, None, MS_BIND)
-    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+    for name, link in _DEV_LINKS:
         os.symlink(link, f"{root}/dev/{name}")
-    os.symlink("/proc/self/fd/1", f"{root}/dev/stdout")
-    os.symlink("/proc/self/fd/2", f"{root}/dev/stderr")
-    _write_etc(root, owner)
-    m.umount(work)
-    os.rmdir(work)
-    os.makedirs(f"{root}/proc", mode=0o555, exist_ok=True)
-    if proc:
-        m.mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in ("/tmp", "/proc", "/var"):
+        os.makedirs(root + path, mode=0o755, exist_ok=True)
+    # One private tmpfs per process is mounted on /tmp; these show the same one.
+    os.symlink("/tmp", f"{root}/var/tmp")
+    os.symlink("/tmp", f"{root}/dev/shm")
+    _write_etc(root, uids)
+
+
+def _pivot(m: _Mounter, root: str) -> None:
     os.mkdir(f"{root}/.old", 0o700)
     m.pivot_root(root, f"{root}/.old")
     os.chdir("/")
@@ -230,13 +230,103 @@ def enter_root(
     m.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _write_etc(root: str, owner: tuple[int, int] | None) -> None:
-    """Minimal account files: getpwuid() names the job's user, and nothing of the host."""
+def _mount_private(
+    m: _Mounter, plan: RootPlan, *, tmp_bytes: int, owner: tuple[int, int] | None, proc: bool
+) -> None:
+    """The process's own part of the view: its /tmp, and /proc in a PID namespace."""
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
+    options = f"size={tmp_bytes},nr_inodes=16384,mode=0700,uid={uid},gid={gid}"
+    m.mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, options)
+    for path in plan.under_tmp:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        m.mount(f"/.tmp-binds/{plan.binds.index(path)}", path, None, MS_BIND | MS_REC)
+    if proc:
+        m.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def make_template(plan: RootPlan, *, uids: range) -> int:
+    """A mount namespace holding the read-only view; returns a descriptor of it (root only).
+
+    Built once, in a short-lived helper process: `enter_template` then copies it per
+    process, which costs a few system calls instead of `enter_root`'s few dozen. The
+    descriptor keeps the namespace alive after the helper exits.
+    """
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(ready_read)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(CLONE_NEWNS) != 0:
+                raise FilesystemError(f"unshare: {os.strerror(ctypes.get_errno())}")
+            m = _Mounter()
+            m.mount(None, "/", None, MS_REC | MS_PRIVATE)
+            m.mount("tmpfs", plan.stage, "tmpfs", MS_NOSUID | MS_NODEV, _SKELETON_OPTIONS)
+            _build_skeleton(m, plan, plan.stage, uids)
+            _pivot(m, plan.stage)
+            libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGKILL with the zygote
+            os.write(ready_write, b"1")
+            while True:  # until the zygote, holding the namespace, kills us
+                signal.pause()
+        except BaseException as exc:
+            os.write(2, f"qruntime zygote: cannot build the sandbox's root: {exc}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(ready_write)
+    try:
+        if os.read(ready_read, 1) != b"1":
+            raise FilesystemError("the helper that builds the sandbox's root failed")
+        return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_read)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+
+def enter_template(
+    template_fd: int,
+    plan: RootPlan,
+    *,
+    tmp_bytes: int,
+    owner: tuple[int, int] | None,
+    proc: bool,
+) -> None:
+    """Take a private copy of `make_template`'s namespace and mount this process's own parts."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(template_fd, CLONE_NEWNS) != 0 or libc.unshare(CLONE_NEWNS) != 0:
+        raise FilesystemError(f"entering the sandbox's root: {os.strerror(ctypes.get_errno())}")
+    _mount_private(_Mounter(), plan, tmp_bytes=tmp_bytes, owner=owner, proc=proc)
+    os.chdir("/tmp")
+
+
+def enter_root(
+    plan: RootPlan, *, tmp_bytes: int, owner: tuple[int, int] | None, proc: bool
+) -> None:
+    """Build ``plan``'s view in this process's (just unshared) mount namespace.
+
+    The slow path, for a zygote that is not root (in a user namespace of the
+    child's own): a root zygote uses `make_template` and `enter_template`.
+    ``owner``: who owns ``/tmp`` (else the caller). ``proc``: mount a fresh
+    ``/proc`` (only in a PID namespace of its own).
+    """
+    m = _Mounter()
+    m.mount(None, "/", None, MS_REC | MS_PRIVATE)
+    m.mount("tmpfs", plan.stage, "tmpfs", MS_NOSUID | MS_NODEV, _SKELETON_OPTIONS)
+    _build_skeleton(m, plan, plan.stage, None)
+    _pivot(m, plan.stage)
+    _mount_private(m, plan, tmp_bytes=tmp_bytes, owner=owner, proc=proc)
+    os.chdir("/tmp")
+
+
+def _write_etc(root: str, uids: range | None) -> None:
+    """Minimal account files naming the job uids, and nothing of the host."""
     etc = Path(root, "etc")
     etc.mkdir(mode=0o755, exist_ok=True)
-    (etc / "passwd").write_text(
-        f"root:x:0:0:root:/:/usr/sbin/nologin\nqruntime:x:{uid}:{gid}:job:/tmp:/usr/sbin/nologin\n"
-    )
-    (etc / "group").write_text(f"root:x:0:\nqruntime:x:{gid}:\n")
+    users = [(os.getuid(), os.getgid())] if uids is None else [(u, u) for u in uids]
+    lines = ["root:x:0:0:root:/:/usr/sbin/nologin"]
+    lines += [f"qruntime:x:{u}:{g}:job:/tmp:/usr/sbin/nologin" for u, g in users if u != 0]
+    (etc / "passwd").write_text("\n".join(lines) + "\n")
+    groups = ["root:x:0:"] + [f"qruntime:x:{g}:" for _u, g in users if g != 0]
+    (etc / "group").write_text("\n".join(groups) + "\n")
     (etc / "hostname").write_text("qruntime-job\n")

@@ -43,7 +43,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qruntime.worker.filesystem import FilesystemError, RootPlan, enter_root
+from qruntime.worker.filesystem import FilesystemError, RootPlan, enter_root, enter_template
 from qruntime.worker.seccomp import SeccompError, install_filter
 
 __all__ = [
@@ -92,7 +92,9 @@ class SandboxConfig:
     ``pid_namespace``: the process was forked into a PID namespace of its own (the
     zygote does that when it is root), so it can mount a fresh ``/proc``.
     ``seccomp``: the compiled filter (`qruntime.worker.seccomp.compile_filter`),
-    None where ``libseccomp`` is missing.
+    None where ``libseccomp`` is missing. ``template_fd``: a mount namespace with the
+    read-only view ready (`qruntime.worker.filesystem.make_template`, root only), which
+    the process copies instead of building ``root`` itself.
     """
 
     limits: SandboxLimits
@@ -101,6 +103,7 @@ class SandboxConfig:
     gid: int | None = None
     pid_namespace: bool = False
     seccomp: bytes | None = None
+    template_fd: int | None = None
 
 
 def _libc() -> ctypes.CDLL:
@@ -131,8 +134,8 @@ def close_fds_except(keep: Iterable[int]) -> None:
     os.closerange(start, 65536)
 
 
-def _unshare(libc: ctypes.CDLL, uid: int | None) -> None:
-    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS
+def _unshare(libc: ctypes.CDLL, uid: int | None, *, mount: bool) -> None:
+    flags = CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS | (CLONE_NEWNS if mount else 0)
     if uid is not None:
         _check(libc.unshare(flags), "unshare(mount, IPC, network, UTS namespaces)")
     else:
@@ -187,19 +190,20 @@ def enter_sandbox(config: SandboxConfig, *, keep_fds: Iterable[int] = ()) -> Non
     libc = _libc()
     # Armed first, and again after the uid drop (a credential change clears it).
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-    close_fds_except(keep_fds)
+    template = config.template_fd
+    close_fds_except([*keep_fds, *([template] if template is not None else [])])
     _set_limits(config.limits)
-    _unshare(libc, config.uid)
+    _unshare(libc, config.uid, mount=template is None)
     owner = None
     if config.uid is not None:
         owner = (config.uid, config.gid if config.gid is not None else config.uid)
+    tmp, proc = config.limits.tmp_bytes, config.pid_namespace
     try:
-        enter_root(
-            config.root,
-            tmp_bytes=config.limits.tmp_bytes,
-            owner=owner,
-            proc=config.pid_namespace,
-        )
+        if template is not None:
+            enter_template(template, config.root, tmp_bytes=tmp, owner=owner, proc=proc)
+            os.close(template)
+        else:
+            enter_root(config.root, tmp_bytes=tmp, owner=owner, proc=proc)
     except (FilesystemError, OSError) as exc:
         raise SandboxError(f"cannot set up the sandbox's filesystem: {exc}") from None
     if config.pid_namespace and config.uid is not None:
@@ -228,10 +232,11 @@ def enter_sandbox(config: SandboxConfig, *, keep_fds: Iterable[int] = ()) -> Non
             "TMPDIR": "/tmp",
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
+            "USER": "qruntime",
+            "LOGNAME": "qruntime",
         }
     )
     tempfile.tempdir = "/tmp"
-    os.chdir("/tmp")
 
 
 def uid_has_processes(uid: int) -> bool:

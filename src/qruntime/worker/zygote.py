@@ -168,7 +168,11 @@ class Zygote:
         # Slot -> the descriptor of its lock file (-1: no lock; see _claim_slot).
         self.slots_in_use: dict[int, int] = {}
         self.next_slot = 0
-        self.sandbox = _SandboxParts(config.get("python_path") or [], root=self.root)
+        self.sandbox = _SandboxParts(
+            config.get("python_path") or [],
+            root=self.root,
+            uids=range(self.uid_base, self.uid_base + _SLOT_COUNT),
+        )
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
@@ -260,6 +264,7 @@ class Zygote:
                 gid=uid,
                 pid_namespace=self.root,
                 seccomp=self.sandbox.seccomp,
+                template_fd=self.sandbox.template_fd,
             )
         pid = self.sandbox.fork(new_pid_namespace=config is not None and self.root)
         if pid == 0:
@@ -378,10 +383,12 @@ class Zygote:
 class _SandboxParts:
     """What the zygote prepares once for its sandboxed children, and how it forks them."""
 
-    def __init__(self, python_path: list[str], *, root: bool) -> None:
+    def __init__(self, python_path: list[str], *, root: bool, uids: range) -> None:
         self.python_path = python_path
         self.root = root
+        self.uids = uids
         self._plan: Any = None
+        self.template_fd: int | None = None
         self.seccomp: bytes | None = None
         try:
             from qruntime.worker.seccomp import compile_filter
@@ -399,9 +406,12 @@ class _SandboxParts:
         Planned after the preload, so that it knows the imported packages' folders.
         """
         if self._plan is None:
-            from qruntime.worker.filesystem import plan_root
+            from qruntime.worker.filesystem import make_template, plan_root
 
-            self._plan = plan_root(python_path=self.python_path)
+            plan = plan_root(python_path=self.python_path)
+            if self.root:
+                self.template_fd = make_template(plan, uids=self.uids)
+            self._plan = plan
         return self._plan
 
     def fork(self, *, new_pid_namespace: bool) -> int:
