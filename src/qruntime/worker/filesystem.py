@@ -1,4 +1,4 @@
-"""The filesystem a sandboxed process sees: its own mount namespace, built per process.
+"""The filesystem a sandboxed process sees: a mount namespace of its own.
 
 `plan_root` (in the zygote, once) decides what is visible: the system's
 libraries (``/usr`` and the top-level ``/lib*``, ``/bin`` links), the Python
@@ -8,16 +8,18 @@ operator put on the zygote's ``PYTHONPATH``, and, from any other folder on
 imported from it. Nothing else of the host: no ``/run`` or ``/var/run`` (and so
 no unix socket of PostgreSQL, MySQL or anything else), no ``/home``, no project
 checkout beyond its package, no data directory, no ``/etc`` but the dynamic
-linker's cache and the time zone.
+linker's cache, the time zone and account files naming only root and the job uids.
 
-`enter_root` (in each freshly forked child, still root) builds that view in a
-new mount namespace: a small read-only tmpfs as the root, the host paths bound
-read-only, ``nosuid`` and ``nodev``, a few device nodes, a fresh ``/proc`` when
-the process leads its own PID namespace, and one private tmpfs, capped in
-size and inode count, that appears as ``/tmp``, ``/var/tmp`` and ``/dev/shm``.
-It ends with ``pivot_root``, so the host's tree is not reachable at all. The
-namespace, and with it every file the job wrote, is gone when its last
-process exits: nothing outlives a job for the next one that gets the same uid.
+`make_template` (in the zygote, once, as root) builds that view in a mount
+namespace of its own: a small tmpfs as the root, the host paths bound read-only,
+``nosuid`` and ``nodev``, a few device nodes, then ``pivot_root`` (the host's
+tree is not reachable at all) and the root made read-only. `enter_template`
+(in each freshly forked child) takes a private copy of it and mounts what is the
+process's own: a tmpfs capped in size and inode count on ``/tmp`` (``/var/tmp``
+and ``/dev/shm`` point to it) and, in its own PID namespace, a fresh ``/proc``.
+The copy, and with it every file the job wrote, is gone when its last process
+exits: nothing outlives a job for the next one that gets the same uid.
+`enter_root` builds the whole view per process, for a zygote that is not root.
 """
 
 from __future__ import annotations

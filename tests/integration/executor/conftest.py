@@ -122,6 +122,18 @@ def program_modules(root: Path) -> Path:
         "    CALLS += 1\n"
         "    return {'calls': CALLS, 'pid': identity(), 'echo': kwargs}\n"
     )
+    (package / "whoami.py").write_text(
+        "import os, resource\n"
+        "def main(backend, user_messenger, **kwargs):\n"
+        "    return [os.getuid(), resource.getrlimit(resource.RLIMIT_AS)[0]]\n"
+    )
+    # A built-in whose input makes it allocate without bound, as a decoding bomb would.
+    (package / "hog.py").write_text(
+        "def main(backend, user_messenger, **kwargs):\n"
+        "    blocks = []\n"
+        "    while True:\n"
+        "        blocks.append(bytearray(50_000_000))\n"
+    )
     (package / "sleeper.py").write_text(
         "import os, time\n"
         "from qrtest_programs.identity import identity\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -207,3 +208,21 @@ def test_stop_leaves_no_processes_behind(
     assert events[-1].reason == "cancelled"
     _gone, alive = psutil.wait_procs(family, timeout=5)
     assert alive == []
+
+
+@root_only
+def test_pooled_workers_are_not_root_and_a_blowup_fails_only_its_job(harness: Harness) -> None:
+    uid, address_space = result_of(harness.run(harness.spec(builtin="qrtest_programs.whoami")))
+    assert uid != 0
+    assert address_space != resource.RLIM_INFINITY
+    events = harness.run(harness.spec(builtin="qrtest_programs.hog"))
+    assert events[-1].kind == "error"
+    assert events[-1].reason == "limit_exceeded"
+    assert "memory" in (events[-1].message or "")
+    for _ in range(3):  # the pool goes on
+        assert harness.run(harness.spec(builtin="qrtest_programs.counter"))[-1].kind == "result"
+
+
+def result_of(events: list[WorkerEvent]) -> Any:
+    assert events[-1].kind == "result", events[-1]
+    return json.loads(events[-1].data or "")
