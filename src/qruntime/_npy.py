@@ -11,7 +11,10 @@ a primitive result. Here, for plain numeric arrays:
 - :func:`load_array` reads the header that ``np.save`` writes with one regular expression.
 
 Anything else (other dtypes, header versions or spellings, empty arrays) takes numpy's own
-path, so the bytes written and the arrays read, errors included, are numpy's.
+path, so the bytes written and the arrays read, errors included, are numpy's. Either way, the
+bytes are untrusted: the data must hold what the header's shape and dtype claim, checked before
+numpy allocates anything, so a few bytes cannot claim a huge array. The runtime decoder asks
+for ``exact=True``: nothing may follow the data either (``np.load`` ignores what does).
 """
 
 from __future__ import annotations
@@ -68,11 +71,12 @@ def save_array(array: np.ndarray[Any, Any]) -> bytes:
     return saved
 
 
-def load_array(raw: bytes) -> np.ndarray[Any, Any]:
+def load_array(raw: bytes, *, exact: bool = False) -> np.ndarray[Any, Any]:
     """The array of ``np.save`` bytes, as ``np.load(allow_pickle=False)`` reads it.
 
-    Raises ``ValueError`` when the header claims more data than ``raw`` holds (before
-    allocating it) or when ``raw`` is not a single ``.npy`` array.
+    Raises ``ValueError`` when the header claims more data than ``raw`` holds, or with
+    ``exact`` any other amount than it holds (checked before allocating anything: the array
+    then costs no more than ``raw``), or when ``raw`` is not a single ``.npy`` array.
     """
     if raw[: len(_MAGIC_1_0)] == _MAGIC_1_0 and len(raw) >= _PREFIX_SIZE:
         header_size = int.from_bytes(raw[len(_MAGIC_1_0) : _PREFIX_SIZE], "little")
@@ -84,15 +88,14 @@ def load_array(raw: bytes) -> np.ndarray[Any, Any]:
                 dims = match[3]
                 shape = tuple(int(dim) for dim in dims.split(b",") if dim) if dims else ()
                 count = math.prod(shape)
-                if count * dtype.itemsize > len(raw) - offset:
-                    raise _too_short(shape)
+                _check_size(shape, dtype, len(raw) - offset, exact=exact)
                 if count:  # empty arrays (rare) are left to numpy
                     # A copy (the bytes are read-only), then shaped as np.load shapes it.
                     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).copy()
                     if match[2] == b"True":
                         return flat.reshape(shape[::-1]).transpose()
                     return flat.reshape(shape)
-    return _np_load(raw)
+    return _np_load(raw, exact=exact)
 
 
 def _dtype(descr: bytes) -> np.dtype[Any] | None:
@@ -116,7 +119,7 @@ def _np_save(array: np.ndarray[Any, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _np_load(raw: bytes) -> np.ndarray[Any, Any]:
+def _np_load(raw: bytes, *, exact: bool = False) -> np.ndarray[Any, Any]:
     stream = io.BytesIO(raw)
     # Read the .npy header first: a few bytes may claim a huge shape, and np.load would
     # allocate it before finding the data missing.
@@ -125,8 +128,9 @@ def _np_load(raw: bytes) -> np.ndarray[Any, Any]:
         shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
     else:
         shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    if math.prod(shape) * dtype.itemsize > len(raw) - stream.tell():
-        raise _too_short(shape)
+    # Object arrays are pickles, of no fixed size: np.load refuses them before reading them.
+    if not dtype.hasobject:
+        _check_size(shape, dtype, len(raw) - stream.tell(), exact=exact)
     stream.seek(0)
     array = np.load(stream, allow_pickle=False)
     if not isinstance(array, np.ndarray):
@@ -134,5 +138,12 @@ def _np_load(raw: bytes) -> np.ndarray[Any, Any]:
     return array
 
 
-def _too_short(shape: tuple[int, ...]) -> ValueError:
-    return ValueError(f"the header claims shape {shape} but the data is shorter")
+def _check_size(shape: tuple[int, ...], dtype: np.dtype[Any], size: int, *, exact: bool) -> None:
+    """Refuse data of ``size`` bytes shorter than the header claims (or, ``exact``, longer)."""
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > size or (exact and claimed != size):
+        relation = "shorter" if size < claimed else "longer"
+        raise ValueError(
+            f"the header claims shape {shape} of {dtype.str} ({claimed} bytes) "
+            f"but the data is {relation} ({size} bytes)"
+        )

@@ -6,6 +6,12 @@ allow-listed. A ``settings`` payload is rebuilt only when its (module, class) pa
 :data:`ALLOWED_SETTINGS_CLASSES`; nothing named in a payload is ever imported. Every malformed
 or refused payload raises :class:`~qruntime.errors.InputValueError`.
 
+Payloads come from untrusted users, so decoding one is bounded (:class:`DecodeLimits`): what
+decompressing its arrays and circuits produces, in total, is capped before it is produced
+(:class:`~qruntime.errors.PayloadTooLargeError` beyond), an array's header must account for
+exactly the data sent, and a circuit's QPY is checked (:mod:`qruntime._qpy_check`) before
+``qpy.load`` builds anything it declares.
+
 Usage::
 
     text = dumps({"circuits": [qc], "shots": 100})
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import json
 import struct
@@ -26,8 +33,9 @@ import uuid
 import warnings
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn, cast
 
 import numpy as np
 from qiskit import qpy
@@ -57,11 +65,12 @@ from qiskit.transpiler import CouplingMap
 
 from qruntime._lru import LRUCache
 from qruntime._npy import load_array, save_array
-from qruntime.errors import InputValueError, QRuntimeError
+from qruntime._qpy_check import QpyRefusedError, check_qpy
+from qruntime.errors import InputValueError, PayloadTooLargeError, QRuntimeError
 
 __all__ = [
     "ALLOWED_SETTINGS_CLASSES",
-    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "DecodeLimits",
     "DecodedCircuits",
     "RuntimeDecoder",
     "RuntimeEncoder",
@@ -77,8 +86,32 @@ ALLOWED_SETTINGS_CLASSES: dict[tuple[str, str], type[Any]] = {
     for key in ((cls.__module__, cls.__name__), ("qiskit.quantum_info", cls.__name__))
 }
 
-#: A compressed payload may not expand beyond this, so a small zlib bomb cannot exhaust memory.
-DEFAULT_MAX_DECOMPRESSED_BYTES = 1 << 30
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """What decoding one payload (one :func:`loads` call) may cost, checked before it is spent.
+
+    ``max_decoded_bytes`` caps the bytes that decompressing the payload's arrays and circuits
+    produces, all of them together (a zlib bomb is refused after producing nothing it keeps);
+    ``max_circuit_qubits`` caps the qubits, and the clbits, that any circuit, nested circuit,
+    register or custom instruction in it declares. The defaults are the server's.
+
+    Usage::
+
+        loads(text, limits=DecodeLimits(max_decoded_bytes=10_000_000, max_circuit_qubits=127))
+    """
+
+    max_decoded_bytes: int = 256_000_000
+    max_circuit_qubits: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_decoded_bytes", "max_circuit_qubits"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"DecodeLimits.{name} must be an integer >= 0, not {value!r}")
+
+
+_DEFAULT_LIMITS = DecodeLimits()
 
 # qiskit-ibm-runtime writes ZNE extrapolator names under the "ndarray" type; pass them through.
 _EXTRAPOLATOR_NAMES = frozenset(
@@ -94,6 +127,11 @@ _packed: dict[bytes, str] = {}
 
 # QPY's PARAMETER record: name length, 16 UUID bytes, then the UTF-8 name.
 _PARAMETER_HEADER = struct.Struct("!H16s")
+_MAX_PARAMETER_BYTES = _PARAMETER_HEADER.size + 0xFFFF
+# Deflate's best case is 258 bytes from 2 bits (1032 to 1): compressed data shorter than the
+# budget over this cannot expand past it. Longer data is measured before it is kept.
+_MAX_INFLATE_RATIO = 1100
+_INFLATE_CHUNK = 1 << 20
 
 
 def dumps(obj: Any, *, qpy_version: int | None = None) -> str:
@@ -104,23 +142,20 @@ def dumps(obj: Any, *, qpy_version: int | None = None) -> str:
 def loads(
     text: str | bytes,
     *,
-    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    limits: DecodeLimits | None = None,
     circuits: DecodedCircuits | None = None,
 ) -> Any:
     """Decode runtime JSON text; invalid JSON raises ``InputValueError`` too.
 
+    ``limits`` bounds what decoding costs (:class:`DecodeLimits`, its defaults when None);
+    a payload over them raises ``InputValueError`` or ``PayloadTooLargeError``.
     ``circuits`` keeps decoded circuits by their encoded text, for a caller that
     decodes the same circuits again and again (each call gets a copy of its own).
     """
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        return json.loads(
-            text,
-            cls=RuntimeDecoder,
-            max_decompressed_bytes=max_decompressed_bytes,
-            circuits=circuits,
-        )
+        return json.loads(text, cls=RuntimeDecoder, limits=limits, circuits=circuits)
     except QRuntimeError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
@@ -290,21 +325,25 @@ class RuntimeDecoder(json.JSONDecoder):
     """JSON decoder for runtime payloads; allow-listed, and strict about malformed values.
 
     Raises ``InputValueError`` for an unknown ``__type__``, a ``settings`` payload naming a
-    class outside :data:`ALLOWED_SETTINGS_CLASSES`, and any payload that cannot be rebuilt.
+    class outside :data:`ALLOWED_SETTINGS_CLASSES`, and any payload that cannot be rebuilt or
+    is over ``limits`` (``PayloadTooLargeError`` for decompressed bytes). One decoder decodes
+    one payload, as ``json.loads`` uses it: the decompression budget is spent across all its
+    arrays and circuits, the JSON metadata of those circuits included.
     """
 
     def __init__(
         self,
         *args: Any,
-        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        limits: DecodeLimits | None = None,
         circuits: DecodedCircuits | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("encoding", None)  # accepted (and ignored) by old callers of json.loads
         kwargs.pop("object_hook", None)
         super().__init__(*args, object_hook=self.object_hook, **kwargs)
-        self.max_decompressed_bytes = max_decompressed_bytes
+        self.limits = limits if limits is not None else _DEFAULT_LIMITS
         self.circuits = circuits
+        self._budget = _Budget(self.limits.max_decoded_bytes)
 
     def object_hook(self, obj: dict[str, Any]) -> Any:
         """Rebuild one ``{"__type__", "__value__"}`` object; other dicts pass unchanged."""
@@ -322,19 +361,27 @@ class RuntimeDecoder(json.JSONDecoder):
             return handler(self, obj["__value__"])
         except QRuntimeError:
             raise
+        except QpyRefusedError as exc:
+            raise InputValueError(f"Refused {type_name!r} payload: {exc}") from exc
         except Exception as exc:
             # Payloads come from untrusted users: whatever a library raises on a corrupt
             # value (QpyError, struct.error, zlib.error...), the caller sees an input error.
             raise InputValueError(f"Malformed {type_name!r} payload: {exc}") from exc
 
     def _unpack(self, value: Any) -> bytes:
+        """The bytes of base64 text of zlib data, paid for from this payload's budget."""
+        budget = self._budget
+        # Honest zlib data is at most a little longer than what it expands to: text for more
+        # than the budget is refused before it is even base64-decoded.
+        if isinstance(value, str) and len(value) // 4 * 3 > _most_compressed(budget.left):
+            budget.refuse()
         data = _unb64(value)
+        if len(data) * _MAX_INFLATE_RATIO > budget.left:
+            # It could expand past the budget: measure it first, one chunk held at a time.
+            budget.ensure(_inflated_size(data, limit=budget.left))
         inflater = zlib.decompressobj()
-        out = inflater.decompress(data, self.max_decompressed_bytes)
-        if inflater.unconsumed_tail:
-            raise InputValueError(
-                f"Compressed payload expands beyond {self.max_decompressed_bytes} bytes"
-            )
+        out = inflater.decompress(data, budget.left + 1)
+        budget.take(len(out))
         if not inflater.eof:
             raise ValueError("the zlib stream is truncated")
         return out
@@ -347,20 +394,33 @@ class RuntimeDecoder(json.JSONDecoder):
                 return np.array(value)
             except ValueError:  # ragged: it was an object array, written as nested lists
                 return np.array(value, dtype=object)
-        return load_array(self._unpack(value))
+        return load_array(self._unpack(value), exact=True)
 
     def _load_circuit(self, value: Any) -> QuantumCircuit:
+        # Decompressed even when kept: a payload repeating a kept circuit pays for each copy.
+        raw = self._unpack(value)
+        limits = self.limits
         kept = self.circuits
-        if kept is not None and isinstance(value, str):
-            circuit = kept.get(value)
+        # Kept under the qubit limit it was checked against: a circuit checked under a looser
+        # limit is never handed to a caller with a stricter one.
+        key = f"{limits.max_circuit_qubits}:{value}" if kept is not None else ""
+        if kept is not None:
+            circuit = kept.get(key)
             if circuit is not None:
                 return circuit
-        loaded = _load_qpy(io.BytesIO(self._unpack(value)))
+        check_qpy(raw, max_qubits=limits.max_circuit_qubits)
+        loaded = _load_qpy(io.BytesIO(raw), self._metadata_decoder())
         if len(loaded) != 1 or not isinstance(loaded[0], QuantumCircuit):
             raise ValueError("expected exactly one circuit in the QPY data")
-        if kept is not None and isinstance(value, str):
-            kept.put(value, loaded[0])
+        if kept is not None:  # only now: a refused circuit is never kept
+            kept.put(key, loaded[0])
         return loaded[0]
+
+    def _metadata_decoder(self) -> type[json.JSONDecoder]:
+        """The decoder QPY uses for circuit metadata: these limits, and this payload's budget."""
+        # qpy.load calls it as json.loads does, cls(**kw): a partial serves as the class.
+        make = functools.partial(_metadata_decoder, self.limits, self._budget)
+        return cast(type[json.JSONDecoder], make)
 
     def _decode_parameter_expression(self, value: Any) -> Any:
         phase = self._load_circuit(value).global_phase
@@ -375,8 +435,58 @@ class RuntimeDecoder(json.JSONDecoder):
         return circuit.data[0].operation
 
 
+class _Budget:
+    """The bytes that decompressing one payload may still produce.
+
+    Shared by the decoders that QPY makes for the JSON metadata of the payload's circuits.
+    """
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def ensure(self, size: int) -> None:
+        """Refuse a ``size`` over what is left."""
+        if size > self.left:
+            self.refuse()
+
+    def refuse(self) -> NoReturn:
+        raise PayloadTooLargeError(
+            "Decompressing the arrays and circuits of the payload would produce more than "
+            f"{self.limit} bytes, this server's limit for one payload."
+        )
+
+    def take(self, size: int) -> None:
+        self.ensure(size)
+        self.left -= size
+
+
+def _most_compressed(size: int) -> int:
+    """The most bytes that zlib writes for ``size`` bytes (stored blocks), with a margin."""
+    return size + size // 1000 + 1024
+
+
+def _inflated_size(data: bytes, *, limit: int) -> int:
+    """How many bytes zlib ``data`` expands to, counting no further than past ``limit``."""
+    inflater = zlib.decompressobj()
+    size = 0
+    pending = data
+    while not inflater.eof and size <= limit:
+        chunk = inflater.decompress(pending, _INFLATE_CHUNK)
+        size += len(chunk)
+        pending = inflater.unconsumed_tail
+        if not pending and len(chunk) < _INFLATE_CHUNK:
+            break  # all input used and no output held back: a truncated stream (found later)
+    return size
+
+
 class DecodedCircuits:
     """Decoded circuits kept by their encoded text (base64 of zlib of QPY), LRU.
+
+    The decoder keys each circuit by that text prefixed with the qubit limit its QPY was
+    checked under (``"10000:eJy..."``), so an entry only serves decoding under that limit.
 
     Decoding a circuit (QPY) costs far more than copying one, and iterative work
     sends the same circuit with every job. Entries are held apart from what callers
@@ -432,17 +542,25 @@ def _pack(data: bytes) -> str:
     return packed
 
 
-def _unb64(value: Any) -> bytes:
+def _unb64(value: Any, *, max_bytes: int | None = None) -> bytes:
     if not isinstance(value, str):
         raise TypeError(f"expected base64 text, got {type(value).__name__}")
+    if max_bytes is not None and len(value) > 4 * (max_bytes // 3 + 1):
+        raise ValueError(f"the base64 text holds over {max_bytes} bytes")
     try:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise ValueError(f"invalid base64 data ({exc})") from exc
 
 
-def _load_qpy(stream: BinaryIO) -> list[Any]:
-    return list(qpy.load(stream, metadata_deserializer=RuntimeDecoder))
+def _load_qpy(stream: BinaryIO, metadata_decoder: type[json.JSONDecoder]) -> list[Any]:
+    return list(qpy.load(stream, metadata_deserializer=metadata_decoder))
+
+
+def _metadata_decoder(limits: DecodeLimits, budget: _Budget, **kwargs: Any) -> RuntimeDecoder:
+    decoder = RuntimeDecoder(limits=limits, **kwargs)
+    decoder._budget = budget
+    return decoder
 
 
 def _parameter_bytes(param: Parameter) -> bytes:
@@ -452,7 +570,7 @@ def _parameter_bytes(param: Parameter) -> bytes:
 
 
 def _decode_parameter(value: Any) -> Parameter:
-    data = _unb64(value)
+    data = _unb64(value, max_bytes=_MAX_PARAMETER_BYTES)
     if len(data) < _PARAMETER_HEADER.size:
         raise ValueError("the parameter record is truncated")
     name_size, uuid_bytes = _PARAMETER_HEADER.unpack_from(data)

@@ -47,6 +47,7 @@ from qiskit_ibm_runtime import RuntimeEncoder as IBMEncoder
 from qruntime import encoding
 from qruntime.encoding import (
     DecodedCircuits,
+    DecodeLimits,
     RuntimeDecoder,
     RuntimeEncoder,
     _cast_int_keys,
@@ -54,7 +55,7 @@ from qruntime.encoding import (
     dumps,
     loads,
 )
-from qruntime.errors import InputValueError
+from qruntime.errors import InputValueError, PayloadTooLargeError
 
 THETA = Parameter("θ")
 PHI = Parameter("phi")
@@ -429,9 +430,9 @@ def test_bit_array_with_too_few_bytes_for_its_bits_is_refused() -> None:
 
 def test_compressed_payload_over_the_size_cap_is_refused() -> None:
     text = dumps(np.zeros(1 << 16))
-    assert loads(text, max_decompressed_bytes=1 << 20).shape == (1 << 16,)
-    with pytest.raises(InputValueError, match="expands beyond"):
-        loads(text, max_decompressed_bytes=1 << 12)
+    assert loads(text, limits=DecodeLimits(max_decoded_bytes=1 << 20)).shape == (1 << 16,)
+    with pytest.raises(PayloadTooLargeError, match="would produce more than 4096 bytes"):
+        loads(text, limits=DecodeLimits(max_decoded_bytes=1 << 12))
 
 
 def test_array_header_claiming_more_data_than_sent_is_refused() -> None:

@@ -17,7 +17,7 @@ import jsonschema
 from sqlalchemy.orm import Session
 
 from qruntime.backends import Catalogue
-from qruntime.encoding import DecodedCircuits, loads
+from qruntime.encoding import DecodedCircuits, DecodeLimits, loads
 from qruntime.errors import (
     InputValueError,
     PayloadTooLargeError,
@@ -84,6 +84,7 @@ def _check_inputs(
     *,
     spec: dict[str, Any],
     max_bytes: int,
+    limits: DecodeLimits | None = None,
     circuits: DecodedCircuits | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Validate job inputs; return the JSON text given to the worker, and the decoded inputs."""
@@ -92,8 +93,9 @@ def _check_inputs(
         raise PayloadTooLargeError(
             f"The job inputs are {len(text)} bytes, over this server's limit of {max_bytes}."
         )
-    # Refuses malformed payloads and classes outside the allow-list.
-    decoded = loads(text, circuits=circuits)
+    # Refuses malformed payloads, classes outside the allow-list, and payloads whose decoding
+    # would cost more than the limits (decompressed bytes, declared circuit sizes).
+    decoded = loads(text, limits=limits, circuits=circuits)
     schema = spec.get("parameters")
     if schema:
         validator = jsonschema.validators.validator_for(schema)(schema)
@@ -153,8 +155,12 @@ def submit_job(
     _check_backend(
         catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
     )
+    limits = DecodeLimits(
+        max_decoded_bytes=settings.max_decoded_bytes,
+        max_circuit_qubits=settings.max_circuit_qubits,
+    )
     params, decoded = _check_inputs(
-        payload, spec=spec, max_bytes=settings.max_input_bytes, circuits=circuits
+        payload, spec=spec, max_bytes=settings.max_input_bytes, limits=limits, circuits=circuits
     )
     if program.builtin is not None:
         num_qubits = catalogue.get(payload.backend).spec.num_qubits

@@ -1,0 +1,181 @@
+"""A real server refuses decoding bombs in job inputs with a 4xx, staying responsive and small.
+
+The server runs in a thread of this process, so this process's peak RSS is the server's.
+Other bombs (slow specs, endless bodies) have tests of their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit, qpy
+
+MB = 1 << 20
+GB = 1 << 30
+HEALTH_BOUND_S = 2.0
+RSS_BOUND = 300 * MB
+
+
+def _login(url: str, api_token: str) -> httpx.Client:
+    http = httpx.Client(base_url=url, timeout=60)
+    reply = http.post("/users/loginWithToken", json={"apiToken": api_token})
+    reply.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {reply.json()['id']}"
+    return http
+
+
+def _typed(type_name: str, value: Any) -> dict[str, Any]:
+    return {"__type__": type_name, "__value__": value}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _qpy_header_bomb() -> dict[str, Any]:
+    """A Bell circuit whose QPY circuit header claims four million qubits."""
+    circuit = QuantumCircuit(2, 2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure([0, 1], [0, 1])
+    buffer = io.BytesIO()
+    qpy.dump(circuit, buffer)
+    raw = buffer.getvalue()
+    marker = b"f\x00\x08" + struct.pack("!II", 2, 2)  # phase type and size, qubits, clbits
+    assert raw.count(marker) == 1
+    at = raw.index(marker) + 3
+    bomb = raw[:at] + struct.pack("!I", 4_000_000) + raw[at + 4 :]
+    return _typed("QuantumCircuit", _b64(zlib.compress(bomb)))
+
+
+def _zlib_bomb(size: int) -> dict[str, Any]:
+    """An ndarray of ``size`` bytes of zeros, sent as a thousandth of that.
+
+    Built without compressing them all: after a full flush deflate restarts from nothing,
+    so each megabyte of zeros compresses to the same bytes, and the checksum is computed.
+    """
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (size // 8,)}
+    )
+    prefix = header.getvalue()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = deflate.compress(prefix) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(bytes(MB)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    body = head + block * (size // MB) + deflate.flush()
+    checksum = zlib.adler32(prefix)
+    low, high = checksum & 0xFFFF, ((checksum >> 16) + size * (checksum & 0xFFFF)) % 65521
+    data = b"\x78\xda" + body + struct.pack("!I", (high << 16) | low)
+    return _typed("ndarray", _b64(data))
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's VmHWM (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+class _Watch(threading.Thread):
+    """Polls ``/health`` (the slowest answer) and samples VmRSS (the highest) until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="health-watch", daemon=True)
+        self.url = url
+        self.slowest = 0.0
+        self.answers = 0
+        self.failures: list[str] = []
+        self.highest_rss_kib = _status_kib("VmRSS")
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self._done.is_set():
+                started = time.monotonic()
+                try:
+                    reply = http.get("/health")
+                    if reply.status_code != 200:
+                        self.failures.append(f"{reply.status_code} {reply.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.slowest = max(self.slowest, time.monotonic() - started)
+                self.answers += 1
+                self.highest_rss_kib = max(self.highest_rss_kib, _status_kib("VmRSS"))
+                self._done.wait(0.02)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=60)
+
+
+def test_decoding_bombs_get_4xx_while_health_answers_and_memory_stays_bounded(
+    make_server: Callable[..., Any], db_url: str
+) -> None:
+    server = make_server(db_url)
+    array_bomb = _zlib_bomb(GB)
+    bombs = {
+        # Before: 46 s and +2.1 GB for one such circuit.
+        "qpy header": (400, "4000000 qubits", {"circuits": _qpy_header_bomb()}),
+        # Before: +2 GB for one such array, +4.1 GB and 36 s for three.
+        "zlib array": (413, "256000000 bytes", {"circuits": [], "noise": array_bomb}),
+        "three zlib arrays": (
+            413,
+            "256000000 bytes",
+            {"a": array_bomb, "b": [_zlib_bomb(GB), {"c": _zlib_bomb(GB)}]},
+        ),
+    }
+    http = _login(server.url, server.admin_token)
+    watch = _Watch(server.url)
+    try:
+        http.get("/health").raise_for_status()  # connections open and warm
+        exact = _reset_peak_rss()
+        rss_before_kib = _status_kib("VmRSS")
+        watch.start()
+        for name, (status, message, params) in bombs.items():
+            body = {"program_id": "circuit-runner", "backend": "aer_simulator", "params": params}
+            for attempt in range(2):  # a refused payload is not kept: refused again
+                started = time.monotonic()
+                reply = http.post("/jobs", json=body)
+                elapsed = time.monotonic() - started
+                assert reply.status_code == status, (name, attempt, reply.text[:500])
+                assert message in reply.json()["error"]["message"], (name, reply.text[:500])
+                assert elapsed < 30, (name, elapsed)
+        time.sleep(0.1)  # one more health answer after the last bomb
+    finally:
+        watch.stop()
+        http.close()
+    peak_kib = max(_status_kib("VmHWM") if exact else 0, watch.highest_rss_kib)
+    growth = (peak_kib - rss_before_kib) * 1024
+    assert not watch.failures, watch.failures
+    assert watch.answers >= 3
+    assert watch.slowest < HEALTH_BOUND_S, f"/health took {watch.slowest:.2f} s"
+    assert growth < RSS_BOUND, f"peak RSS grew by {growth / MB:.0f} MB"
+
+
+@pytest.fixture(autouse=True)
+def _linux_only() -> None:
+    try:
+        _status_kib("VmRSS")
+    except OSError:
+        pytest.skip("needs /proc/self/status")
