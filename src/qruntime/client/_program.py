@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import jsonschema
-
 from qruntime.encoding import dumps
 from qruntime.errors import InputValueError, NotAuthorizedError
+from qruntime.spec_schema import best_validation_error, check_spec_schema
 
 __all__ = ["ParameterNamespace", "RuntimeProgram"]
 
@@ -92,15 +91,13 @@ class ParameterNamespace(SimpleNamespace):
         if not self._schema:
             return
         instance = json.loads(dumps(self.to_dict()))
+        # The server's checks, here too: regexes on RE2, no reference ever fetched.
         try:
-            validator_cls = jsonschema.validators.validator_for(self._schema)
-            validator_cls.check_schema(self._schema)
-            error = jsonschema.exceptions.best_match(
-                validator_cls(self._schema).iter_errors(instance)
-            )
-        except jsonschema.exceptions.SchemaError as exc:
+            check_spec_schema(self._schema, label="spec.parameters")
+        except InputValueError as exc:
             message = f"The program's parameter schema is invalid: {exc.message}"
             raise InputValueError(message) from exc
+        error = best_validation_error(self._schema, instance, label="spec.parameters")
         if error is None:
             return
         if error.path:

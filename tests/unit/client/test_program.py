@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -254,6 +255,27 @@ def test_validate_reports_a_broken_schema_as_input_error() -> None:
     params.a = 1
     with pytest.raises(InputValueError, match="schema is invalid"):
         params.validate()
+
+
+def test_validate_never_fetches_a_remote_reference() -> None:
+    params = ParameterNamespace(
+        {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/s.json"}}}
+    )
+    params.a = 1
+    with pytest.raises(InputValueError, match=r"schema is invalid.*not fetched"):
+        params.validate()
+
+
+@pytest.mark.timeout(10)
+def test_validate_runs_patterns_in_linear_time() -> None:
+    params = ParameterNamespace(
+        {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(a+)+$"}}}
+    )
+    params.s = "a" * 10_000 + "!"
+    started = time.perf_counter()
+    with pytest.raises(InputValueError, match=r"Param 's' is invalid: .* does not match"):
+        params.validate()
+    assert time.perf_counter() - started < 0.5
 
 
 def test_str_is_a_table_of_name_value_type_required_description() -> None:

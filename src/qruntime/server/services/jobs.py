@@ -13,7 +13,6 @@ import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from sqlalchemy.orm import Session
 
 from qruntime.backends import Catalogue
@@ -30,6 +29,7 @@ from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
 from qruntime.server.services.programs import BuiltinHeads, runnable_program
 from qruntime.server.settings import Settings
+from qruntime.spec_schema import best_validation_error
 
 if TYPE_CHECKING:
     from qruntime.server.scheduler.runtime import JobRuntime
@@ -98,8 +98,7 @@ def _check_inputs(
     decoded = loads(text, limits=limits, circuits=circuits)
     schema = spec.get("parameters")
     if schema:
-        validator = jsonschema.validators.validator_for(schema)(schema)
-        error = jsonschema.exceptions.best_match(validator.iter_errors(payload.params))
+        error = best_validation_error(schema, payload.params, label="spec.parameters")
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)
             if not where and error.validator == "required":

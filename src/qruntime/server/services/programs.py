@@ -17,7 +17,6 @@ import secrets
 import string
 from typing import Any
 
-import jsonschema
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +32,7 @@ from qruntime.server.services.auth import SYSTEM_USER
 from qruntime.server.store import programs as store
 from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Program, User, utcnow
+from qruntime.spec_schema import check_spec_schema
 
 __all__ = [
     "BuiltinHeads",
@@ -118,7 +118,11 @@ def check_source(source: str) -> None:
 
 
 def check_spec(spec: ProgramSpec | None) -> dict[str, Any]:
-    """Check each part of a spec is a valid JSON Schema; return it as a plain dict."""
+    """Check each part of a spec is a JSON Schema the server can apply safely; return a dict.
+
+    Specs are untrusted: `check_spec_schema` refuses what could make the server fetch a
+    reference or run a regex that backtracks.
+    """
     if spec is None:
         return {}
     result: dict[str, Any] = {}
@@ -126,13 +130,8 @@ def check_spec(spec: ProgramSpec | None) -> dict[str, Any]:
         schema = getattr(spec, part)
         if schema is None:
             continue
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            where = "/".join(str(p) for p in exc.path) or "top level"
-            raise InputValueError(
-                f"spec.{part} is not a valid JSON Schema ({where}): {exc.message}"
-            ) from None
+        # Metaschema, references inside the schema only, patterns RE2 compiles, bounded size.
+        check_spec_schema(schema, label=f"spec.{part}")
         if part == "parameters" and schema.get("type", "object") != "object":
             raise InputValueError('spec.parameters must be a JSON Schema of "type": "object".')
         result[part] = schema
