@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qruntime.encoding import RuntimeEncoder, loads
+from qruntime.encoding import DecodeLimits, RuntimeEncoder, loads
 from qruntime.programs import cache
 from qruntime.worker.backend import get_backend
 from qruntime.worker.messenger import UserMessenger
@@ -96,6 +96,17 @@ def _format_traceback(exc: BaseException, *, skip: int = 1) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _limits(header: Header) -> DecodeLimits | None:
+    """The server's decoding limits, sent with each job (the defaults if absent)."""
+    given = header.get("decode_limits")
+    if not isinstance(given, dict):
+        return None
+    return DecodeLimits(
+        max_decoded_bytes=int(given["max_decoded_bytes"]),
+        max_circuit_qubits=int(given["max_circuit_qubits"]),
+    )
+
+
 def load_main(header: Header) -> Callable[..., Any]:
     """The ``main`` of the job's program: a built-in module or uploaded source."""
     builtin = header.get("builtin")
@@ -140,7 +151,9 @@ def _execute(
     _configure_logging(header.get("log_level"))
     try:
         backend = get_backend(str(header.get("backend")), catalogue_path=catalogue_path)
-        inputs = loads(bytes(payload), circuits=cache.DECODED) if payload else {}
+        inputs = (
+            loads(bytes(payload), limits=_limits(header), circuits=cache.DECODED) if payload else {}
+        )
     except Exception as exc:
         raise _JobFailure("failed", f"{type(exc).__name__}: {exc}") from None
     if not isinstance(inputs, dict):

@@ -155,3 +155,23 @@ def test_inline_executor_runs_uploads_and_builtins_in_one_worker(
     second = loads(inline.run(inline.spec(builtin="qrtest_programs.counter"))[-1].data or "")
     assert second["pid"] == first["pid"]
     assert second["calls"] == first["calls"] + 1
+
+
+def test_workers_decode_with_the_servers_limits(make_harness: Callable[..., Harness]) -> None:
+    from qiskit import QuantumCircuit
+
+    from qruntime.encoding import dumps
+    from qruntime.server.executor import LocalExecutor
+
+    limits = {"max_decoded_bytes": 10_000_000, "max_circuit_qubits": 2}
+    h = make_harness(lambda: LocalExecutor(pool_size=1, decode_limits=limits))
+    circuit = QuantumCircuit(3)
+    circuit.measure_all()
+    spec = h.spec(
+        program_id="circuit-runner",
+        builtin="circuit_runner",
+        inputs=dumps({"circuits": circuit, "shots": 10}),
+    )
+    events = h.run(spec)
+    assert events[-1].kind == "error"
+    assert "declares 3 qubits; this server accepts at most 2" in (events[-1].message or "")

@@ -186,7 +186,9 @@ class LocalExecutor(Executor):
     threads too; ``tmp_bytes`` caps its private ``/tmp``. A job whose final result is
     over ``max_result_bytes``, or whose interim results add up to more than
     ``max_interim_bytes``, fails (``limit_exceeded``) and its process is killed
-    before the excess is read. ``env`` adds
+    before the excess is read. ``decode_limits`` (``max_decoded_bytes``,
+    ``max_circuit_qubits``) are the server's, so that workers decode what it accepted
+    (`qruntime.encoding.DecodeLimits`' defaults if None). ``env`` adds
     variables to the zygote's environment (e.g. ``PYTHONPATH`` for test
     programs). ``uploads_in_pool`` runs uploaded programs in the pool as well,
     unsandboxed: for tests only. ``caches=False`` starts every job with every
@@ -212,6 +214,7 @@ class LocalExecutor(Executor):
         max_result_bytes: int = 50_000_000,
         max_interim_bytes: int = 50_000_000,
         tmp_bytes: int = 256 * 1024**2,
+        decode_limits: Mapping[str, int] | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -228,6 +231,7 @@ class LocalExecutor(Executor):
         self.max_result_bytes = max_result_bytes
         self.max_interim_bytes = max_interim_bytes
         self.tmp_bytes = tmp_bytes
+        self.decode_limits = dict(decode_limits) if decode_limits is not None else None
         self._launched = zygote
         self.zygote_info: Header = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -258,6 +262,10 @@ class LocalExecutor(Executor):
             max_result_bytes=settings.max_result_bytes,
             max_interim_bytes=settings.max_interim_bytes,
             tmp_bytes=settings.sandbox_tmp_bytes,
+            decode_limits={
+                "max_decoded_bytes": settings.max_decoded_bytes,
+                "max_circuit_qubits": settings.max_circuit_qubits,
+            },
         )
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -421,6 +429,7 @@ class LocalExecutor(Executor):
             "session_id": spec.session_id,
             "caches": self.caches,
             "max_result_bytes": self.max_result_bytes,
+            "decode_limits": self.decode_limits,
         }
 
     def _process_limits(self, cpu_seconds: int) -> dict[str, int]:
