@@ -42,9 +42,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qruntime.worker.protocol import FrameSocket, Header
+
+if TYPE_CHECKING:
+    from qruntime.worker.filesystem import RootPlan
 
 __all__ = ["main"]
 
@@ -55,8 +58,8 @@ _SLOT_LOCK_DIR = Path("/run/qruntime-uids")
 # Job uids are uid_base .. uid_base + _SLOT_COUNT - 1.
 _SLOT_COUNT = 1000
 
-# Modules programs commonly import: after the uid drop the interpreter's own files
-# (under a mode-700 home directory here) cannot be read, so import them now.
+# Modules programs commonly import: imported once here, not in every job (the sandbox
+# shows the Python installation, so other modules still import, only slower).
 _PRELOAD_NAMES = """
     abc array base64 bisect cmath collections collections.abc concurrent.futures contextlib
     copy csv dataclasses datetime decimal enum fractions functools hashlib heapq io
@@ -387,7 +390,7 @@ class _SandboxParts:
         self.python_path = python_path
         self.root = root
         self.uids = uids
-        self._plan: Any = None
+        self._plan: RootPlan | None = None
         self.template_fd: int | None = None
         self.seccomp: bytes | None = None
         try:
@@ -400,7 +403,7 @@ class _SandboxParts:
         self._own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY) if root else -1
         self._libc = ctypes.CDLL(None, use_errno=True)
 
-    def root_plan(self) -> Any:
+    def root_plan(self) -> RootPlan:
         """The sandbox's filesystem view, planned at the first sandboxed spawn.
 
         Planned after the preload, so that it knows the imported packages' folders.
