@@ -13,6 +13,8 @@ The tree::
     │   └── QuotaExceededError         429  too many queued jobs for one user
     ├── NotAuthorizedError             401  no token, a bad token, an expired token
     ├── PermissionDeniedError          403  logged in, but not allowed to do this
+    ├── MethodNotAllowedError          405  the path exists, the HTTP method does not
+    ├── RateLimitedError               429  too many failed logins: wait ``retry_after`` s
     ├── NotFoundError                  404  never a hint that another user's thing exists
     │   ├── RuntimeProgramNotFound
     │   ├── RuntimeJobNotFound
@@ -34,12 +36,14 @@ __all__ = [
     "BackendNotFoundError",
     "ConflictError",
     "InputValueError",
+    "MethodNotAllowedError",
     "NotAuthorizedError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "QRuntimeError",
     "QuotaExceededError",
+    "RateLimitedError",
     "RuntimeDuplicateProgramError",
     "RuntimeInvalidStateError",
     "RuntimeJobFailureError",
@@ -105,6 +109,24 @@ class PermissionDeniedError(QRuntimeError):
 
     status_code = 403
     code = "permission_denied"
+
+
+class MethodNotAllowedError(QRuntimeError):
+    """Raised when a path exists but does not answer the request's HTTP method."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class RateLimitedError(QRuntimeError):
+    """Raised when a client failed to log in too often; the answer's ``Retry-After`` says when.
+
+    The server raises it with ``retry_after`` (seconds) in ``details``. Not an
+    `InputValueError`: the request may be right, its sender is made to wait.
+    """
+
+    status_code = 429
+    code = "rate_limited"
 
 
 class NotFoundError(QRuntimeError):
@@ -188,6 +210,7 @@ _BY_STATUS: dict[int, type[QRuntimeError]] = {
     401: NotAuthorizedError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    405: MethodNotAllowedError,
     409: ConflictError,
     413: PayloadTooLargeError,
     422: InputValueError,

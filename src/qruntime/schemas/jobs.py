@@ -50,8 +50,8 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    program_id: str = Field(min_length=1, max_length=128)
-    backend: str = Field(min_length=1, max_length=64)
+    program_id: str = Field(min_length=1, max_length=128, examples=["hello-world"])
+    backend: str = Field(min_length=1, max_length=64, examples=["aer_simulator"])
     params: dict[str, Any] = Field(default_factory=dict)
     session_id: str | None = None
     start_session: bool = False

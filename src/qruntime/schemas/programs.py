@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: ``def main(backend, user_messenger, **kwargs): return 1``, for the OpenAPI description.
+_EXAMPLE_SOURCE = "ZGVmIG1haW4oYmFja2VuZCwgdXNlcl9tZXNzZW5nZXIsICoqa3dhcmdzKToKICAgIHJldHVybiAxCg=="
+
 
 class ProgramSpec(BaseModel):
     """What a program takes and gives, each part a JSON Schema."""
@@ -24,10 +27,13 @@ class ProgramCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    data: str = Field(description="The program's Python source, base64-encoded (UTF-8).")
-    cost: int = Field(gt=0, description="max_execution_time in seconds.")
-    description: str = Field(min_length=1, max_length=10_000)
+    name: str = Field(min_length=1, max_length=100, examples=["my-program"])
+    data: str = Field(
+        description="The program's Python source, base64-encoded (UTF-8).",
+        examples=[_EXAMPLE_SOURCE],
+    )
+    cost: int = Field(gt=0, description="max_execution_time in seconds.", examples=[60])
+    description: str = Field(min_length=1, max_length=10_000, examples=["What it does."])
     is_public: bool = False
     spec: ProgramSpec | None = None
 

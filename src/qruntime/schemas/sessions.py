@@ -13,7 +13,7 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     mode: Literal["dedicated", "batch"] = "dedicated"
-    backend: str = Field(min_length=1, max_length=64)
+    backend: str = Field(min_length=1, max_length=64, examples=["aer_simulator"])
     max_ttl: int | None = Field(default=None, gt=0, description="max_time in seconds.")
 
 

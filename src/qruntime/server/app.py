@@ -14,9 +14,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qruntime._version import __version__
 from qruntime.backends import Catalogue, load_catalogue
-from qruntime.errors import PayloadTooLargeError
+from qruntime.schemas.errors import ErrorBody
 from qruntime.server.api import ibm
-from qruntime.server.api.errors import error_response, install_error_handlers
+from qruntime.server.api.body_limit import BodyLimit, BodyLimits
+from qruntime.server.api.errors import install_error_handlers
 from qruntime.server.api.hot import HotRoutes
 from qruntime.server.api.routes import auth, backends, jobs, programs, sessions
 from qruntime.server.api.state import AppState
@@ -53,41 +54,22 @@ def prepare_database(settings: Settings, db: Database | None = None) -> str | No
             database.dispose()
 
 
-class BodySizeLimit:
-    """Refuse request bodies over a limit before reading them (413)."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    error = PayloadTooLargeError(
-                        f"The request body is larger than this server's limit of "
-                        f"{self.max_bytes} bytes."
-                    )
-                    await error_response(error)(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
 class _App(FastAPI):
-    """FastAPI, with HTTP requests passed to `HotRoutes` before FastAPI's own layers.
+    """FastAPI, with HTTP requests passed to `http_stack` before FastAPI's own layers.
 
-    FastAPI's fixed outer layers (its error middleware, its telemetry check, its body
-    limit) cost as much per request as `HotRoutes`' own work on a job's two requests;
+    The stack is `BodyLimit`, then `HotRoutes`: every body is bounded before anything
+    reads it, and FastAPI's fixed outer layers (its error middleware, its telemetry
+    check) cost as much per request as `HotRoutes`' own work on a job's two requests;
     `HotRoutes` hands every other request to FastAPI's full stack.
     """
 
-    hot_routes: HotRoutes | None = None
+    http_stack: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hot = self.hot_routes
-        if hot is not None and scope["type"] == "http":
+        stack = self.http_stack
+        if stack is not None and scope["type"] == "http":
             scope["app"] = self  # as Starlette sets it: the routes find their state there
-            await hot(scope, receive, send)
+            await stack(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -111,8 +93,7 @@ def create_app(
         runtime = JobRuntime(
             db=Database(settings.db_url),
             catalogue=backends,
-            executor=executor
-            or LocalExecutor(catalogue_path=settings.config_file, caches=settings.caches),
+            executor=executor or LocalExecutor.from_settings(settings),
             fair_share_window=settings.fair_share_window,
         )
         db = runtime.db
@@ -140,17 +121,23 @@ def create_app(
         version=__version__,
         description="A self-hosted quantum runtime service for Qiskit users.",
         lifespan=lifespan,
+        # Every error answer has one shape; "4XX" also replaces FastAPI's 422 (ours are 400).
+        responses={
+            "4XX": {"model": ErrorBody, "description": "A client error."},
+            "5XX": {"model": ErrorBody, "description": "A server error."},
+        },
     )
     install_error_handlers(app)
     # The jobs routes first: routes are matched in order, and they take most requests.
     for router in (jobs.router, sessions.router, programs.router, backends.router, auth.router):
         app.include_router(router)
     app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX
-    max_body = settings.max_input_bytes + 1_000_000
-    app.add_middleware(BodySizeLimit, max_bytes=max_body)
-    # Before every layer: a job's two requests skip FastAPI's middleware, routing and
-    # dependencies; HotRoutes passes the rest to FastAPI's full stack.
-    app.hot_routes = HotRoutes(partial(FastAPI.__call__, app), max_bytes=max_body)
+    # Before every layer: bodies bounded by route, then a job's two requests skip
+    # FastAPI's middleware, routing and dependencies; HotRoutes passes the rest to
+    # FastAPI's full stack.
+    app.http_stack = BodyLimit(
+        HotRoutes(partial(FastAPI.__call__, app)), limits=BodyLimits.from_settings(settings)
+    )
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -3,32 +3,72 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from qruntime.errors import (
     InputValueError,
     NotAuthorizedError,
     NotFoundError,
     QRuntimeError,
+    RateLimitedError,
     error_class_for,
 )
+
+__all__ = [
+    "error_response",
+    "http_error_response",
+    "install_error_handlers",
+    "unexpected_error_response",
+]
 
 logger = logging.getLogger("qruntime.server")
 
 
-def error_response(error: QRuntimeError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthorizedError) else None
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers)
+def error_response(error: QRuntimeError, *, close: bool = False) -> JSONResponse:
+    """The answer for ``error``; ``close`` ends the connection after it (a body left unread)."""
+    headers: dict[str, str] = {}
+    if isinstance(error, NotAuthorizedError):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(error, RateLimitedError) and "retry_after" in error.details:
+        headers["Retry-After"] = str(error.details["retry_after"])
+    if close:
+        headers["Connection"] = "close"
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=headers or None)
 
 
 def unexpected_error_response(exc: BaseException) -> JSONResponse:
     """A 500 that says nothing of the cause, which goes to the server's log."""
     logger.exception("unexpected error while serving a request", exc_info=exc)
     return error_response(QRuntimeError("Internal server error; see the server's log."))
+
+
+def http_error_response(
+    status_code: int, message: str, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The answer for an HTTP error Starlette or FastAPI raised (404, 405, ...).
+
+    The body's ``status_code`` and ``code`` always match the response's status: the
+    error class of that status where qruntime has one, else a code named after the
+    status (``unsupported_media_type``), so no 4xx ever reads as an internal error.
+    """
+    cls = NotFoundError if status_code == 404 else error_class_for(None, status_code)
+    if cls.status_code == status_code:
+        body = cls(message).to_dict()
+    else:
+        try:
+            code = HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        except ValueError:
+            code = f"http_{status_code}"
+        detail = {"message": message, "code": code, "status_code": status_code}
+        body = {"errors": [detail], "error": detail}
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def _describe(errors: list[dict[str, object]]) -> str:
@@ -51,12 +91,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        cls = error_class_for(None, exc.status_code)
-        if exc.status_code == 404:
-            cls = NotFoundError
-        error = cls(str(exc.detail))
-        response = JSONResponse(error.to_dict(), status_code=exc.status_code)
-        return response
+        return http_error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    async def on_client_disconnect(_request: Request, _exc: Exception) -> JSONResponse:
+        # The client went away while its body was read (or `BodyLimit` refused the body
+        # and answered already): not a server error, and nobody reads this answer.
+        return error_response(InputValueError("The client closed the request."))
 
     async def on_unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
         return unexpected_error_response(exc)
@@ -64,4 +104,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QRuntimeError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(Exception, on_unexpected_error)

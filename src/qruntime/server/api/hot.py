@@ -12,6 +12,9 @@ Anything else (an unknown token, a body that fails validation, an odd query, a b
 without a length) goes to FastAPI unchanged, the body replayed, so every error answer
 and the OpenAPI description stay FastAPI's. Errors raised by the services themselves
 become the same answers the application's exception handlers give.
+
+`qruntime.server.api.body_limit.BodyLimit` runs before it: a body it reads has a
+``Content-Length`` within the route's limit, and a chunked one it hands on is counted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobCreate
+from qruntime.server.api.body_limit import route_path
 from qruntime.server.api.deps import token_of
 from qruntime.server.api.errors import error_response, unexpected_error_response
 from qruntime.server.api.routes.jobs import queue_job, results_response
@@ -41,18 +45,17 @@ _MAX_WAIT = 300.0  # as the route's Query(le=300)
 class HotRoutes:
     """``POST /jobs`` and ``GET /jobs/{id}/results`` on a short path; the rest to ``app``.
 
-    The application calls it first, before any of FastAPI's layers; ``app`` is FastAPI's
-    full stack. ``max_bytes`` bounds a body it reads itself; a longer one, or one of unknown
-    length, is left to the application (which refuses it with 413).
+    The application calls it before any of FastAPI's layers (after `BodyLimit`); ``app``
+    is FastAPI's full stack. It reads a body only when it has a length, which `BodyLimit`
+    has compared with the route's limit already.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = _route_path(scope)
+            path = route_path(scope)
             method = scope["method"]
             if method == "POST" and path == "/jobs":
                 await self._submit(scope, receive, send)
@@ -69,12 +72,7 @@ class HotRoutes:
         length = headers.get(b"content-length", b"")
         content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         user = _cached_user(scope, headers)
-        if (
-            user is None
-            or content_type != b"application/json"
-            or not length.isdigit()
-            or int(length) > self.max_bytes
-        ):
+        if user is None or content_type != b"application/json" or not length.isdigit():
             await self.app(scope, receive, send)
             return
         body, disconnected = await _read_body(receive)
@@ -113,14 +111,6 @@ class HotRoutes:
         except Exception as exc:  # the application's 500, never a dropped request
             response = unexpected_error_response(exc)
         await response(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        return path[len(root) :]
-    return path
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -8,13 +8,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
+from qruntime.server.api.paging import Offset
+
 
 @dataclass
 class JobFilters:
     """Paging, filters and order of a job listing."""
 
     limit: Annotated[int, Query(ge=1, le=1000)] = 10
-    offset: Annotated[int, Query(ge=0)] = 0
+    offset: Offset = 0
     pending: bool | None = None
     program: str | None = None
     backend: str | None = None

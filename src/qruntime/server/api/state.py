@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from qruntime.backends import Catalogue
 from qruntime.encoding import DecodedCircuits
 from qruntime.schemas.jobs import JobCreate
+from qruntime.server.api.login_throttle import LoginThrottle
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services.auth import TokenCache
@@ -46,6 +47,13 @@ class AppState:
             max_workers=16, thread_name_prefix="qruntime-store"
         )
     )
+    #: Failed logins per client address and token prefix, as the settings bound them.
+    logins: LoginThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = LoginThrottle(
+            failures=self.settings.login_failures, window=self.settings.login_window
+        )
 
     async def in_thread(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``func(*args, **kwargs)`` on a store thread, awaited from the event loop."""

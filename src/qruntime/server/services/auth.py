@@ -40,6 +40,7 @@ __all__ = [
     "login",
     "logout",
     "revoke_tokens",
+    "token_prefix",
 ]
 
 #: The user that owns the built-in programs; it has no tokens and cannot log in.
@@ -51,6 +52,16 @@ _SIGNING_KEY = "access_token_signing_key"
 def hash_token(token: str) -> str:
     """The stored form of a token. Tokens are random and long, so no salt is needed."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+#: How many of an API token's first characters name it: ``qrt_`` and 8 random characters
+#: (48 bits) of a token this server made, enough to tell tokens apart and far too few to use.
+TOKEN_PREFIX_CHARS = 12
+
+
+def token_prefix(token: str) -> str:
+    """The first characters of an API token, which the login throttle counts failures by."""
+    return token[:TOKEN_PREFIX_CHARS]
 
 
 def _new_id() -> str:

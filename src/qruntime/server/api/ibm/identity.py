@@ -2,7 +2,8 @@
 
 The client's IAM token manager posts a form (``grant_type``, ``apikey``) to
 ``{IAM_URL}/identity/token`` and reads ``exp`` and ``iat`` from the JWT it gets back.
-The API key is checked exactly as ``POST /users/loginWithToken`` checks it.
+The API key is checked exactly as ``POST /users/loginWithToken`` checks it, and
+failures count against the same login throttle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 
 from qruntime.errors import InputValueError
 from qruntime.server.api.deps import DbDep, StateDep
-from qruntime.server.services import auth
+from qruntime.server.api.login_throttle import throttled_login
 
 router = APIRouter()
 
@@ -29,13 +30,22 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.post("/identity/token")
 def token(
-    form: Annotated[dict[str, str], Depends(_form)], db: DbDep, state: StateDep
+    form: Annotated[dict[str, str], Depends(_form)],
+    request: Request,
+    db: DbDep,
+    state: StateDep,
 ) -> dict[str, Any]:
     grant = form.get("grant_type", _API_KEY_GRANT)
     if grant != _API_KEY_GRANT:
         raise InputValueError(f"Unsupported grant_type {grant!r}; use {_API_KEY_GRANT}.")
     ttl = state.settings.access_token_ttl
-    access = auth.login(db, api_token=form.get("apikey", ""), ttl=ttl)
+    access = throttled_login(
+        db,
+        throttle=state.logins,
+        api_token=form.get("apikey", ""),
+        client=request.client.host if request.client else None,
+        ttl=ttl,
+    )
     db.commit()  # the client uses the token at once
     return {
         "access_token": access.token,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from qruntime.errors import InputValueError
 from qruntime.schemas.jobs import JobCreate, JobState
 from qruntime.server.api.deps import DbDep, StateDep, UserDep
 from qruntime.server.api.ibm import shapes
@@ -22,13 +23,15 @@ class IbmJobCreate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    program_id: str = Field(min_length=1, max_length=128)
-    backend: str | None = Field(default=None, min_length=1, max_length=64)
+    program_id: str = Field(min_length=1, max_length=128, examples=["sampler"])
+    backend: str | None = Field(
+        default=None, min_length=1, max_length=64, examples=["aer_simulator"]
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     session_id: str | None = None
     start_session: bool = False
     session_time: int | None = Field(default=None, gt=0)
-    tags: list[str] | None = None
+    tags: list[str] | None = Field(default=None, max_length=64)
     log_level: str | None = None
     cost: int | None = Field(default=None, gt=0)
     private: bool = False
@@ -41,9 +44,11 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
     if backend is None and body.session_id is not None:
         # IBM lets a session's job leave the backend out: the session names it.
         backend = session_service.owned_session(db, user=user, session_id=body.session_id).backend
+    if not backend:
+        raise InputValueError("backend: a job needs a backend, or the session_id of a session.")
     payload = JobCreate(
         program_id=body.program_id,
-        backend=backend or "",
+        backend=backend,
         params=body.params,
         session_id=body.session_id,
         start_session=body.start_session,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.api.deps import DbDep, StateDep, UserDep
@@ -14,14 +14,14 @@ from qruntime.server.services import sessions as service
 router = APIRouter()
 
 
-class IbmSessionCreate(BaseModel):
-    """``POST /sessions`` as IBM's client sends it (``instance`` and extras are ignored)."""
+class IbmSessionCreate(SessionCreate):
+    """``POST /sessions`` as IBM's client sends it (``instance`` and extras are ignored).
+
+    The fields and their bounds are qruntime's own, so a body that validates here is one
+    the session service takes.
+    """
 
     model_config = ConfigDict(extra="ignore")
-
-    mode: str = "dedicated"
-    backend: str = Field(min_length=1, max_length=64)
-    max_ttl: int | None = Field(default=None, gt=0)
 
 
 class IbmSessionUpdate(BaseModel):
@@ -32,11 +32,10 @@ class IbmSessionUpdate(BaseModel):
 
 @router.post("/sessions", status_code=200)
 def create(body: IbmSessionCreate, db: DbDep, user: UserDep, state: StateDep) -> dict[str, Any]:
-    payload = SessionCreate.model_validate(body.model_dump())
     return service.open_and_notify(
         db,
         user=user,
-        payload=payload,
+        payload=body,
         catalogue=state.catalogue,
         interactive_ttl=state.settings.interactive_ttl,
         max_ttl_limit=state.settings.max_session_ttl,

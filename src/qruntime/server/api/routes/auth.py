@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from qruntime.errors import NotAuthorizedError, PermissionDeniedError
 from qruntime.schemas import LoginRequest, LoginResponse, UserCreate, UserOut
 from qruntime.server.api.deps import DbDep, StateDep, TokenDep, UserDep
+from qruntime.server.api.login_throttle import throttled_login
 from qruntime.server.services import auth
 from qruntime.server.store import users as user_store
 from qruntime.server.store.tables import User
@@ -15,8 +16,14 @@ router = APIRouter(tags=["users"])
 
 
 @router.post("/users/loginWithToken", response_model=LoginResponse)
-def login(body: LoginRequest, db: DbDep, state: StateDep) -> LoginResponse:
-    grant = auth.login(db, api_token=body.apiToken, ttl=state.settings.access_token_ttl)
+def login(body: LoginRequest, request: Request, db: DbDep, state: StateDep) -> LoginResponse:
+    grant = throttled_login(
+        db,
+        throttle=state.logins,
+        api_token=body.apiToken,
+        client=request.client.host if request.client else None,
+        ttl=state.settings.access_token_ttl,
+    )
     return LoginResponse(
         id=grant.token,
         ttl=state.settings.access_token_ttl,

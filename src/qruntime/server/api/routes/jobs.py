@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 
-from qruntime.errors import QRuntimeError
+from qruntime.errors import InputValueError, QRuntimeError
 from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobState, TagsUpdate
 from qruntime.server.api.deps import (
     DbDep,
@@ -19,6 +19,7 @@ from qruntime.server.api.deps import (
     resolve_user,
 )
 from qruntime.server.api.job_filters import JobFiltersDep
+from qruntime.server.api.paging import MAX_OFFSET
 from qruntime.server.api.state import AppState
 from qruntime.server.services import jobs as service
 from qruntime.server.store.tables import User
@@ -183,10 +184,10 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
     """
     state: AppState = websocket.app.state.qruntime
     token = access_token(websocket) or websocket.query_params.get("access_token")
-    after = int(websocket.query_params.get("after", "-1"))
     queue = state.runtime.hub.subscribe(job_id)
     try:
         try:
+            after = _sequence_number(websocket.query_params.get("after", "-1"))
             user = await resolve_user(state, token)
             job, stored = await state.in_thread(_stream_start, state, user, job_id, after)
         except QRuntimeError as error:
@@ -219,6 +220,17 @@ async def stream(websocket: WebSocket, job_id: str) -> None:
         pass
     finally:
         state.runtime.hub.unsubscribe(job_id, queue)
+
+
+def _sequence_number(text: str) -> int:
+    """``?after=``: -1 (from the start) or a sequence number the store can hold."""
+    try:
+        after = int(text)
+    except ValueError:
+        raise InputValueError(f"after must be an integer, not {text!r}.") from None
+    if not -1 <= after <= MAX_OFFSET:
+        raise InputValueError(f"after must be from -1 to {MAX_OFFSET}.")
+    return after
 
 
 def _final(status: str, reason: str | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from qruntime.errors import InputValueError
 from qruntime.schemas import ProgramCreate, ProgramCreated, ProgramList, ProgramOut, ProgramUpdate
 from qruntime.server.api.deps import DbDep, StateDep, UserDep
+from qruntime.server.api.paging import Offset
 from qruntime.server.services import programs as service
 
 router = APIRouter(tags=["programs"])
@@ -20,7 +21,7 @@ def list_programs(
     db: DbDep,
     user: UserDep,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ProgramList:
     programs, count = service.list_programs(db, user=user, limit=limit, offset=offset)
     return ProgramList(programs=programs, count=count)
