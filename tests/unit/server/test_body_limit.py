@@ -68,7 +68,13 @@ class Reader:
         await send({"type": "http.response.body", "body": str(size).encode()})
 
 
-def scope(path: str, *, method: str = "POST", headers: list[tuple[bytes, bytes]]) -> Any:
+AUTHORIZATION = (b"authorization", b"Bearer some-token")
+
+
+def scope(
+    path: str, *, method: str = "POST", headers: list[tuple[bytes, bytes]], token: bool = True
+) -> Any:
+    headers = [*headers, AUTHORIZATION] if token else headers
     return {"type": "http", "method": method, "path": path, "root_path": "", "headers": headers}
 
 
@@ -168,3 +174,14 @@ def test_the_limit_is_that_of_the_path_under_the_root_path() -> None:
     request["root_path"] = "/api"
     run(app, request, client)
     assert client.status == 200  # /jobs: 1000 bytes, not the default 50
+
+
+def test_a_request_without_credentials_gets_the_anonymous_limit_on_every_route() -> None:
+    reader = Reader()
+    client = Client([b"x" * 20])
+    run(reader, scope("/jobs", headers=[(b"content-length", b"20")], token=False), client)
+    assert client.status == 413
+    assert reader.calls == 0
+    chunked = Client([b"x" * 8, b"x" * 8])
+    run(Reader(), scope("/jobs", headers=CHUNKED, token=False), chunked)
+    assert chunked.status == 413

@@ -37,6 +37,8 @@ DRAIN_BYTES = 16 * 1024 * 1024
 _ANONYMOUS_POSTS = frozenset({"/users/loginWithToken", f"{IBM_PREFIX}/identity/token"})
 _JOB_POSTS = frozenset({"/jobs", f"{IBM_PREFIX}/jobs"})
 _PROGRAMS = "/programs"
+# Where a request carries its access token (`qruntime.server.api.deps.token_of`).
+_CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-access-token"})
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class BodyLimit:
     so the hot path pays a look at the headers and a comparison. A chunked body is
     counted as it arrives: once the count passes the limit, the client gets 413 and the
     application sees a client that left (``http.disconnect``), whatever reads the body.
-    A request with neither header has no body (RFC 9112, 6.3) and passes untouched.
+    A request with neither header has no body (RFC 9112, 6.3) and passes untouched. A
+    request with no credentials at all gets the anonymous limit, whatever its route: a
+    stranger cannot make the server read a job-sized body only to answer 401.
 
     After a 413 the connection must not carry the rest of the body as a next request.
     When the refused length is known and at most the limit again (or `DRAIN_BYTES`) over
@@ -112,16 +116,22 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length: bytes | None = None
-        chunked = False
+        chunked = credentials = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name in _CREDENTIAL_HEADERS:
+                credentials = True
         if length is None and not chunked:
             await self.app(scope, receive, send)
             return
         limit = self.limits.for_request(scope["method"], route_path(scope))
+        if not credentials:
+            # No token at all: the request will be refused (or is a login); whatever it
+            # is, it need not send more than an anonymous one may.
+            limit = min(limit, self.limits.anonymous)
         if not chunked and length is not None and length.isdigit():
             excess = int(length) - limit
             if excess > 0:
