@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import deep_queue, jobs, load, primitives, sessions, startup
+from bench import deep_queue, hostile, jobs, load, primitives, sessions, startup
 from bench.harness import Row, report
 
 BENCHMARKS = {
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "deep_queue": deep_queue.run,
     "startup": startup.run,
     "primitives": primitives.run,
+    "hostile": hostile.run,
 }
 
 

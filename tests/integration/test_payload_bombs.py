@@ -6,22 +6,15 @@ Other bombs (slow specs, endless bodies) have tests of their own.
 
 from __future__ import annotations
 
-import base64
-import io
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from qiskit import QuantumCircuit, qpy
+from bench.bombs import GB, MB, qpy_header_bomb, zlib_array_bomb
 
-MB = 1 << 20
-GB = 1 << 30
 HEALTH_BOUND_S = 2.0
 RSS_BOUND = 300 * MB
 
@@ -32,51 +25,6 @@ def _login(url: str, api_token: str) -> httpx.Client:
     reply.raise_for_status()
     http.headers["Authorization"] = f"Bearer {reply.json()['id']}"
     return http
-
-
-def _typed(type_name: str, value: Any) -> dict[str, Any]:
-    return {"__type__": type_name, "__value__": value}
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _qpy_header_bomb() -> dict[str, Any]:
-    """A Bell circuit whose QPY circuit header claims four million qubits."""
-    circuit = QuantumCircuit(2, 2)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    circuit.measure([0, 1], [0, 1])
-    buffer = io.BytesIO()
-    qpy.dump(circuit, buffer)
-    raw = buffer.getvalue()
-    marker = b"f\x00\x08" + struct.pack("!II", 2, 2)  # phase type and size, qubits, clbits
-    assert raw.count(marker) == 1
-    at = raw.index(marker) + 3
-    bomb = raw[:at] + struct.pack("!I", 4_000_000) + raw[at + 4 :]
-    return _typed("QuantumCircuit", _b64(zlib.compress(bomb)))
-
-
-def _zlib_bomb(size: int) -> dict[str, Any]:
-    """An ndarray of ``size`` bytes of zeros, sent as a thousandth of that.
-
-    Built without compressing them all: after a full flush deflate restarts from nothing,
-    so each megabyte of zeros compresses to the same bytes, and the checksum is computed.
-    """
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f8", "fortran_order": False, "shape": (size // 8,)}
-    )
-    prefix = header.getvalue()
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-    head = deflate.compress(prefix) + deflate.flush(zlib.Z_FULL_FLUSH)
-    block = deflate.compress(bytes(MB)) + deflate.flush(zlib.Z_FULL_FLUSH)
-    body = head + block * (size // MB) + deflate.flush()
-    checksum = zlib.adler32(prefix)
-    low, high = checksum & 0xFFFF, ((checksum >> 16) + size * (checksum & 0xFFFF)) % 65521
-    data = b"\x78\xda" + body + struct.pack("!I", (high << 16) | low)
-    return _typed("ndarray", _b64(data))
 
 
 def _status_kib(field: str) -> int:
@@ -133,16 +81,16 @@ def test_decoding_bombs_get_4xx_while_health_answers_and_memory_stays_bounded(
     make_server: Callable[..., Any], db_url: str
 ) -> None:
     server = make_server(db_url)
-    array_bomb = _zlib_bomb(GB)
+    array_bomb = zlib_array_bomb(GB)
     bombs = {
         # Before: 46 s and +2.1 GB for one such circuit.
-        "qpy header": (400, "4000000 qubits", {"circuits": _qpy_header_bomb()}),
+        "qpy header": (400, "4000000 qubits", {"circuits": qpy_header_bomb()}),
         # Before: +2 GB for one such array, +4.1 GB and 36 s for three.
         "zlib array": (413, "256000000 bytes", {"circuits": [], "noise": array_bomb}),
         "three zlib arrays": (
             413,
             "256000000 bytes",
-            {"a": array_bomb, "b": [_zlib_bomb(GB), {"c": _zlib_bomb(GB)}]},
+            {"a": array_bomb, "b": [zlib_array_bomb(GB), {"c": zlib_array_bomb(GB)}]},
         ),
     }
     http = _login(server.url, server.admin_token)
