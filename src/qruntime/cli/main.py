@@ -57,7 +57,10 @@ def serve(
         raise _fail(error) from None
     # The workers take longest to start (Qiskit, Aer, a warm-up): start them first, so
     # that they get ready while this process imports the server and prepares the database.
-    zygote = launch_zygote(catalogue_path=settings.config_file)
+    try:
+        zygote = launch_zygote(catalogue_path=settings.config_file)
+    except QRuntimeError as error:  # a configuration file that cannot be read
+        raise _fail(error) from None
     try:
         import uvicorn
 
