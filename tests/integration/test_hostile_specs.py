@@ -6,7 +6,6 @@ remote ``$ref`` would make it fetch a URL at each submission.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.probes import Listener
 
 from qruntime import InputValueError
 
@@ -33,33 +33,6 @@ def metadata(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
 
 def referring_to(ref: str) -> dict[str, Any]:
     return {"type": "object", "properties": {"a": {"$ref": ref}}}
-
-
-class Listener:
-    """A TCP server on 127.0.0.1 that counts connections and closes each at once."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/s.json"
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 @pytest.fixture

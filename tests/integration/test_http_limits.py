@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.probes import reset_peak_rss, status_kib
 
 from qruntime.server.api.ibm import PREFIX
 
@@ -28,24 +29,6 @@ def login(url: str, api_token: str) -> httpx.Client:
     token = http.post("/users/loginWithToken", json={"apiToken": api_token}).json()["id"]
     http.headers["Authorization"] = f"Bearer {token}"
     return http
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's VmHWM (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/self/status")
 
 
 class _Body:
@@ -81,12 +64,12 @@ def test_an_oversized_chunked_body_is_refused_as_it_arrives(
     body = _Body(total, health_url=f"{server.url}/health", health_after=32 * 1024)
     try:
         http.get("/health").raise_for_status()  # the connection is open and warm
-        measured = _reset_peak_rss()
-        before = _status_kib("VmHWM")
+        measured = reset_peak_rss()
+        before = status_kib("VmHWM")
         started = time.monotonic()
         response = http.post(path, content=body, headers={"Content-Type": "application/json"})
         elapsed = time.monotonic() - started
-        grown = (_status_kib("VmHWM") - before) * 1024
+        grown = (status_kib("VmHWM") - before) * 1024
 
         if measured:  # read whole, the body would cost about twice its size
             assert grown < total // 4, f"the server grew by {grown / MB:.0f} MB"

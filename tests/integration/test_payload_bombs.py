@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from bench.bombs import GB, MB, qpy_header_bomb, zlib_array_bomb
+from tests.probes import reset_peak_rss, status_kib
 
 HEALTH_BOUND_S = 2.0
 RSS_BOUND = 300 * MB
@@ -27,24 +28,6 @@ def _login(url: str, api_token: str) -> httpx.Client:
     return http
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's VmHWM (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
-
 class _Watch(threading.Thread):
     """Polls ``/health`` (the slowest answer) and samples VmRSS (the highest) until stopped."""
 
@@ -54,7 +37,7 @@ class _Watch(threading.Thread):
         self.slowest = 0.0
         self.answers = 0
         self.failures: list[str] = []
-        self.highest_rss_kib = _status_kib("VmRSS")
+        self.highest_rss_kib = status_kib("VmRSS")
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -69,7 +52,7 @@ class _Watch(threading.Thread):
                     self.failures.append(repr(exc))
                 self.slowest = max(self.slowest, time.monotonic() - started)
                 self.answers += 1
-                self.highest_rss_kib = max(self.highest_rss_kib, _status_kib("VmRSS"))
+                self.highest_rss_kib = max(self.highest_rss_kib, status_kib("VmRSS"))
                 self._done.wait(0.02)
 
     def stop(self) -> None:
@@ -97,8 +80,8 @@ def test_decoding_bombs_get_4xx_while_health_answers_and_memory_stays_bounded(
     watch = _Watch(server.url)
     try:
         http.get("/health").raise_for_status()  # connections open and warm
-        exact = _reset_peak_rss()
-        rss_before_kib = _status_kib("VmRSS")
+        exact = reset_peak_rss()
+        rss_before_kib = status_kib("VmRSS")
         watch.start()
         for name, (status, message, params) in bombs.items():
             body = {"program_id": "circuit-runner", "backend": "aer_simulator", "params": params}
@@ -113,7 +96,7 @@ def test_decoding_bombs_get_4xx_while_health_answers_and_memory_stays_bounded(
     finally:
         watch.stop()
         http.close()
-    peak_kib = max(_status_kib("VmHWM") if exact else 0, watch.highest_rss_kib)
+    peak_kib = max(status_kib("VmHWM") if exact else 0, watch.highest_rss_kib)
     growth = (peak_kib - rss_before_kib) * 1024
     assert not watch.failures, watch.failures
     assert watch.answers >= 3
@@ -124,6 +107,6 @@ def test_decoding_bombs_get_4xx_while_health_answers_and_memory_stays_bounded(
 @pytest.fixture(autouse=True)
 def _linux_only() -> None:
     try:
-        _status_kib("VmRSS")
+        status_kib("VmRSS")
     except OSError:
         pytest.skip("needs /proc/self/status")

@@ -34,6 +34,7 @@ from qiskit.circuit.classical import expr, types
 from qiskit.circuit.library import PauliEvolutionGate, UnitaryGate, XGate
 from qiskit.quantum_info import SparsePauliOp, random_unitary
 from qiskit_ibm_runtime.fake_provider import FakeKolkataV2
+from tests.probes import reset_peak_rss, status_kib
 
 from qruntime._qpy_check import NEWEST_CHECKED_VERSION, QpyRefusedError, check_qpy
 from qruntime.encoding import DecodedCircuits, DecodeLimits, RuntimeEncoder, dumps, loads
@@ -124,25 +125,14 @@ def _array_bomb(size: int) -> dict[str, Any]:
 
 
 def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # resets VmHWM (Linux >= 4.0)
-    except OSError:
+    if not reset_peak_rss():
         pytest.skip("this system does not let a process reset its peak RSS")
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/self/status")
 
 
 def _growth(call: Callable[[], object]) -> tuple[int, int, float]:
     """Peak RSS growth and tracemalloc peak (bytes), and seconds, of ``call()`` (which raises)."""
     _reset_peak_rss()
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
     tracemalloc.start()
     started = time.monotonic()
     try:
@@ -153,7 +143,7 @@ def _growth(call: Callable[[], object]) -> tuple[int, int, float]:
         traced = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert caught.value.status_code in (400, 413)
-    return (_status_kib("VmHWM") - before) * 1024, traced, elapsed
+    return (status_kib("VmHWM") - before) * 1024, traced, elapsed
 
 
 # --- the zlib helper builds what it says ------------------------------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import referencing.exceptions
+from tests.probes import Listener
 
 from qruntime import spec_schema
 from qruntime.errors import InputValueError
@@ -35,36 +34,9 @@ def _message(schema: dict[str, Any], instance: Any) -> str | None:
     return None if error is None else str(error.message)
 
 
-class _Listener:
-    """A TCP server on 127.0.0.1 that records every connection and closes it at once."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
 @pytest.fixture
-def listener() -> Iterator[_Listener]:
-    server = _Listener()
+def listener() -> Iterator[Listener]:
+    server = Listener()
     yield server
     server.close()
 
@@ -254,7 +226,7 @@ def test_draft7_definitions_and_a_recursive_root_stay_on_re2() -> None:
 
 
 def test_stored_schema_with_a_remote_reference_is_refused_without_connecting(
-    listener: _Listener,
+    listener: Listener,
 ) -> None:
     schema = _object(a={"$ref": f"http://127.0.0.1:{listener.port}/s.json"})
     with pytest.raises(InputValueError, match="The program's spec is invalid") as info:
