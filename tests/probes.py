@@ -54,3 +54,20 @@ class Listener:
         self._done.set()
         self._thread.join()
         self.sock.close()
+
+
+def installed_under_tmp() -> set[str]:
+    """The entries of the host's /tmp that hold this Python environment or qruntime.
+
+    A checkout under /tmp (a CI clone, say) is shown read-only in every sandboxed job's
+    private /tmp, at its own path: a job finds these there, and nothing else.
+    """
+    import os
+    import sys
+
+    import qruntime
+
+    places = (sys.prefix, sys.base_prefix, os.path.dirname(qruntime.__file__))
+    return {
+        os.path.realpath(p).split("/")[2] for p in places if os.path.realpath(p).startswith("/tmp/")
+    }

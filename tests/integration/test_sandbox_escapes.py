@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.probes import installed_under_tmp
 
 from qruntime import RuntimeJobFailureError
 
@@ -197,10 +198,10 @@ LOOK = r"""
 import ctypes, os
 def main(backend, user_messenger, **kwargs):
     found = [f"{d}/MARK" for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.exists(f"{d}/MARK")]
-    found += [f"{d}: {os.listdir(d)}" for d in ("/tmp", "/var/tmp", "/dev/shm") if os.listdir(d)]
+    listed = sorted({name for d in ("/tmp", "/var/tmp", "/dev/shm") for name in os.listdir(d)})
     libc = ctypes.CDLL(None, use_errno=True)
     shmid = libc.shmget(KEY, 0, 0)
-    return {"found": found, "shm": shmid, "errno": ctypes.get_errno(), "uid": os.getuid()}
+    return {"found": found, "listed": listed, "shm": shmid, "errno": ctypes.get_errno()}
 """
 
 
@@ -218,6 +219,7 @@ def test_nothing_a_job_leaves_reaches_another_users_job(hostile_server) -> None:
     for service in (carol, bob):  # another user's job, and the same user's next one
         seen = run_program(service, program(LOOK, KEY=key), name="look")
         assert seen["found"] == []
+        assert set(seen["listed"]) <= installed_under_tmp()  # empty but for the install
         assert seen["shm"] == -1
         assert seen["errno"] == 2  # ENOENT
     assert not Path("/tmp/MARK").exists()
