@@ -247,6 +247,15 @@ class RuntimeEncoder(json.JSONEncoder):
                 "__class__": type(o).__name__,
                 "__value__": _flag_int_keys(o.settings),
             }
+        if callable(o):
+            # As qiskit-ibm-runtime's encoder: an options dict that carries a callback
+            # still serialises; the callable itself cannot travel.
+            warnings.warn(
+                f"Callable {o!r} cannot be sent to the server; it is encoded as None.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return None
         return super().default(o)
 
     def _qpy_bytes(self, circuit: QuantumCircuit) -> bytes:

@@ -534,3 +534,9 @@ def test_a_malformed_circuit_is_refused_every_time_and_never_kept() -> None:
         with pytest.raises(InputValueError, match="QuantumCircuit"):
             loads(bad, circuits=kept)
     assert len(kept) == 0
+
+
+def test_a_callable_is_encoded_as_none_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="encoded as None"):
+        text = dumps({"options": {"callback": print, "shots": 10}})
+    assert loads(text) == {"options": {"callback": None, "shots": 10}}

@@ -93,6 +93,7 @@ class RuntimeJob:
         self._session_id = session_id
         self._interim_decoder, self._final_decoder = _decoders(result_decoder)
         self._state: dict[str, Any] = state or {"status": "Queued", "reason": None}
+        self._max_execution_time: int | None = None
         self._result: Any = None
         self._has_result = False
         self._stream_thread: threading.Thread | None = None
@@ -126,6 +127,9 @@ class RuntimeJob:
 
     @property
     def creation_date(self) -> datetime | None:
+        """When the server accepted the job (read from the server once if not known here)."""
+        if self._creation_date is None:
+            self._refresh()
         return self._creation_date
 
     @property
@@ -142,6 +146,10 @@ class RuntimeJob:
         state = payload.get("state") or {"status": payload.get("status")}
         self._state = {"status": state["status"], "reason": state.get("reason")}
         self._tags = list(payload.get("tags", self._tags))
+        if self._creation_date is None and payload.get("created"):
+            self._creation_date = datetime.fromisoformat(payload["created"])
+        if isinstance(payload.get("cost"), int):
+            self._max_execution_time = payload["cost"]
 
     def _refresh(self) -> None:
         self._update(self._api.get_json(f"/jobs/{self._job_id}", params={"exclude_params": True}))
@@ -156,11 +164,28 @@ class RuntimeJob:
         return job_status(self._state["status"], self._state["reason"])
 
     def error_message(self) -> str | None:
-        """Why the job failed or was cancelled; None if it did not."""
+        """Why the job failed or was cancelled; None if it did not.
+
+        As the seed client words it: ``"Job {id} has failed:\n{traceback}"``, and for a
+        job stopped at its max_execution_time ``"Job {id} ran longer than maximum
+        execution time. Job was cancelled:\n{details}"``.
+        """
         if not self._final():
             self._refresh()
-        if self._state["status"] in ("Failed", "Cancelled"):
-            return str(self._state["reason"] or self._state["status"])
+        status, reason = self._state["status"], self._state["reason"]
+        if status == "Failed":
+            return f"Job {self._job_id} has failed:\n{reason or 'no details'}"
+        if status == "Cancelled" and reason == _RAN_TOO_LONG:
+            if self._max_execution_time is None:
+                self._refresh()
+            limit = self._max_execution_time
+            details = f"it ran over its max_execution_time of {limit} s ({_RAN_TOO_LONG})"
+            return (
+                f"Job {self._job_id} ran longer than maximum execution time. "
+                f"Job was cancelled:\n{details}"
+            )
+        if status == "Cancelled":
+            return str(reason or status)
         return None
 
     def wait_for_final_state(self, timeout: float | None = None) -> None:
@@ -257,7 +282,18 @@ class RuntimeJob:
         self._refresh()
 
     def logs(self) -> str:
-        """What the program printed or logged (complete once the job is final)."""
+        """What the program printed or logged so far; complete once the job is final.
+
+        As the seed client, a job that is not final yet gets a logged warning.
+        """
+        if not self._final():
+            self._refresh()
+            if not self._final():
+                logger.warning(
+                    "Job %s is %s: its logs are complete only once it is final.",
+                    self._job_id,
+                    self._state["status"],
+                )
         return self._api.request("GET", f"/jobs/{self._job_id}/logs").text
 
     def interim_results(self, decoder: DecoderArg = None) -> list[Any]:

@@ -16,12 +16,14 @@ import logging
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from qruntime.backends import Catalogue
+from qruntime.errors import QRuntimeError
 from qruntime.schemas.jobs import JobState, sources_of
 from qruntime.server.executor.base import Executor, JobSpec, WorkerEvent
 from qruntime.server.scheduler.hub import JobHub
@@ -35,6 +37,7 @@ from qruntime.server.store.tables import Job, RuntimeSession, utcnow
 
 __all__ = ["JobRuntime"]
 
+T = TypeVar("T")
 logger = logging.getLogger("qruntime.scheduler")
 
 MAX_TIME_REASON = "the session's max_time expired"
@@ -180,6 +183,20 @@ class JobRuntime:
         """A session was created, closed or cancelled in the store: catch up (any thread)."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._spawn, self._refresh_session(session_id))
+
+    def after_recorded(self, write: Callable[[Session], T], *, timeout: float = 30.0) -> T:
+        """Run ``write(db)`` after every job event recorded so far (from a route's thread).
+
+        A killed job's last events are still on their way to the store: a write that must
+        come after them (deleting the job) goes through the same ordered writer.
+        """
+        if self._loop is None:
+            raise QRuntimeError("the job runtime is not running")
+
+        async def run() -> T:
+            return await self.recorder.run(write)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     def cancel_running(self, job_id: str, *, timeout: float = 30.0) -> bool:
         """Kill a running job (from a route's thread); True if it was running here."""

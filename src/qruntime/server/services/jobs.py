@@ -7,6 +7,7 @@ caller (404), whatever it is.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import secrets
@@ -315,13 +316,25 @@ def cancel_and_kill(db: Session, *, user: User, job_id: str, runtime: JobRuntime
         runtime.unqueue(job, reason=_USER_CANCELLED)
 
 
-def delete_job(db: Session, *, user: User, job_id: str) -> None:
+def delete_job(db: Session, *, user: User, job_id: str, runtime: JobRuntime) -> None:
+    """Delete a job; a queued or running one is cancelled first (as the seed API does).
+
+    Nothing of it is left running: a running job is killed before the delete, which is
+    written after the kill's last events.
+    """
     job = owned_job(db, user=user, job_id=job_id)
-    if not JobState(job.status).is_final:
-        raise RuntimeInvalidStateError(
-            f"Job {job_id} is {job.status}: cancel it before deleting it."
-        )
-    store.delete_job(db, job=job)
+    if JobState(job.status).is_final:
+        store.delete_job(db, job=job)
+        return
+    with contextlib.suppress(RuntimeInvalidStateError):  # it ended meanwhile
+        cancel_and_kill(db, user=user, job_id=job_id, runtime=runtime)
+    runtime.after_recorded(lambda writer: _delete_if_present(writer, job_id))
+
+
+def _delete_if_present(db: Session, job_id: str) -> None:
+    job = store.get_job(db, job_id=job_id)
+    if job is not None:
+        store.delete_job(db, job=job)
 
 
 def update_tags(db: Session, *, user: User, job_id: str, tags: list[str]) -> None:

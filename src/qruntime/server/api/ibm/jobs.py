@@ -122,6 +122,6 @@ def update_tags(job_id: str, body: TagsBody, db: DbDep, user: UserDep) -> Respon
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
-def delete(job_id: str, db: DbDep, user: UserDep) -> Response:
-    service.delete_job(db, user=user, job_id=job_id)
+def delete(job_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
+    service.delete_job(db, user=user, job_id=job_id, runtime=state.runtime)
     return Response(status_code=204)
