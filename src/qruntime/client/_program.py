@@ -22,8 +22,9 @@ class ParameterNamespace(SimpleNamespace):
     """The inputs of a runtime program: one attribute per property of its parameters schema.
 
     Every parameter starts as ``None``, which means "not set": ``to_dict()`` leaves it out, so
-    the program's own default applies. Setting a name the schema does not declare is refused,
-    so a typo cannot be dropped silently (unless the schema declares no properties at all).
+    the program's own default applies. As in JSON Schema (and the seed API), a parameter the
+    schema does not declare may be set too, unless the schema says
+    ``"additionalProperties": false``: then the name is refused at once, naming the known ones.
 
     Usage::
 
@@ -57,7 +58,9 @@ class ParameterNamespace(SimpleNamespace):
 
     def __setattr__(self, name: str, value: Any) -> None:
         known = self._properties()
-        if known and name not in known:
+        if name in self.__slots__:
+            raise InputValueError(f"{name!r} is the namespace's own state, not a parameter")
+        if self._schema.get("additionalProperties") is False and name not in known:
             raise InputValueError(
                 f"{name!r} is not a parameter of this program; "
                 f"its parameters are: {', '.join(known)}"

@@ -198,13 +198,19 @@ def test_to_dict_sends_only_set_parameters_and_no_private_state() -> None:
     assert params.to_dict() == {"circuits": [circuit], "shots": 100}
 
 
-def test_unknown_parameter_is_refused_naming_the_known_ones() -> None:
+def test_an_undeclared_parameter_is_sent_unless_the_schema_forbids_extras() -> None:
     params = ParameterNamespace(PARAMETERS)
-    with pytest.raises(InputValueError, match=r"'shot' .*circuits, shots, layout_method"):
-        params.shot = 10
+    params.circuits = [_bell()]
+    params.shots = 100
+    params.extra = 10  # as in JSON Schema and the seed API: additional properties pass
+    params.validate()
+    assert params.to_dict()["extra"] == 10
     with pytest.raises(InputValueError, match="'_schema'"):
         params._schema = {}
-    assert "shot" not in params.to_dict()
+    strict = ParameterNamespace({**PARAMETERS, "additionalProperties": False})
+    with pytest.raises(InputValueError, match=r"'shot' .*circuits, shots, layout_method"):
+        strict.shot = 10
+    assert "shot" not in strict.to_dict()
 
 
 def test_schema_without_properties_accepts_any_parameter() -> None:
