@@ -101,3 +101,25 @@ def test_deleting_a_queued_and_a_running_job_cancels_them_first(
     follow = service.run("hello-world", inputs={"iterations": 1}, options={"backend": "one_lane"})
     assert follow.result(timeout=60)
     assert [j.job_id() for j in service.jobs(limit=10)] == [follow.job_id()]
+
+
+def test_a_failing_callback_is_logged_once_per_job_as_a_warning(
+    server, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = server.service()
+    seen: list[int] = []
+
+    def interim_only(job_id: str, message: dict) -> None:  # written for interim messages only
+        seen.append(message["iteration"])
+
+    with caplog.at_level(logging.DEBUG, logger="qruntime.client"):
+        job = service.run(
+            "hello-world", inputs={"iterations": 3}, options=AER, callback=interim_only
+        )
+        assert job.result(timeout=60)
+    assert seen == [0, 1, 2]
+    failures = [r for r in caplog.records if "callback" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].levelno == logging.WARNING
+    assert job.job_id() in failures[0].getMessage()
+    assert failures[0].exc_info is None  # no traceback

@@ -360,6 +360,7 @@ class RuntimeJob:
 
         after = -1
         url = self._api.url.replace("http", "ws", 1) + f"/stream/jobs/{self._job_id}"
+        failures: list[str] = []  # what the callback raised, reported once per job
         while not self._stream_stop.is_set():
             try:
                 headers = {"Authorization": f"Bearer {self._api.access_token}"}
@@ -369,7 +370,7 @@ class RuntimeJob:
                         message = json.loads(raw)
                         if message["type"] == "interim":
                             after = message["seq"]
-                            _call(callback, self._job_id, interim, message["data"])
+                            _call(callback, self._job_id, interim, message["data"], failures)
                         elif message["type"] == "state" and message.get("final"):
                             self._state = {
                                 "status": message["status"],
@@ -379,7 +380,7 @@ class RuntimeJob:
                                 text = self._api.request(
                                     "GET", f"/jobs/{self._job_id}/results"
                                 ).text
-                                _call(callback, self._job_id, final, text)
+                                _call(callback, self._job_id, final, text, failures)
                             return
                         elif message["type"] == "error":
                             logger.error(
@@ -401,8 +402,23 @@ class RuntimeJob:
         )
 
 
-def _call(callback: Callback, job_id: str, decoder: Decoder, data: str) -> None:
+def _call(
+    callback: Callback, job_id: str, decoder: Decoder, data: str, failures: list[str]
+) -> None:
+    """Call ``callback``; what it raises is the user's: logged once per job, streaming goes on.
+
+    As the seed API, the callback hears interim results and then the final result; one
+    written for interim messages only may fail on the final one, which is not an error
+    of the job: a warning with the job id, not a traceback per message.
+    """
     try:
         callback(job_id, decoder.decode(data))
-    except Exception:  # a callback's error is the user's: log it, keep streaming
-        logger.exception("the result callback of job %s raised", job_id)
+    except Exception as exc:
+        if not failures:
+            logger.warning(
+                "The callback of job %s raised %s: %s (further errors of it are not logged)",
+                job_id,
+                type(exc).__name__,
+                exc,
+            )
+        failures.append(type(exc).__name__)
