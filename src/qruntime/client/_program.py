@@ -11,6 +11,7 @@ from typing import Any
 
 from qruntime.encoding import dumps
 from qruntime.errors import InputValueError, NotAuthorizedError
+from qruntime.schemas.programs import ENFORCED_BACKEND_REQUIREMENTS
 from qruntime.spec_schema import best_validation_error, check_spec_schema
 
 __all__ = ["ParameterNamespace", "RuntimeProgram"]
@@ -277,7 +278,7 @@ class RuntimeProgram:
             f"  Update date: {_date_text(self._update_date)}",
             f"  Max execution time: {self._max_execution_time}",
             "  Backend requirements:",
-            *_mapping_lines(self._backend_requirements, indent=4),
+            *_requirement_lines(self._backend_requirements, indent=4),
             "  Input parameters:",
             *_schema_lines(self._parameters, indent=4),
             "  Interim results:",
@@ -316,6 +317,17 @@ def _mapping_lines(mapping: Mapping[str, Any], *, indent: int) -> list[str]:
     if not mapping:
         return [f"{pad}none"]
     return [f"{pad}{_field_label(key)}: {_value_text(value)}" for key, value in mapping.items()]
+
+
+def _requirement_lines(requirements: Mapping[str, Any], *, indent: int) -> list[str]:
+    """Backend requirements; those the server does not enforce are marked so."""
+    lines = _mapping_lines(requirements, indent=indent)
+    if not requirements:
+        return lines
+    return [
+        line if key in ENFORCED_BACKEND_REQUIREMENTS else f"{line} (not enforced)"
+        for key, line in zip(requirements, lines, strict=True)
+    ]
 
 
 def _value_text(value: Any) -> str:

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 _EXAMPLE_SOURCE = "ZGVmIG1haW4oYmFja2VuZCwgdXNlcl9tZXNzZW5nZXIsICoqa3dhcmdzKToKICAgIHJldHVybiAxCg=="
 
 
+#: The backend requirements the server enforces, and their types. Others are kept and
+#: shown (the seed service took free-form requirements) but not enforced.
+ENFORCED_BACKEND_REQUIREMENTS: dict[str, type] = {"min_num_qubits": int, "simulator": bool}
+
+
 class ProgramSpec(BaseModel):
     """What a program takes and gives, each part a JSON Schema."""
 

@@ -28,6 +28,7 @@ from qruntime.errors import (
     RuntimeProgramNotFound,
 )
 from qruntime.schemas import ProgramCreate, ProgramOut, ProgramSpec, ProgramUpdate
+from qruntime.schemas.programs import ENFORCED_BACKEND_REQUIREMENTS
 from qruntime.server.services.auth import SYSTEM_USER
 from qruntime.server.store import programs as store
 from qruntime.server.store.database import AnyRow
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
-_BACKEND_REQUIREMENTS = {"min_num_qubits": int, "simulator": bool}
 
 
 def _new_program_id(name: str) -> str:
@@ -137,12 +137,10 @@ def check_spec(spec: ProgramSpec | None) -> dict[str, Any]:
         result[part] = schema
     if spec.backend_requirements is not None:
         for key, value in spec.backend_requirements.items():
-            expected = _BACKEND_REQUIREMENTS.get(key)
+            # Unknown keys are kept and shown as not enforced, as the seed service took them.
+            expected = ENFORCED_BACKEND_REQUIREMENTS.get(key)
             if expected is None:
-                raise InputValueError(
-                    f"Unknown backend requirement {key!r}; known: "
-                    f"{', '.join(sorted(_BACKEND_REQUIREMENTS))}."
-                )
+                continue
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise InputValueError(
                     f"Backend requirement {key!r} must be of type {expected.__name__}."
