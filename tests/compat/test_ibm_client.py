@@ -74,6 +74,10 @@ def test_sampler_job_mode_runs_and_the_job_api_follows_it(ibm_service: Any) -> N
     assert again.tags == ["compat-tag"]
     assert again.backend().name == "fake_5q"
     assert again.result()[0].data.meas.num_shots == 200
+    # A job read back gives its inputs: the client asks for the params unless told not to.
+    pubs = again.inputs["pubs"]
+    assert len(pubs) == 1
+    assert pubs[0][0].num_qubits == backend.num_qubits
 
     tagged = ibm_service.jobs(job_tags=["compat-tag"], backend_name="fake_5q", pending=False)
     assert [j.job_id() for j in tagged] == [job.job_id()]

@@ -74,7 +74,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, db: DbDep, user: UserDep, exclude_params: bool = True) -> dict[str, Any]:
+def get_job(job_id: str, db: DbDep, user: UserDep, exclude_params: bool = False) -> dict[str, Any]:
     job = service.get_job(db, user=user, job_id=job_id, include_params=not exclude_params)
     return shapes.job_to_ibm(job)
 
