@@ -166,6 +166,18 @@ def test_usage_is_reported_without_limits(ibm_service: Any) -> None:
     usage = ibm_service.usage()
     assert usage["usage_limit_reached"] is False
     assert usage["usage_consumed_seconds"] >= 0.0
+    assert usage["usage_remaining_seconds"] == 2**31 - 1  # a number: no limit
+
+
+def test_backends_give_physical_qubits_and_refuse_unknown_calibrations(
+    ibm_service: Any,
+) -> None:
+    from qiskit.providers.exceptions import QiskitBackendNotFoundError
+
+    backend = ibm_service.backend("fake_27q")
+    assert backend.physical_qubits == 27
+    with pytest.raises(QiskitBackendNotFoundError):
+        ibm_service.backend("fake_27q", calibration_id="invalid")
 
 
 def test_jobs_are_shared_with_the_qruntime_client(

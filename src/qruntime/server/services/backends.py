@@ -13,8 +13,17 @@ from qruntime.server.store import jobs as job_store
 __all__ = ["backend_configuration", "backend_defaults", "backend_properties", "backend_status"]
 
 
-def backend_configuration(catalogue: Catalogue, *, name: str) -> dict[str, Any]:
-    return catalogue.get(name).configuration()
+def backend_configuration(
+    catalogue: Catalogue, *, name: str, calibration_id: str | None = None
+) -> dict[str, Any]:
+    """A backend's configuration; ``calibration_id`` names none (404): each backend has one."""
+    entry = catalogue.get(name)
+    if calibration_id is not None:
+        raise NotFoundError(
+            f"Backend {name} has no calibration {calibration_id!r}: qruntime serves one "
+            "calibration per backend; leave calibration_id out."
+        )
+    return entry.configuration()
 
 
 def backend_properties(catalogue: Catalogue, *, name: str) -> dict[str, Any]:

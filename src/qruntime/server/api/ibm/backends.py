@@ -28,8 +28,10 @@ def list_backends(db: DbDep, state: StateDep, user: UserDep) -> dict[str, list[d
 
 
 @router.get("/backends/{name}/configuration")
-def configuration(name: str, state: StateDep, user: UserDep) -> dict[str, Any]:
-    return service.backend_configuration(state.catalogue, name=name)
+def configuration(
+    name: str, state: StateDep, user: UserDep, calibration_id: str | None = None
+) -> dict[str, Any]:
+    return service.backend_configuration(state.catalogue, name=name, calibration_id=calibration_id)
 
 
 @router.get("/backends/{name}/properties")

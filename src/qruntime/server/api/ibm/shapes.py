@@ -86,6 +86,7 @@ def backend_summary(entry: BackendEntry, *, pending_jobs: int) -> dict[str, Any]
         "name": entry.name,
         "status": {"name": "online", "reason": "available"},
         "qubits": entry.spec.num_qubits,
+        "physical_qubits": entry.spec.num_qubits,
         "queue_length": pending_jobs,
         "simulator": entry.spec.simulator,
         "processor_type": {"family": "qruntime", "revision": "1"},

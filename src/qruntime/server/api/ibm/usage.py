@@ -11,6 +11,9 @@ from qruntime.server.services import jobs as job_service
 
 router = APIRouter()
 
+#: What "no usage limit" reads as, in seconds (about 68 years).
+UNLIMITED_SECONDS = 2**31 - 1
+
 
 @router.get("/instances/usage")
 def instance_usage(db: DbDep, user: UserDep) -> dict[str, Any]:
@@ -21,5 +24,6 @@ def instance_usage(db: DbDep, user: UserDep) -> dict[str, Any]:
         "usage_consumed_seconds": job_service.usage_seconds(db, user=user),
         "usage_limit_seconds": None,
         "usage_limit_reached": False,
-        "usage_remaining_seconds": None,
+        # A number, as the client expects one: no limit, so the most a 32-bit count holds.
+        "usage_remaining_seconds": UNLIMITED_SECONDS,
     }
