@@ -211,11 +211,12 @@ def test_invalid_spec_is_refused_naming_the_part(server) -> None:
         service.upload_program(data=SOURCE, metadata=bad)
 
 
-def test_unknown_backend_requirement_is_refused(server) -> None:
+def test_unknown_backend_requirement_is_kept_but_not_enforced(server) -> None:
     service = server.service()
-    bad = metadata(spec={"backend_requirements": {"min_qubits": 5}})
-    with pytest.raises(InputValueError, match="min_qubits"):
-        service.upload_program(data=SOURCE, metadata=bad)
+    typo = metadata(spec={"backend_requirements": {"min_qubits": 5}})
+    program = service.program(service.upload_program(data=SOURCE, metadata=typo))
+    assert program.backend_requirements == {"min_qubits": 5}
+    assert "Min qubits: 5 (not enforced)" in str(program)
 
 
 def test_missing_required_metadata_is_refused_before_any_request(server) -> None:
