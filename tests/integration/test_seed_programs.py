@@ -33,3 +33,18 @@ def test_unknown_backend_requirements_are_kept_and_shown_as_not_enforced(server)
     assert job.result(timeout=60) == 1
     with pytest.raises(InputValueError, match="min_num_qubits"):
         service.upload_program(data=SOURCE, metadata=metadata(min_num_qubits="two"))
+
+
+def test_the_program_list_is_complete_whatever_was_read_before(server) -> None:
+    service = server.service()
+    builtins = {p.program_id for p in server.service().programs(limit=None)}
+    service.program("hello-world")  # one program read first must not stand for the list
+    assert {p.program_id for p in service.programs(limit=None)} == builtins
+    uploaded = service.upload_program(
+        data=SOURCE, metadata={"name": "new", "description": "d", "max_execution_time": 60}
+    )
+    assert uploaded in {p.program_id for p in service.programs(limit=None)}
+    service.update_program(uploaded, description="changed")
+    listed = {p.program_id: p for p in service.programs(limit=None)}
+    assert listed[uploaded].description == "changed"
+    assert set(listed) == builtins | {uploaded}

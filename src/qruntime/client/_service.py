@@ -76,6 +76,9 @@ class RuntimeService:
         assert token is not None
         self._api = ApiClient(url, token, timeout=timeout, verify=verify, transport=transport)
         self._programs: dict[str, RuntimeProgram] = {}
+        # Whether _programs holds every visible program (the list), or only some read
+        # one at a time by program().
+        self._programs_complete = False
         self._backends: dict[str, RemoteBackend] = {}
 
     # -- accounts ---------------------------------------------------------------------------
@@ -130,7 +133,7 @@ class RuntimeService:
 
         ``limit=None`` returns them all.
         """
-        if refresh or not self._programs:
+        if refresh or not self._programs_complete:
             programs: dict[str, RuntimeProgram] = {}
             offset = 0
             while True:
@@ -141,6 +144,7 @@ class RuntimeService:
                 if not page["programs"] or offset >= page["count"]:
                     break
             self._programs = programs
+            self._programs_complete = True
         cached = list(self._programs.values())
         return cached[skip:] if limit is None else cached[skip : skip + limit]
 
@@ -187,6 +191,7 @@ class RuntimeService:
         }
         response = self._api.request("POST", "/programs", json=body)
         program_id: str = response.json()["id"]
+        self._programs_complete = False  # the list lacks it
         return program_id
 
     def update_program(
@@ -221,7 +226,12 @@ class RuntimeService:
         changes = {key: value for key, value in changes.items() if value}
         if changes:
             self._api.request("PATCH", f"/programs/{program_id}", json=changes)
+        self._forget_program(program_id)
+
+    def _forget_program(self, program_id: str) -> None:
+        """Drop a changed program from the cache; the list is read again when next asked."""
         self._programs.pop(program_id, None)
+        self._programs_complete = False
 
     def delete_program(self, program_id: str) -> None:
         """Delete a program; `RuntimeProgramNotFound` if you cannot see it."""
@@ -231,7 +241,7 @@ class RuntimeService:
     def set_program_visibility(self, program_id: str, public: bool) -> None:
         """Make a program public (everyone can run it) or private (only you)."""
         self._api.request("PUT", f"/programs/{program_id}/{'public' if public else 'private'}")
-        self._programs.pop(program_id, None)
+        self._forget_program(program_id)
 
     # -- jobs -------------------------------------------------------------------------------
 
