@@ -39,7 +39,8 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.recorder.connections.add(id(self.connection))
+        # By the client port: an id() may be reused once the old socket is collected.
+        self.recorder.connections.add(self.client_address[1])
         self.recorder.requests.append(
             {"method": self.command, "path": self.path, "body": body, "headers": self.headers}
         )
