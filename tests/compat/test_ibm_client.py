@@ -284,3 +284,23 @@ def test_session_status_and_timing_fields(ibm_service: Any) -> None:
     finally:
         session.close()
     assert session.details()["state"] == "closed"
+
+
+def test_private_sampler_job_hides_its_inputs_and_gives_its_result_once(
+    ibm_service: Any,
+) -> None:
+    from qiskit_ibm_runtime import SamplerV2
+
+    backend = ibm_service.backend("aer_simulator")
+    sampler = SamplerV2(mode=backend)
+    sampler.options.environment.private = True
+    job = sampler.run([_isa(_bell(), backend)], shots=64)
+    assert job.private is True
+    counts = job.result()[0].data.meas.get_counts()
+    assert sum(counts.values()) == 64
+
+    again = ibm_service.job(job.job_id())
+    assert again.private is True
+    assert again.inputs == {}
+    with pytest.raises(Exception, match="read once"):
+        again.result()

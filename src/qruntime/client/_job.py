@@ -81,6 +81,7 @@ class RuntimeJob:
         session_id: str | None = None,
         result_decoder: DecoderArg = None,
         state: dict[str, Any] | None = None,
+        private: bool = False,
     ) -> None:
         self._service = service
         self._api = service._api
@@ -91,11 +92,16 @@ class RuntimeJob:
         self._creation_date = creation_date
         self._tags = list(tags or [])
         self._session_id = session_id
+        self._private = private
         self._interim_decoder, self._final_decoder = _decoders(result_decoder)
         self._state: dict[str, Any] = state or {"status": "Queued", "reason": None}
         self._max_execution_time: int | None = None
         self._result: Any = None
         self._has_result = False
+        # A private job's result can be read from the server once: its text is kept
+        # here for `result` and the callback stream alike, which take turns by the lock.
+        self._result_lock = threading.Lock()
+        self._result_text: str | None = None
         self._stream_thread: threading.Thread | None = None
         self._stream_stop = threading.Event()
         self._ws: Any = None
@@ -140,12 +146,19 @@ class RuntimeJob:
     def tags(self) -> list[str]:
         return list(self._tags)
 
+    @property
+    def private(self) -> bool:
+        """Whether the job is private: the server never returns its inputs, and its
+        result can be read once (`result` keeps it here), then is deleted there."""
+        return self._private
+
     # -- state ----------------------------------------------------------------------------
 
     def _update(self, payload: dict[str, Any]) -> None:
         state = payload.get("state") or {"status": payload.get("status")}
         self._state = {"status": state["status"], "reason": state.get("reason")}
         self._tags = list(payload.get("tags", self._tags))
+        self._private = bool(payload.get("private", self._private))
         if self._creation_date is None and payload.get("created"):
             self._creation_date = datetime.fromisoformat(payload["created"])
         if isinstance(payload.get("cost"), int):
@@ -223,34 +236,54 @@ class RuntimeJob:
         if self._has_result and decoder is None:
             return self._result
         deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._result_lock:  # released before the stream is awaited
+                text = self._result_text
+                if text is None:
+                    text = self._poll_result_text(timeout, deadline)
+                    if self._private:
+                        self._result_text = text
+        except RuntimeInvalidStateError:
+            self._refresh()  # it ended without a result: say why
+            self._finish_streaming(deadline)
+            self._raise_for_final_state()
+            raise
+        self._state = {"status": "Completed", "reason": None}
+        self._finish_streaming(deadline)
+        result = final_decoder.decode(text)
+        if decoder is None:
+            self._result, self._has_result = result, True
+        return result
+
+    def _poll_result_text(self, timeout: float | None, deadline: float | None) -> str:
+        """The result text, awaited with long polls until ``deadline``."""
         while True:
             wait = 60.0 if deadline is None else min(60.0, deadline - time.monotonic())
             if wait <= 0:
                 raise RuntimeJobTimeoutError(
                     f"Timed out after {timeout} s waiting for job {self._job_id}."
                 )
-            try:
-                # One long poll that returns the result itself as soon as the job ends.
-                response = self._api.request(
-                    "GET",
-                    f"/jobs/{self._job_id}/results",
-                    params={"wait": round(wait, 3)},
-                    timeout=wait + 30,
-                )
-            except RuntimeInvalidStateError:
-                self._refresh()  # it ended without a result: say why
-                self._finish_streaming(deadline)
-                self._raise_for_final_state()
-                raise
+            # One long poll that returns the result itself as soon as the job ends.
+            response = self._api.request(
+                "GET",
+                f"/jobs/{self._job_id}/results",
+                params={"wait": round(wait, 3)},
+                timeout=wait + 30,
+            )
             if response.status_code == 202:
                 self._update(response.json())
                 continue
-            self._state = {"status": "Completed", "reason": None}
-            self._finish_streaming(deadline)
-            result = final_decoder.decode(response.text)
-            if decoder is None:
-                self._result, self._has_result = result, True
-            return result
+            return response.text
+
+    def _final_result_text(self) -> str:
+        """The result text of a completed job, for the callback stream."""
+        with self._result_lock:
+            text = self._result_text
+            if text is None:
+                text = self._api.request("GET", f"/jobs/{self._job_id}/results").text
+                if self._private:
+                    self._result_text = text
+            return text
 
     def _finish_streaming(self, deadline: float | None) -> None:
         """Let a callback stream of this (now final) job deliver what it has left.
@@ -377,9 +410,15 @@ class RuntimeJob:
                                 "reason": message.get("reason"),
                             }
                             if message["status"] == "Completed" and not self._stream_stop.is_set():
-                                text = self._api.request(
-                                    "GET", f"/jobs/{self._job_id}/results"
-                                ).text
+                                try:
+                                    text = self._final_result_text()
+                                except RuntimeInvalidStateError as exc:  # read elsewhere
+                                    logger.warning(
+                                        "job %s: no final result for the callback: %s",
+                                        self._job_id,
+                                        exc,
+                                    )
+                                    return
                                 _call(callback, self._job_id, final, text, failures)
                             return
                         elif message["type"] == "error":

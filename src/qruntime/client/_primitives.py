@@ -160,6 +160,7 @@ class _Primitive:
             for key, value in (
                 ("log_level", environment.log_level),
                 ("job_tags", environment.job_tags),
+                ("private", environment.private),
                 ("max_execution_time", options.max_execution_time),
             )
             if value is not None

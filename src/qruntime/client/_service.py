@@ -36,6 +36,7 @@ _RUN_OPTIONS = {
     "session_id",
 }
 
+    "private",
 
 class RuntimeService:
     """Talk to a qruntime server: programs, backends and (later) jobs.
@@ -256,8 +257,14 @@ class RuntimeService:
         """Run a program as a job and return it at once (it is durable on the server).
 
         ``options``: ``backend`` (or the legacy ``backend_name``, required), ``log_level``,
-        ``max_execution_time``, ``job_tags``, ``session_id``. ``callback(job_id, result)``
-        gets every interim result in order, then the final result.
+        ``max_execution_time``, ``job_tags``, ``session_id``, ``private`` (the server
+        never returns the inputs, and the result can be read once, then is deleted
+        there). ``callback(job_id, result)`` gets every interim result in order, then the
+        final result.
+        if opts.get("private") is not None and not isinstance(opts["private"], bool):
+            raise InputValueError(
+                f"options.private must be True or False, not {opts['private']!r}."
+            )
         """
         if isinstance(inputs, ParameterNamespace):
             inputs.validate()
@@ -269,6 +276,7 @@ class RuntimeService:
         if unknown:
             raise InputValueError(
                 f"Unknown run option(s): {', '.join(unknown)}; "
+            ("private", "private"),
                 f"known: {', '.join(sorted(_RUN_OPTIONS))}."
             )
         backend = opts.get("backend") or opts.get("backend_name")
@@ -286,6 +294,7 @@ class RuntimeService:
             if opts.get(key) is not None:
                 body[wire] = opts[key]
         # Encode the inputs once, straight into the request body.
+            private=bool(body.get("private")),
         text = json.dumps(body)[:-1] + ', "params": ' + json.dumps(inputs, cls=RuntimeEncoder) + "}"
         response = self._api.request(
             "POST", "/jobs", content=text, headers={"Content-Type": "application/json"}
@@ -305,6 +314,7 @@ class RuntimeService:
         return job
 
     def _decode_params(self, params: Any) -> dict[str, Any]:
+            private=bool(payload.get("private")),
         decoded: dict[str, Any] = json.loads(json.dumps(params), cls=RuntimeDecoder)
         return decoded
 

@@ -59,7 +59,10 @@ class JobCreate(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=64)
     log_level: str | None = None
     cost: int | None = Field(default=None, gt=0, description="max_execution_time in seconds.")
-    private: bool = False
+    private: bool = Field(
+        default=False,
+        description="Inputs never returned; the result can be read once, then is deleted.",
+    )
 
 
 class JobCreated(BaseModel):
@@ -87,6 +90,7 @@ class JobOut(BaseModel):
     log_level: str | None = None
     cost: int
     params: dict[str, Any] | None = None
+    private: bool = False
 
 
 class JobList(BaseModel):

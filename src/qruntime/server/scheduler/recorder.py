@@ -113,7 +113,8 @@ class Recorder:
         started: datetime | None,
     ) -> dict[str, Any] | None:
         """Write a job's end; if the job had already ended otherwise (cancelled while it
-        started), return the message that says so instead of this event's.
+        started), return the message that says so instead of this event's (and for a
+        private job, the message without its result).
         """
         now = utcnow()
         usage = (now - started).total_seconds() if started is not None else None
@@ -130,7 +131,11 @@ class Recorder:
         )
         if session_id is not None:
             session_store.job_ended(db, session_id=session_id, at=now)
-        if written:
+        if written is not None:
+            if written and state is JobState.COMPLETED:
+                # A private job's result is read once, from the store: not handed to
+                # every waiter.
+                return {"type": "state", "status": state.value, "reason": reason, "final": True}
             return None
         row = job_store.job_outcome(db, job_id=event.job_id)
         if row is None or not JobState(row.status).is_final:

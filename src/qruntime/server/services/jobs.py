@@ -76,7 +76,9 @@ def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
         tags=list(job.tags or []),
         log_level=job.log_level,
         cost=job.max_execution_time,
-        params=json.loads(job.params) if include_params else None,
+        # A private job's inputs are never returned, to anyone.
+        params=json.loads(job.params) if include_params and not job.private else None,
+        private=bool(job.private),
     )
 
 
@@ -204,6 +206,7 @@ def submit_job(
         max_execution_time=cost,
         created_at=utcnow(),
         logs="",
+        private=payload.private,
     )
     return job, program.builtin
 
@@ -354,15 +357,27 @@ def job_outcome(db: Session, *, user: User, job_id: str) -> tuple[JobState, str 
     """A job's state and, once it is final, its result text (one query).
 
     A final job without a result (failed, cancelled) raises `RuntimeInvalidStateError`
-    with the job's reason.
+    with the job's reason. A private job's result is returned to the first read only:
+    that read deletes it (with the job's inputs and interim results) and commits.
     """
     row = store.job_outcome(db, job_id=job_id, owner_id=user.id)
     if row is None:
         raise RuntimeJobNotFound(f"Job not found: {job_id}")
     state = JobState(row.status)
+    if row.result_read_at is not None:
+        raise RuntimeInvalidStateError(
+            f"Job {job_id} is private: its result was read once, at "
+            f"{row.result_read_at.isoformat()}, and then deleted."
+        )
     if state.is_final and (state is not JobState.COMPLETED or row.result is None):
         reason = f" ({row.reason})" if row.reason else ""
         raise RuntimeInvalidStateError(f"Job {job_id} has no result: it is {row.status}{reason}.")
+    if row.private and state is JobState.COMPLETED:
+        if not store.take_private_result(db, job_id=job_id, now=utcnow()):
+            raise RuntimeInvalidStateError(
+                f"Job {job_id} is private: its result was read once, and then deleted."
+            )
+        db.commit()
     return state, row.result
 
 

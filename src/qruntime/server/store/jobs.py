@@ -29,6 +29,7 @@ __all__ = [
     "queued_builtin_jobs",
     "queued_jobs_all",
     "running_jobs",
+    "take_private_result",
     "update_job",
     "usage_seconds",
 ]
@@ -39,6 +40,8 @@ __all__ = [
 _jobs = cast(Table, Job.__table__)
 _programs = cast(Table, Program.__table__)
 
+
+_NO_PARAMS = "{}"
 
 # Built once: the values change per call, the statements do not (no per-call compiling
 # or cache-key work). A job's submission number is taken inside its INSERT.
@@ -77,7 +80,10 @@ _FINISH = (
         finished_at=bindparam("finished_at"),
         usage_seconds=bindparam("usage_seconds"),
         metrics=bindparam("metrics"),
+        # A private job's inputs are needed only to run it: gone once it has ended.
+        params=case((_jobs.c.private, _NO_PARAMS), else_=_jobs.c.params),
     )
+    .returning(_jobs.c.private)
 )
 
 
@@ -140,8 +146,11 @@ def finish_job(
     finished_at: datetime,
     usage_seconds: float | None,
     metrics: dict[str, Any] | None,
-) -> bool:
-    """Write a job's final state if it is in one of ``sources``; True if it was."""
+) -> bool | None:
+    """Write a job's final state if it is in one of ``sources``.
+
+    None if it was not (it had ended otherwise); else whether the job is private.
+    """
     values = {
         "job_id": job_id,
         "sources": list(sources),
@@ -152,20 +161,46 @@ def finish_job(
         "usage_seconds": usage_seconds,
         "metrics": metrics,
     }
-    return bool(db.execute(_FINISH, values).rowcount)  # type: ignore[attr-defined]
+    row = db.execute(_FINISH, values).first()
+    return None if row is None else bool(row.private)
 
 
-_OUTCOME = select(_jobs.c.status, _jobs.c.reason, _jobs.c.result).where(
-    _jobs.c.id == bindparam("job_id")
-)
+_OUTCOME = select(
+    _jobs.c.status, _jobs.c.reason, _jobs.c.result, _jobs.c.private, _jobs.c.result_read_at
+).where(_jobs.c.id == bindparam("job_id"))
 _OWN_OUTCOME = _OUTCOME.where(_jobs.c.owner_id == bindparam("owner_id"))
 
 
 def job_outcome(db: Session, *, job_id: str, owner_id: str | None = None) -> AnyRow | None:
-    """A job's status, reason and result text; with ``owner_id``, only if it is theirs."""
+    """A job's status, reason, result text, whether it is private and when a private
+    job's result was read; with ``owner_id``, only if it is theirs.
+    """
     if owner_id is None:
         return db.execute(_OUTCOME, {"job_id": job_id}).first()
     return db.execute(_OWN_OUTCOME, {"job_id": job_id, "owner_id": owner_id}).first()
+
+
+_TAKE = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job_id"),
+        _jobs.c.private.is_(True),
+        _jobs.c.result_read_at.is_(None),
+    )
+    .values(result=None, params=_NO_PARAMS, result_read_at=bindparam("now"))
+)
+
+
+def take_private_result(db: Session, *, job_id: str, now: datetime) -> bool:
+    """Mark a private job's result read and delete it, its inputs and interim results.
+
+    True for the one caller that did it (read the result first, in the same
+    transaction); False when another read came first.
+    """
+    if not db.execute(_TAKE, {"job_id": job_id, "now": now}).rowcount:  # type: ignore[attr-defined]
+        return False
+    db.execute(delete(JobInterimResult).where(JobInterimResult.job_id == job_id))
+    return True
 
 
 def get_job(db: Session, *, job_id: str, owner_id: str | None = None) -> Job | None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -142,6 +143,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     usage_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: A private job's params are never returned; its result is deleted when first read.
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    result_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class JobCount(Base):

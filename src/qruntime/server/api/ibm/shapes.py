@@ -56,7 +56,7 @@ def job_to_ibm(job: JobOut) -> dict[str, Any]:
         "program": {"id": job.program["id"]},
         "created": _iso(job.created),
         "runtime": "",
-        "private": False,
+        "private": job.private,
         "session_id": job.session_id,
         "tags": job.tags,
         "cost": job.cost,
