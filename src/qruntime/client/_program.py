@@ -164,6 +164,9 @@ class RuntimeProgram:
         data: str = "",
         *,
         refresh: Callable[[], RuntimeProgram] | None = None,
+        entry_point: str | None = None,
+        dependencies: list[str] | None = None,
+        files: list[str] | None = None,
     ) -> None:
         self._name = program_name
         self._id = program_id
@@ -178,6 +181,9 @@ class RuntimeProgram:
         self._is_public = is_public
         self._data = data
         self._refresh = refresh
+        self._entry_point = entry_point
+        self._dependencies = list(dependencies or [])
+        self._files = list(files) if files is not None else None
 
     @classmethod
     def from_wire(
@@ -205,6 +211,9 @@ class RuntimeProgram:
             is_public=bool(payload.get("is_public", False)),
             data=payload.get("data") or "",
             refresh=refresh,
+            entry_point=payload.get("entry_point"),
+            dependencies=payload.get("dependencies"),
+            files=payload.get("files"),
         )
 
     @property
@@ -256,8 +265,23 @@ class RuntimeProgram:
         return self._is_public
 
     @property
+    def entry_point(self) -> str | None:
+        """A folder program's module that defines ``main``; None for a one-file program."""
+        return self._entry_point
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The pip requirements the program declared (checked by the server at upload)."""
+        return list(self._dependencies)
+
+    @property
+    def files(self) -> list[str] | None:
+        """A folder program's files, for its owner; None otherwise."""
+        return None if self._files is None else list(self._files)
+
+    @property
     def data(self) -> str:
-        """The program's source; only its owner may read it.
+        """The program's source (a folder program's entry module); only its owner may read it.
 
         Raises:
             NotAuthorizedError: if the server does not send the source to this user.
@@ -277,6 +301,9 @@ class RuntimeProgram:
             f"  Creation date: {_date_text(self._creation_date)}",
             f"  Update date: {_date_text(self._update_date)}",
             f"  Max execution time: {self._max_execution_time}",
+            *([f"  Entry point: {self._entry_point}"] if self._entry_point else []),
+            *([f"  Files: {', '.join(self._files)}"] if self._files else []),
+            *([f"  Dependencies: {', '.join(self._dependencies)}"] if self._dependencies else []),
             "  Backend requirements:",
             *_requirement_lines(self._backend_requirements, indent=4),
             "  Input parameters:",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,18 @@ class ProgramSpec(BaseModel):
     interim_results: dict[str, Any] | None = None
 
 
+#: One requirement of a program on the worker environment, as pip writes it.
+Dependency = Annotated[str, Field(min_length=1, max_length=200, examples=["numpy>=1.26"])]
+_ENTRY_POINT_DOC = (
+    "For a folder program (data is a zip archive): the module that defines main(), "
+    "a path inside the folder; default program.py."
+)
+_DEPENDENCIES_DOC = (
+    "Packages the program needs, as pip requirements; each must be installed in the "
+    "server's program environment (GET /programs/environment) in a matching version."
+)
+
+
 class ProgramCreate(BaseModel):
     """``POST /programs``."""
 
@@ -41,6 +53,10 @@ class ProgramCreate(BaseModel):
     description: str = Field(min_length=1, max_length=10_000, examples=["What it does."])
     is_public: bool = False
     spec: ProgramSpec | None = None
+    entry_point: str | None = Field(default=None, max_length=200, description=_ENTRY_POINT_DOC)
+    dependencies: list[Dependency] | None = Field(
+        default=None, max_length=100, description=_DEPENDENCIES_DOC
+    )
 
 
 class ProgramUpdate(BaseModel):
@@ -52,6 +68,10 @@ class ProgramUpdate(BaseModel):
     cost: int | None = Field(default=None, gt=0)
     description: str | None = Field(default=None, min_length=1, max_length=10_000)
     spec: ProgramSpec | None = None
+    entry_point: str | None = Field(default=None, max_length=200, description=_ENTRY_POINT_DOC)
+    dependencies: list[Dependency] | None = Field(
+        default=None, max_length=100, description=_DEPENDENCIES_DOC
+    )
 
 
 class ProgramDataUpdate(BaseModel):
@@ -60,6 +80,7 @@ class ProgramDataUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: str
+    entry_point: str | None = Field(default=None, max_length=200, description=_ENTRY_POINT_DOC)
 
 
 class ProgramOut(BaseModel):
@@ -72,7 +93,27 @@ class ProgramOut(BaseModel):
     update_date: datetime
     owner: str
     spec: dict[str, Any]
-    data: str | None = Field(default=None, description="The source; sent to the owner only.")
+    data: str | None = Field(
+        default=None,
+        description="The source (of a folder program: its entry module); sent to the owner only.",
+    )
+    entry_point: str | None = Field(default=None, description="A folder program's entry module.")
+    dependencies: list[str] = Field(default_factory=list, description=_DEPENDENCIES_DOC)
+    files: list[str] | None = Field(
+        default=None, description="A folder program's files; sent to the owner only."
+    )
+
+
+class PackageOut(BaseModel):
+    name: str
+    version: str
+
+
+class ProgramEnvironment(BaseModel):
+    """``GET /programs/environment``: what uploaded programs can import."""
+
+    python: str = Field(examples=["3.11.2"])
+    packages: list[PackageOut]
 
 
 class ProgramList(BaseModel):

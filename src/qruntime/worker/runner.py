@@ -7,6 +7,7 @@ terminal event in that case from how the process ended.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib
 import io
@@ -17,6 +18,7 @@ import math
 import os
 import resource
 import sys
+import tempfile
 import traceback
 import types
 from collections.abc import Callable
@@ -107,11 +109,60 @@ def _limits(header: Header) -> DecodeLimits | None:
     )
 
 
+#: Folders of folder programs this process has loaded (one per job, in its private /tmp).
+_PROGRAM_FOLDERS: list[str] = []
+# The server checked the archive's size; this re-check in the sandbox is for its paths.
+_UNPACKED_LIMIT = 1 << 31
+
+
+def _load_folder_program(header: Header) -> types.ModuleType:
+    """Write a folder program's files to a fresh folder and import its entry module.
+
+    The folder goes first on ``sys.path``, so the program's modules import each other
+    by name (``import helpers``, ``from tools.fit import fit``), as when ``python
+    program.py`` runs in that folder. Modules of a program loaded before in this
+    process are forgotten first.
+    """
+    from qruntime.errors import QRuntimeError
+    from qruntime.program_files import extract, module_name, read_archive
+
+    _forget_folder_programs()
+    try:
+        raw = base64.b64decode(header["archive"])
+        program = read_archive(
+            raw, entry_point=header.get("entry_point"), max_bytes=_UNPACKED_LIMIT
+        )
+        folder = Path(tempfile.mkdtemp(prefix="qruntime-program-"))
+        extract(program, folder)
+    except (QRuntimeError, OSError, ValueError) as exc:
+        raise _JobFailure("failed", f"cannot unpack the program's files: {exc}") from None
+    sys.path.insert(0, str(folder))
+    _PROGRAM_FOLDERS.append(str(folder))
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(module_name(program.entry_point))
+    except BaseException as exc:
+        raise _JobFailure("failed", _format_traceback(exc)) from None
+
+
+def _forget_folder_programs() -> None:
+    for folder in _PROGRAM_FOLDERS:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        prefix = folder + os.sep
+        for name, module in list(sys.modules.items()):
+            if (getattr(module, "__file__", None) or "").startswith(prefix):
+                del sys.modules[name]
+    _PROGRAM_FOLDERS.clear()
+
+
 def load_main(header: Header) -> Callable[..., Any]:
     """The ``main`` of the job's program: a built-in module or uploaded source."""
     builtin = header.get("builtin")
     source = header.get("source")
-    if source is not None:
+    if header.get("archive") is not None:
+        module = _load_folder_program(header)
+    elif source is not None:
         filename = f"<program {header.get('program_id', '?')}>"
         # Registered so that tracebacks show the program's own lines.
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

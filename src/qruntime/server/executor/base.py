@@ -35,6 +35,10 @@ class JobSpec:
     backend: str
     inputs: str
     source: str | None = None
+    #: A folder program (with ``source``, its entry module's): the zip archive of its
+    #: files, and the entry module's path in it.
+    archive: bytes | None = None
+    entry_point: str | None = None
     builtin: str | None = None
     max_execution_time: float = 300.0
     log_level: str = "WARNING"

@@ -15,6 +15,7 @@ holds the GIL while it simulates.
 from __future__ import annotations
 
 import asyncio
+import base64
 import codecs
 import contextlib
 import itertools
@@ -424,6 +425,8 @@ class LocalExecutor(Executor):
             "program_id": spec.program_id,
             "backend": spec.backend,
             "source": spec.source,
+            "archive": None if spec.archive is None else base64.b64encode(spec.archive).decode(),
+            "entry_point": spec.entry_point,
             "builtin": spec.builtin,
             "log_level": spec.log_level,
             "session_id": spec.session_id,

@@ -529,7 +529,12 @@ class JobRuntime:
                 session_id = job.session_id if dedicated else None
                 specs.append(
                     _spec(
-                        job, builtin=program.builtin, session_id=session_id, source=program.source
+                        job,
+                        builtin=program.builtin,
+                        session_id=session_id,
+                        source=program.source,
+                        archive=program.archive,
+                        entry_point=program.entry_point,
                     )
                 )
         return specs, activated, failed
@@ -570,7 +575,13 @@ def _fail(db: Session, job_id: str, reason: str) -> None:
 
 
 def _spec(
-    job: Any, *, builtin: str | None, session_id: str | None, source: str | None = None
+    job: Any,
+    *,
+    builtin: str | None,
+    session_id: str | None,
+    source: str | None = None,
+    archive: bytes | None = None,
+    entry_point: str | None = None,
 ) -> JobSpec:
     """The spec of ``job``: a `Job`, or a row with the same fields."""
     return JobSpec(
@@ -579,6 +590,8 @@ def _spec(
         backend=job.backend,
         inputs=job.params,
         source=source,
+        archive=archive,
+        entry_point=entry_point,
         builtin=builtin,
         max_execution_time=float(job.max_execution_time),
         log_level=job.log_level or "WARNING",

@@ -15,11 +15,15 @@ import inspect
 import re
 import secrets
 import string
+import sys
+import zipfile
+from io import BytesIO
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from qruntime import program_files
 from qruntime.errors import (
     InputValueError,
     PayloadTooLargeError,
@@ -30,6 +34,7 @@ from qruntime.errors import (
 from qruntime.schemas import ProgramCreate, ProgramOut, ProgramSpec, ProgramUpdate
 from qruntime.schemas.programs import ENFORCED_BACKEND_REQUIREMENTS
 from qruntime.server.services.auth import SYSTEM_USER
+from qruntime.server.services.environment import check_dependencies
 from qruntime.server.store import programs as store
 from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Program, User, utcnow
@@ -38,6 +43,7 @@ from qruntime.spec_schema import check_spec_schema
 __all__ = [
     "BuiltinHeads",
     "create_program",
+    "decode_program",
     "decode_source",
     "delete_program",
     "get_program",
@@ -58,7 +64,16 @@ def _new_program_id(name: str) -> str:
     return f"{slug}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(10))}"
 
 
+#: A folder program's files may hold this many times the upload limit, unpacked.
+UNPACKED_FACTOR = 8
+
+
 def to_wire(program: Program, *, owner: str, viewer: User) -> ProgramOut:
+    mine = program.owner_id == viewer.id
+    files = None
+    if mine and program.archive is not None:
+        with zipfile.ZipFile(BytesIO(program.archive)) as archive:
+            files = sorted(archive.namelist())
     return ProgramOut(
         id=program.id,
         name=program.name,
@@ -69,12 +84,68 @@ def to_wire(program: Program, *, owner: str, viewer: User) -> ProgramOut:
         update_date=program.updated_at,
         owner=owner,
         spec=program.spec or {},
-        data=program.source if program.owner_id == viewer.id else None,
+        data=program.source if mine else None,
+        entry_point=program.entry_point,
+        dependencies=list(program.dependencies or []),
+        files=files,
     )
 
 
 def decode_source(data: str, *, limit: int) -> str:
     """Decode base64 program data and check it is a Python program with ``main``."""
+    source, archive, _ = decode_program(data, entry_point=None, limit=limit)
+    if archive is not None:
+        raise InputValueError("Expected a program's source, not a zip archive.")
+    return source
+
+
+def decode_program(
+    data: str, *, entry_point: str | None, limit: int, previous_entry_point: str | None = None
+) -> tuple[str, bytes | None, str | None]:
+    """Decode base64 program data: a program's source, or a zip archive of its folder.
+
+    Returns the (entry module's) source, and for a folder the archive as stored and its
+    entry point (``entry_point``, else ``previous_entry_point``, else ``program.py``).
+    Every module must compile; the entry module must define ``main``.
+    """
+    raw = _decode_base64(data, limit=limit)
+    if program_files.is_archive(raw):
+        files = program_files.read_archive(
+            raw, entry_point=entry_point or previous_entry_point, max_bytes=limit * UNPACKED_FACTOR
+        )
+        for name in sorted(files.files):
+            if name.endswith(".py") and name != files.entry_point:
+                _check_compiles(files.files[name].decode("utf-8"), name)
+        try:
+            check_source(files.entry_source)
+        except InputValueError as exc:
+            raise InputValueError(f"{files.entry_point}: {exc}") from None
+        return files.entry_source, program_files.pack(files), files.entry_point
+    if entry_point not in (None, program_files.DEFAULT_ENTRY_POINT):
+        raise InputValueError(
+            "entry_point names the main module of a folder or zip program; "
+            "this program is a single source file."
+        )
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputValueError("Program data is not UTF-8 text.") from None
+    check_source(source)
+    return source, None, None
+
+
+def _check_compiles(source: str, name: str) -> None:
+    try:
+        compile(source, name, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise InputValueError(
+            f"Module {name} does not compile: {exc.msg} (line {exc.lineno}, column {exc.offset})."
+        ) from None
+    except ValueError as exc:
+        raise InputValueError(f"Module {name} does not compile: {exc}.") from None
+
+
+def _decode_base64(data: str, *, limit: int) -> bytes:
     # base64 is 4/3 of the source: refuse huge payloads before decoding them.
     if len(data) > (limit * 4) // 3 + 8:
         raise PayloadTooLargeError(f"The program is larger than the limit of {limit} bytes.")
@@ -86,12 +157,7 @@ def decode_source(data: str, *, limit: int) -> str:
         raise PayloadTooLargeError(
             f"The program is {len(raw)} bytes, larger than the limit of {limit} bytes."
         )
-    try:
-        source = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputValueError("Program data is not UTF-8 text.") from None
-    check_source(source)
-    return source
+    return raw
 
 
 def check_source(source: str) -> None:
@@ -238,7 +304,10 @@ def _ensure_unique_name(db: Session, *, owner_id: str, name: str, program_id: st
 def create_program(
     db: Session, *, user: User, payload: ProgramCreate, max_bytes: int, max_cost: int
 ) -> str:
-    source = decode_source(payload.data, limit=max_bytes)
+    source, archive, entry_point = decode_program(
+        payload.data, entry_point=payload.entry_point, limit=max_bytes
+    )
+    dependencies = check_dependencies(payload.dependencies)
     spec = check_spec(payload.spec)
     _check_cost(payload.cost, limit=max_cost)
     _ensure_unique_name(db, owner_id=user.id, name=payload.name)
@@ -251,6 +320,9 @@ def create_program(
             name=payload.name,
             description=payload.description,
             source=source,
+            archive=archive,
+            entry_point=entry_point,
+            dependencies=dependencies,
             max_execution_time=payload.cost,
             spec=spec,
             is_public=payload.is_public,
@@ -280,14 +352,41 @@ def update_program(
         merged = dict(program.spec or {})
         merged.update(check_spec(payload.spec))
         program.spec = merged
+    if payload.dependencies is not None:
+        program.dependencies = check_dependencies(payload.dependencies)
+    if payload.entry_point is not None and payload.entry_point != program.entry_point:
+        if program.archive is None:
+            raise InputValueError(
+                "entry_point names the main module of a folder or zip program; "
+                f"program {program_id} is a single source file."
+            )
+        files = program_files.read_archive(  # its size was checked when it was uploaded
+            program.archive, entry_point=payload.entry_point, max_bytes=sys.maxsize
+        )
+        try:
+            check_source(files.entry_source)
+        except InputValueError as exc:
+            raise InputValueError(f"{files.entry_point}: {exc}") from None
+        program.source, program.entry_point = files.entry_source, files.entry_point
     program.updated_at = utcnow()
 
 
 def update_program_data(
-    db: Session, *, user: User, program_id: str, data: str, max_bytes: int
+    db: Session,
+    *,
+    user: User,
+    program_id: str,
+    data: str,
+    max_bytes: int,
+    entry_point: str | None = None,
 ) -> None:
+    """New code for a program: a source or a folder's archive (with its entry point, by
+    default the one the program had)."""
     program, _ = _writable_program(db, user=user, program_id=program_id)
-    program.source = decode_source(data, limit=max_bytes)
+    source, archive, entry = decode_program(
+        data, entry_point=entry_point, limit=max_bytes, previous_entry_point=program.entry_point
+    )
+    program.source, program.archive, program.entry_point = source, archive, entry
     program.updated_at = utcnow()
 
 

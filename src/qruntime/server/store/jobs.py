@@ -127,10 +127,13 @@ def queued_builtin_jobs(db: Session, *, limit: int) -> list[AnyRow]:
 
 
 def program_to_run(db: Session, *, program_id: str) -> AnyRow | None:
-    """A program's ``builtin`` module name and, for an uploaded program, its ``source``."""
+    """A program's ``builtin`` module name and, for an uploaded program, its ``source``,
+    ``archive`` (a folder program's files, else None) and ``entry_point``."""
     statement = select(
         _programs.c.builtin,
         case((_programs.c.builtin.is_(None), _programs.c.source), else_=None).label("source"),
+        _programs.c.archive,
+        _programs.c.entry_point,
     ).where(_programs.c.id == program_id)
     return db.execute(statement).first()
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -108,6 +109,10 @@ class Program(Base):
     source: Mapped[str] = mapped_column(Text)
     max_execution_time: Mapped[int] = mapped_column(Integer)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: A folder program: its files as a zip archive; ``source`` is its entry module's.
+    archive: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    entry_point: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    dependencies: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)
     builtin: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from qruntime.errors import InputValueError
 from qruntime.schemas import ProgramCreate, ProgramCreated, ProgramList, ProgramOut, ProgramUpdate
+from qruntime.schemas.programs import ProgramEnvironment
 from qruntime.server.api.deps import DbDep, StateDep, UserDep
 from qruntime.server.api.paging import Offset
 from qruntime.server.services import programs as service
+from qruntime.server.services.environment import environment_listing
 
 router = APIRouter(tags=["programs"])
 
@@ -41,6 +43,17 @@ def create_program(
     return ProgramCreated(id=program_id)
 
 
+@router.get("/programs/environment", response_model=ProgramEnvironment)
+def program_environment(user: UserDep) -> ProgramEnvironment:
+    """What uploaded programs can import: the Python version and the installed packages.
+
+    A program's ``dependencies`` are checked against this list when it is uploaded.
+    Admins add packages by installing them into the server's Python environment (see
+    the README); nothing is installed when a job runs.
+    """
+    return ProgramEnvironment.model_validate(environment_listing())
+
+
 @router.get("/programs/{program_id}", response_model=ProgramOut, response_model_exclude_none=True)
 def get_program(program_id: str, db: DbDep, user: UserDep) -> ProgramOut:
     return service.get_program(db, user=user, program_id=program_id)
@@ -60,30 +73,41 @@ def update_program(
     return Response(status_code=204)
 
 
-async def program_data(request: Request) -> str:
-    """The new source of ``PUT /programs/{id}/data``: ``{"data": base64}`` or a raw base64 body."""
+async def program_data(request: Request) -> tuple[str, str | None]:
+    """The new code of ``PUT /programs/{id}/data``: ``{"data": base64, "entry_point": ...}``
+    (``entry_point`` optional, for a zip archive) or a raw base64 body."""
     body = await request.body()
     if not request.headers.get("content-type", "").startswith("application/json"):
-        return body.decode("ascii", errors="replace").strip()
+        return body.decode("ascii", errors="replace").strip(), None
     try:
-        data = json.loads(body)["data"]
+        parsed = json.loads(body)
+        data = parsed["data"]
     except (ValueError, KeyError, TypeError):
         raise InputValueError('Expected a JSON body {"data": "<base64 source>"}.') from None
     if not isinstance(data, str):
         raise InputValueError("data must be a base64 string.")
-    return data
+    entry_point = parsed.get("entry_point")
+    if entry_point is not None and (not isinstance(entry_point, str) or len(entry_point) > 200):
+        raise InputValueError("entry_point must be a path of at most 200 characters.")
+    return data, entry_point
 
 
 @router.put("/programs/{program_id}/data", status_code=204)
 def update_program_data(
     program_id: str,
-    data: Annotated[str, Depends(program_data)],
+    body: Annotated[tuple[str, str | None], Depends(program_data)],
     db: DbDep,
     user: UserDep,
     state: StateDep,
 ) -> Response:
+    data, entry_point = body
     service.update_program_data(
-        db, user=user, program_id=program_id, data=data, max_bytes=state.settings.max_program_bytes
+        db,
+        user=user,
+        program_id=program_id,
+        data=data,
+        max_bytes=state.settings.max_program_bytes,
+        entry_point=entry_point,
     )
     return Response(status_code=204)
 
