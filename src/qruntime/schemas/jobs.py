@@ -91,6 +91,7 @@ class JobOut(BaseModel):
     cost: int
     params: dict[str, Any] | None = None
     private: bool = False
+    owner: str | None = Field(default=None, description="The name of the job's owner.")
 
 
 class JobList(BaseModel):

@@ -25,6 +25,11 @@ class JobFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     sort: Annotated[str, Query(pattern="^(ASC|DESC|asc|desc)$")] = "DESC"
+    user: Annotated[
+        str | None,
+        Query(max_length=64, description="Admins: list this user's jobs (by name)."),
+    ] = None
+    all_users: Annotated[bool, Query(description="Admins: list every user's jobs.")] = False
 
     def service_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `services.jobs.list_jobs`."""
@@ -39,6 +44,8 @@ class JobFilters:
             "created_after": self.created_after,
             "created_before": self.created_before,
             "descending": self.sort.upper() == "DESC",
+            "owner": self.user,
+            "all_users": self.all_users,
         }
 
 

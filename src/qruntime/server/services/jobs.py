@@ -21,6 +21,7 @@ from qruntime.encoding import DecodedCircuits, DecodeLimits, loads
 from qruntime.errors import (
     InputValueError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     QuotaExceededError,
     RuntimeInvalidStateError,
     RuntimeJobNotFound,
@@ -35,6 +36,7 @@ from qruntime.spec_schema import best_validation_error
 if TYPE_CHECKING:
     from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.store import jobs as store
+from qruntime.server.store import users as user_store
 from qruntime.server.store.tables import Job, User, utcnow
 
 __all__ = [
@@ -61,7 +63,12 @@ _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 _USER_CANCELLED = "cancelled by the user"
 
 
-def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
+def _scope(user: User) -> str | None:
+    """The owner whose jobs ``user`` may reach: their own, or anyone's for an admin."""
+    return None if user.is_admin else user.id
+
+
+def to_wire(job: Job, *, include_params: bool = False, owner: str | None = None) -> JobOut:
     state = JobState(job.status)
     return JobOut(
         id=job.id,
@@ -79,6 +86,7 @@ def to_wire(job: Job, *, include_params: bool = False) -> JobOut:
         # A private job's inputs are never returned, to anyone.
         params=json.loads(job.params) if include_params and not job.private else None,
         private=bool(job.private),
+        owner=owner,
     )
 
 
@@ -239,14 +247,42 @@ def queue_job(
 
 
 def owned_job(db: Session, *, user: User, job_id: str) -> Job:
-    job = store.get_job(db, job_id=job_id, owner_id=user.id)
+    """A job of ``user`` (any job for an admin); `RuntimeJobNotFound` otherwise."""
+    job = store.get_job(db, job_id=job_id, owner_id=_scope(user))
     if job is None:
         raise RuntimeJobNotFound(f"Job not found: {job_id}")
     return job
 
 
+def _owner_names(db: Session, user: User, jobs: list[Job]) -> dict[str, str]:
+    names = {user.id: user.name}
+    for owner_id in {job.owner_id for job in jobs} - set(names):
+        found = user_store.get_user(db, user_id=owner_id)
+        names[owner_id] = found.name if found is not None else owner_id
+    return names
+
+
 def get_job(db: Session, *, user: User, job_id: str, include_params: bool = True) -> JobOut:
-    return to_wire(owned_job(db, user=user, job_id=job_id), include_params=include_params)
+    job = owned_job(db, user=user, job_id=job_id)
+    owner = _owner_names(db, user, [job])[job.owner_id]
+    return to_wire(job, include_params=include_params, owner=owner)
+
+
+def _listed_owner(db: Session, *, user: User, owner: str | None, all_users: bool) -> str | None:
+    """The owner id a listing is for: the caller's own by default; an admin may ask for
+    one user's (``owner``, a name) or everyone's (``all_users``)."""
+    if owner is None and not all_users:
+        return user.id
+    if not user.is_admin:
+        if owner == user.name and not all_users:
+            return user.id
+        raise PermissionDeniedError("Only admins may list other users' jobs.")
+    if owner is None:
+        return None
+    found = user_store.get_user_by_name(db, name=owner)
+    if found is None:
+        raise InputValueError(f"No user named {owner!r}.")
+    return found.id
 
 
 def list_jobs(
@@ -263,7 +299,11 @@ def list_jobs(
     created_after: datetime | None,
     created_before: datetime | None,
     descending: bool,
+    owner: str | None = None,
+    all_users: bool = False,
 ) -> tuple[list[JobOut], int]:
+    """A page of the caller's jobs; an admin's of one user (``owner``) or of everyone's."""
+    owner_id = _listed_owner(db, user=user, owner=owner, all_users=all_users)
     statuses = None
     if pending is True:
         statuses = [JobState.QUEUED.value, JobState.RUNNING.value]
@@ -271,7 +311,7 @@ def list_jobs(
         statuses = [state.value for state in FINAL_STATES]
     jobs, total = store.list_jobs(
         db,
-        owner_id=user.id,
+        owner_id=owner_id,
         limit=limit,
         offset=offset,
         statuses=statuses,
@@ -283,7 +323,8 @@ def list_jobs(
         created_before=created_before,
         descending=descending,
     )
-    return [to_wire(job) for job in jobs], total
+    names = _owner_names(db, user, jobs)
+    return [to_wire(job, owner=names[job.owner_id]) for job in jobs], total
 
 
 def cancel_job(db: Session, *, user: User, job_id: str) -> tuple[Job, str]:
@@ -360,10 +401,14 @@ def job_outcome(db: Session, *, user: User, job_id: str) -> tuple[JobState, str 
     with the job's reason. A private job's result is returned to the first read only:
     that read deletes it (with the job's inputs and interim results) and commits.
     """
-    row = store.job_outcome(db, job_id=job_id, owner_id=user.id)
+    row = store.job_outcome(db, job_id=job_id, owner_id=_scope(user))
     if row is None:
         raise RuntimeJobNotFound(f"Job not found: {job_id}")
     state = JobState(row.status)
+    if row.private and row.owner_id != user.id and state is JobState.COMPLETED:
+        raise PermissionDeniedError(
+            f"Job {job_id} is private: only its owner can read its result (once)."
+        )
     if row.result_read_at is not None:
         raise RuntimeInvalidStateError(
             f"Job {job_id} is private: its result was read once, at "

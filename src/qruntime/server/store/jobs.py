@@ -169,7 +169,12 @@ def finish_job(
 
 
 _OUTCOME = select(
-    _jobs.c.status, _jobs.c.reason, _jobs.c.result, _jobs.c.private, _jobs.c.result_read_at
+    _jobs.c.status,
+    _jobs.c.reason,
+    _jobs.c.result,
+    _jobs.c.private,
+    _jobs.c.result_read_at,
+    _jobs.c.owner_id,
 ).where(_jobs.c.id == bindparam("job_id"))
 _OWN_OUTCOME = _OUTCOME.where(_jobs.c.owner_id == bindparam("owner_id"))
 
@@ -217,7 +222,7 @@ def get_job(db: Session, *, job_id: str, owner_id: str | None = None) -> Job | N
 def list_jobs(
     db: Session,
     *,
-    owner_id: str,
+    owner_id: str | None,
     limit: int,
     offset: int,
     statuses: Sequence[str] | None = None,
@@ -229,8 +234,9 @@ def list_jobs(
     created_before: datetime | None = None,
     descending: bool = True,
 ) -> tuple[list[Job], int]:
-    """One page of a user's jobs matching the filters, and how many match in all."""
-    conditions = [Job.owner_id == owner_id]
+    """One page of a user's jobs (everyone's for ``owner_id=None``) matching the filters,
+    and how many match in all."""
+    conditions = [] if owner_id is None else [Job.owner_id == owner_id]
     if statuses:
         conditions.append(Job.status.in_(statuses))
     if program_id is not None:
@@ -250,7 +256,9 @@ def list_jobs(
         rows = [job for job in db.scalars(query) if set(tags) <= set(job.tags or [])]
         rows.sort(key=lambda job: job.seq, reverse=descending)
         return rows[offset : offset + limit], len(rows)
-    if len(conditions) == 1:  # all of the user's jobs: the count the triggers keep
+    if owner_id is None and not conditions:  # everyone's jobs: the counts the triggers keep
+        total = db.scalar(select(func.sum(JobCount.total))) or 0
+    elif len(conditions) == 1 and owner_id is not None:  # all of one user's jobs
         total = db.scalar(select(JobCount.total).where(JobCount.owner_id == owner_id)) or 0
     else:
         total = db.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
