@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import deep_queue, hostile, jobs, load, primitives, sessions, startup
+from bench import (
+    anatomy,
+    deep_queue,
+    devices,
+    hostile,
+    jobs,
+    load,
+    primitives,
+    sessions,
+    startup,
+)
 from bench.harness import Row, report
 
 BENCHMARKS = {
@@ -15,7 +25,9 @@ BENCHMARKS = {
     "deep_queue": deep_queue.run,
     "startup": startup.run,
     "primitives": primitives.run,
+    "devices": devices.run,
     "hostile": hostile.run,
+    "anatomy": anatomy.run,
 }
 
 

@@ -32,11 +32,12 @@ from qruntime.errors import (
     RuntimeJobNotFound,
     RuntimeJobTimeoutError,
     RuntimeProgramNotFound,
+    ServiceUnavailableError,
     SessionNotFoundError,
 )
 
 if TYPE_CHECKING:
-    from qruntime.client._backend import RemoteBackend
+    from qruntime.client._backend import BackendStatus, RemoteBackend
     from qruntime.client._decoders import ResultDecoder, RunnerResult
     from qruntime.client._job import RuntimeJob
     from qruntime.client._options import EstimatorOptions, Options, SamplerOptions
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 # and ``qruntime serve`` and the workers import this package too, the server to start
 # its workers before anything else.
 _LAZY = {
+    "BackendStatus": "qruntime.client._backend",
     "RemoteBackend": "qruntime.client._backend",
     "ResultDecoder": "qruntime.client._decoders",
     "RunnerResult": "qruntime.client._decoders",
@@ -86,6 +88,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BackendNotFoundError",
+    "BackendStatus",
     "Batch",
     "ConflictError",
     "Estimator",
@@ -120,6 +123,7 @@ __all__ = [
     "Sampler",
     "SamplerOptions",
     "SamplerV2",
+    "ServiceUnavailableError",
     "Session",
     "SessionNotFoundError",
     "__version__",

@@ -10,9 +10,9 @@ a primitive result. Here, for plain numeric arrays:
   ``np.save`` wrote that header followed by the raw data;
 - :func:`load_array` reads the header that ``np.save`` writes with one regular expression.
 
-Anything else (other dtypes, header versions or spellings, empty arrays) takes numpy's own
-path, so the bytes written and the arrays read, errors included, are numpy's. Either way, the
-bytes are untrusted: the data must hold what the header's shape and dtype claim, checked before
+Anything else (other dtypes, header versions or spellings) takes numpy's own path, so the
+bytes written and the arrays read, errors included, are numpy's. Either way, the bytes are
+untrusted: the data must hold what the header's shape and dtype claim, checked before
 numpy allocates anything, so a few bytes cannot claim a huge array. The runtime decoder asks
 for ``exact=True``: nothing may follow the data either (``np.load`` ignores what does).
 """
@@ -34,6 +34,8 @@ _SIMPLE_KINDS = frozenset("biufc")
 _MAX_HEADERS = 256
 # np.load refuses a longer header unless it trusts the file (numpy's default).
 _MAX_HEADER_SIZE = 10_000
+# The largest dimension numpy's shapes hold.
+_MAX_DIM = int(np.iinfo(np.intp).max)
 _MAGIC_1_0 = b"\x93NUMPY\x01\x00"
 _PREFIX_SIZE = len(_MAGIC_1_0) + 2  # the magic, then the header length (uint16, little-endian)
 _DIM = rb"(?:0|[1-9][0-9]*)"
@@ -89,12 +91,17 @@ def load_array(raw: bytes, *, exact: bool = False) -> np.ndarray[Any, Any]:
                 shape = tuple(int(dim) for dim in dims.split(b",") if dim) if dims else ()
                 count = math.prod(shape)
                 _check_size(shape, dtype, len(raw) - offset, exact=exact)
-                if count:  # empty arrays (rare) are left to numpy
+                if count:
                     # A copy (the bytes are read-only), then shaped as np.load shapes it.
                     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).copy()
-                    if match[2] == b"True":
-                        return flat.reshape(shape[::-1]).transpose()
-                    return flat.reshape(shape)
+                elif max(shape, default=0) <= _MAX_DIM:
+                    # As np.load makes an empty one (every PUB without parameters sends one).
+                    flat = np.ndarray(0, dtype=dtype)
+                else:  # a dimension numpy cannot hold: its own error
+                    return _np_load(raw, exact=exact)
+                if match[2] == b"True":
+                    return flat.reshape(shape[::-1]).transpose()
+                return flat.reshape(shape)
     return _np_load(raw, exact=exact)
 
 

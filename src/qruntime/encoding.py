@@ -3,7 +3,8 @@
 The wire format matches qiskit-ibm-runtime's ``RuntimeEncoder`` / ``RuntimeDecoder``, so
 payloads written by either side can be read by the other. Decoding differs on purpose: it is
 allow-listed. A ``settings`` payload is rebuilt only when its (module, class) pair is in
-:data:`ALLOWED_SETTINGS_CLASSES`; nothing named in a payload is ever imported. Every malformed
+:data:`ALLOWED_SETTINGS_CLASSES`, a ``_json`` one only as the noise learner's classes of
+:mod:`qruntime.layer_noise`; nothing named in a payload is ever imported. Every malformed
 or refused payload raises :class:`~qruntime.errors.InputValueError`.
 
 Payloads come from untrusted users, so decoding one is bounded (:class:`DecodeLimits`): what
@@ -67,6 +68,7 @@ from qruntime._lru import LRUCache
 from qruntime._npy import load_array, save_array
 from qruntime._qpy_check import QpyRefusedError, check_qpy
 from qruntime.errors import InputValueError, PayloadTooLargeError, QRuntimeError
+from qruntime.layer_noise import JSON_MODULES, LayerError, NoiseLearnerResult, PauliLindbladError
 
 __all__ = [
     "ALLOWED_SETTINGS_CLASSES",
@@ -238,6 +240,16 @@ class RuntimeEncoder(json.JSONEncoder):
 
             if isinstance(o, NoiseModel):
                 return _typed("NoiseModel", o.to_dict())
+        if isinstance(o, NoiseLearnerResult):
+            return _typed("NoiseLearnerResult", {"data": o.data, "metadata": o.metadata})
+        if isinstance(o, LayerError | PauliLindbladError):
+            # As IBM's encoder writes them, so that its client rebuilds its own classes.
+            return {
+                "__type__": "_json",
+                "__module__": JSON_MODULES[0],
+                "__class__": type(o).__name__,
+                "__value__": o._json(),
+            }
         if hasattr(o, "to_json"):
             return _typed("to_json", o.to_json())
         if hasattr(o, "settings"):
@@ -361,7 +373,9 @@ class RuntimeDecoder(json.JSONDecoder):
         type_name = obj["__type__"]
         if "__value__" not in obj:
             raise InputValueError(f"Malformed {type_name!r} payload: it has no '__value__'")
-        if type_name in ("settings", "_json"):
+        if type_name == "_json":
+            return _decode_json(obj)
+        if type_name == "settings":
             return _decode_settings(obj)
         handler = _DECODERS.get(type_name) if isinstance(type_name, str) else None
         if handler is None:
@@ -708,6 +722,35 @@ def _decode_settings(obj: dict[str, Any]) -> Any:
         raise InputValueError(f"Malformed settings for {class_name}: {exc}") from exc
 
 
+# The classes a ``"_json"`` payload may name: the noise learner's, under IBM's modules.
+_JSON_CLASSES: dict[str, Any] = {"LayerError": LayerError, "PauliLindbladError": PauliLindbladError}
+
+
+def _decode_json(obj: dict[str, Any]) -> Any:
+    module, class_name = obj.get("__module__"), obj.get("__class__")
+    cls = _JSON_CLASSES.get(class_name) if isinstance(class_name, str) else None
+    if cls is None or module not in JSON_MODULES:
+        raise InputValueError(
+            f"Refusing to decode {module}.{class_name}: the class is not on the allow-list"
+        )
+    fields = obj["__value__"]
+    if not isinstance(fields, dict):
+        raise InputValueError(f"Malformed {class_name}: expected a dict")
+    try:
+        return cls(**_cast_int_keys(fields))
+    except Exception as exc:  # the constructors raise ValueError, TypeError, QiskitError...
+        raise InputValueError(f"Malformed {class_name}: {exc}") from exc
+
+
+def _decode_noise_learner_result(value: Any) -> NoiseLearnerResult:
+    if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+        raise TypeError("a NoiseLearnerResult needs a list of layers under 'data'")
+    if not all(isinstance(layer, LayerError) for layer in value["data"]):
+        raise TypeError("each layer of a NoiseLearnerResult must be a LayerError")
+    metadata = value.get("metadata")
+    return NoiseLearnerResult(value["data"], metadata if isinstance(metadata, dict) else None)
+
+
 def _flag_int_keys(value: Any) -> Any:
     """Copy of ``value`` where each dict with int keys carries ``"__int_keys__": True``."""
     if isinstance(value, dict):
@@ -773,6 +816,7 @@ _DECODERS: dict[str, Callable[[RuntimeDecoder, Any], Any]] = {
     "SamplerPubResult": _value_only(_decode_pub_result(SamplerPubResult)),
     "PrimitiveResult": _value_only(_decode_primitive_result),
     "PauliLindbladMap": _value_only(_decode_pauli_lindblad_map),
+    "NoiseLearnerResult": _value_only(_decode_noise_learner_result),
     "NoiseModel": _value_only(_decode_noise_model),
     "to_json": _value_only(lambda value: value),
 }

@@ -15,6 +15,7 @@ The tree::
     ├── PermissionDeniedError          403  logged in, but not allowed to do this
     ├── MethodNotAllowedError          405  the path exists, the HTTP method does not
     ├── RateLimitedError               429  too many failed logins: wait ``retry_after`` s
+    ├── ServiceUnavailableError        503  the server is shutting down: no new jobs
     ├── NotFoundError                  404  never a hint that another user's thing exists
     │   ├── RuntimeProgramNotFound
     │   ├── RuntimeJobNotFound
@@ -51,6 +52,7 @@ __all__ = [
     "RuntimeJobNotFound",
     "RuntimeJobTimeoutError",
     "RuntimeProgramNotFound",
+    "ServiceUnavailableError",
     "SessionNotFoundError",
     "error_class_for",
 ]
@@ -127,6 +129,13 @@ class RateLimitedError(QRuntimeError):
 
     status_code = 429
     code = "rate_limited"
+
+
+class ServiceUnavailableError(QRuntimeError):
+    """Raised when the server is shutting down and takes no new jobs; submit after its restart."""
+
+    status_code = 503
+    code = "service_unavailable"
 
 
 class NotFoundError(QRuntimeError):
@@ -215,6 +224,7 @@ _BY_STATUS: dict[int, type[QRuntimeError]] = {
     413: PayloadTooLargeError,
     422: InputValueError,
     429: QuotaExceededError,
+    503: ServiceUnavailableError,
 }
 
 

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,32 @@ def test_sampler_returns_bell_counts_for_a_bare_circuit(service: RuntimeService)
     assert job.program_id == "sampler"
     assert isinstance(sampler, BaseSamplerV2)
     assert Sampler is SamplerV2
+
+
+def test_a_jobs_metrics_say_when_its_worker_began_and_where_the_time_went(
+    service: RuntimeService,
+) -> None:
+    sampler = SamplerV2(mode="aer_simulator", service=service)
+    job = sampler.run([bell()], shots=100)
+    job.result()
+    metrics = job.metrics()
+    timing = metrics["timing"]
+    assert set(timing) == {"started", "decode", "run", "encode"}
+    assert all(0 <= timing[stage] < 60 for stage in ("decode", "run", "encode"))
+    stamps = {name: datetime.fromisoformat(value) for name, value in metrics["timestamps"].items()}
+    began = datetime.fromisoformat(timing["started"])
+    assert stamps["created"] <= began <= stamps["finished"]
+
+
+def test_the_same_sampler_job_submitted_again_runs_again(service: RuntimeService) -> None:
+    """Inputs the server checked once are not checked again: the job still runs, anew."""
+    sampler = SamplerV2(mode="aer_simulator", service=service)
+    jobs = [sampler.run([bell()], shots=300) for _ in range(3)]
+    assert len({job.job_id() for job in jobs}) == 3
+    for job in jobs:
+        counts = job.result()[0].data.meas.get_counts()
+        assert set(counts) <= {"00", "11"}
+        assert sum(counts.values()) == 300
 
 
 def test_sampler_in_a_session_returns_ghz_counts(service: RuntimeService) -> None:

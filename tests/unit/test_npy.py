@@ -180,6 +180,18 @@ def test_plain_numeric_arrays_are_read_without_numpys_header_parser(
         _same_array(load_array(raw), array)
 
 
+def test_empty_arrays_are_read_without_numpys_header_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every PUB without parameters sends an empty array of values: the fast path reads it."""
+    arrays = [np.zeros((0,)), np.zeros((4, 0)), np.zeros((0, 3), dtype="<i4", order="F")]
+    raws = [_np_save(a) for a in arrays]
+    expected = [np.load(io.BytesIO(raw), allow_pickle=False) for raw in raws]
+    monkeypatch.setattr(_npy, "_np_load", None)  # calling it would raise TypeError
+    for raw, array in zip(raws, expected, strict=True):
+        _same_array(load_array(raw, exact=True), array)
+
+
 def test_dtype_metadata_is_dropped_with_numpys_warning_every_time() -> None:
     array = np.zeros(3, dtype=np.dtype("<f8", metadata={}))
     for _ in range(2):

@@ -1,6 +1,7 @@
 """The backend catalogue: Aer simulators and noisy device-like backends.
 
-``load_catalogue()`` gives the backends a server offers; each entry yields a Qiskit
+``load_catalogue()`` gives the backends a server offers (the built-in ones, or those a
+TOML file names: :mod:`qruntime.backends.config_file`); each entry yields a Qiskit
 ``Target``, IBM-format JSON documents for the REST API, and (in workers)
 ``build_simulator(entry)``, the runnable Aer simulator.
 """
@@ -12,7 +13,6 @@ from qruntime.backends.catalogue import (
     BackendSpec,
     Catalogue,
     builtin_specs,
-    load_catalogue,
 )
 from qruntime.backends.compact import (
     CompletedJob,
@@ -24,6 +24,7 @@ from qruntime.backends.compact import (
     run_circuits,
     run_compact,
 )
+from qruntime.backends.config_file import load_catalogue
 from qruntime.backends.devices import BUILTIN_DEVICES, generate_snapshot
 from qruntime.backends.ibm_format import (
     ReadoutProperties,

@@ -2,20 +2,25 @@
 
 A backend is described once, by a :class:`BackendSpec`; its :class:`BackendEntry` derives
 everything else from it: the Qiskit ``Target``, and IBM's ``configuration``,
-``properties``, ``defaults`` and ``status`` documents for the REST API.
+``properties``, ``defaults`` and ``status`` documents for the REST API. Three kinds: an
+ideal Aer simulator (``aer``), a noisy device-like backend from a snapshot (``device``:
+a generated one, an IBM device snapshot of qiskit-ibm-runtime, or a lab's JSON files),
+and a lab's own Qiskit ``BackendV2`` made by a factory (``provider``).
 
 Usage::
 
-    catalogue = load_catalogue()              # the built-in backends
+    catalogue = Catalogue.from_specs(builtin_specs())   # the built-in backends
     entry = catalogue.get("fake_27q")
-    entry.target.num_qubits                   # 27
+    entry.target.num_qubits                             # 27
     entry.configuration()["coupling_map"]
+
+A server reads its catalogue with ``qruntime.backends.load_catalogue`` (built-in
+backends, or a TOML file's: :mod:`qruntime.backends.config_file`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -36,21 +41,29 @@ from qruntime.backends.ibm_format import (
     target_to_configuration,
     target_to_properties,
 )
+from qruntime.backends.provider import load_factory_backend
+from qruntime.backends.snapshots import (
+    INSTALL_HINT,
+    find_snapshot,
+    runtime_package_missing,
+    snapshot_header,
+)
 from qruntime.errors import BackendNotFoundError, InputValueError
 
 __all__ = [
     "AER_METHODS",
     "BACKEND_NAME",
+    "DEFAULT_SNAPSHOTS",
     "BackendEntry",
     "BackendSpec",
     "Catalogue",
     "aer_max_qubits",
     "builtin_specs",
-    "load_catalogue",
     "read_snapshot",
+    "snapshot_spec",
 ]
 
-BackendKind = Literal["aer", "device"]
+BackendKind = Literal["aer", "device", "provider"]
 
 AER_METHODS = (
     "automatic",
@@ -67,6 +80,15 @@ AER_GATES = (
     "sdg", "swap", "sx", "sxdg", "t", "tdg", "u", "u1", "u2", "u3", "x", "y", "z",
 )  # fmt: skip
 BACKEND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# Configuration fields of a snapshot that its documents repeat as they are.
+_SNAPSHOT_FACTS = ("backend_version", "online_date", "processor_type")
+# IBM device snapshots the default catalogue offers (when qiskit-ibm-runtime is installed):
+# name -> (qubits, processor), the values their files hold, for when they cannot be read.
+DEFAULT_SNAPSHOTS: dict[str, tuple[int, str]] = {
+    "fake_sherbrooke": (127, "Eagle r3"),
+    "fake_torino": (133, "Heron r1"),
+    "fake_fez": (156, "Heron r2"),
+}
 
 
 def aer_max_qubits(method: str = "automatic") -> int:
@@ -94,8 +116,11 @@ class BackendSpec:
     ``kind="aer"`` is an ideal Aer simulator; ``kind="device"`` is a noisy device-like
     backend whose data comes from exactly one of: ``device`` (a built-in generated
     snapshot), ``snapshot_configuration`` + ``snapshot_properties`` (IBM-format JSON
-    files), or ``fake_provider`` (a class name from qiskit-ibm-runtime's fake provider).
-    ``lanes`` is how many jobs may run on it at once.
+    files), or ``fake_provider`` (a device snapshot of qiskit-ibm-runtime, by IBM name or
+    class name); ``kind="provider"`` is the ``BackendV2`` that ``factory``
+    (``package.module:callable``) returns. ``lanes`` is how many jobs may run on it at
+    once. A provider's ``num_qubits`` is 0 until its factory has been called
+    (`qruntime.backends.config_file.read_specs` calls it).
     """
 
     name: str
@@ -111,6 +136,7 @@ class BackendSpec:
     snapshot_configuration: Path | None = None
     snapshot_properties: Path | None = None
     fake_provider: str | None = None
+    factory: str | None = None
 
 
 def builtin_specs() -> list[BackendSpec]:
@@ -136,37 +162,36 @@ def builtin_specs() -> list[BackendSpec]:
                 device=name,
             )
         )
+    for name, (num_qubits, processor) in DEFAULT_SNAPSHOTS.items():
+        specs.append(snapshot_spec(name, num_qubits=num_qubits, processor=processor))
     return specs
 
 
-# --------------------------------------------------------------------------- snapshots
+def snapshot_spec(name: str, *, num_qubits: int | None = None, processor: str = "") -> BackendSpec:
+    """The spec of qiskit-ibm-runtime's device snapshot ``name`` (``fake_torino``).
 
-
-def _fake_provider_files(class_name: str) -> tuple[Path, Path]:
-    """The configuration and properties files qiskit-ibm-runtime ships for a fake backend.
-
-    Found on disk: importing qiskit-ibm-runtime costs 1.4 s and it is not a dependency.
+    Size and processor are read from its configuration file when the package has it;
+    otherwise ``num_qubits`` and ``processor`` are used as given.
     """
-    spec = importlib.util.find_spec("qiskit_ibm_runtime")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputValueError(
-            f"fake_provider = {class_name!r} needs the qiskit-ibm-runtime package: "
-            "run `pip install qiskit-ibm-runtime`"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "fake_provider" / "backends"
-    pattern = re.compile(rf"^class {re.escape(class_name)}\(", re.MULTILINE)
-    for module in sorted(root.glob("*/fake_*.py")):
-        source = module.read_text(encoding="utf-8")
-        if not pattern.search(source):
-            continue
-        conf = re.search(r"conf_filename\s*=\s*[\"']([^\"']+)[\"']", source)
-        props = re.search(r"props_filename\s*=\s*[\"']([^\"']+)[\"']", source)
-        if conf and props:
-            return module.parent / conf.group(1), module.parent / props.group(1)
-    raise InputValueError(
-        f"fake_provider = {class_name!r}: no such backend with configuration and properties "
-        f"files in qiskit-ibm-runtime's fake provider (e.g. 'FakeKolkataV2')"
+    try:
+        header = snapshot_header(find_snapshot(name))
+        num_qubits, processor = header.num_qubits, header.processor
+    except InputValueError:
+        pass  # Catalogue.from_specs tells why it cannot be offered
+    title = name.removeprefix("fake_").replace("_", " ").title()
+    return BackendSpec(
+        name=name,
+        kind="device",
+        num_qubits=num_qubits or 0,
+        lanes=1,
+        description=f"Snapshot of IBM {title} ({processor}, {num_qubits} qubits) "
+        "from qiskit-ibm-runtime",
+        simulator=False,
+        fake_provider=name,
     )
+
+
+# --------------------------------------------------------------------------- snapshots
 
 
 def _read_json(path: Path, *, backend: str, key: str) -> dict[str, Any]:
@@ -193,7 +218,8 @@ def read_snapshot(spec: BackendSpec) -> tuple[dict[str, Any], dict[str, Any] | N
             )
         return generate_snapshot(spec.device, BUILTIN_DEVICES[spec.device])
     if spec.fake_provider is not None:
-        conf_path, props_path = _fake_provider_files(spec.fake_provider)
+        snapshot = find_snapshot(spec.fake_provider)
+        conf_path, props_path = snapshot.configuration, snapshot.properties
     elif spec.snapshot_configuration is not None and spec.snapshot_properties is not None:
         conf_path, props_path = spec.snapshot_configuration, spec.snapshot_properties
     else:
@@ -227,12 +253,14 @@ def _ideal_target(num_qubits: int) -> Target:
 class BackendEntry:
     """One backend of the catalogue; its target and documents are computed once, on demand.
 
-    A device's snapshot is read when the entry is made, so a bad file fails at start-up.
+    A device's snapshot files are read on first use: a catalogue of every IBM snapshot
+    starts in milliseconds (`qruntime.backends.config_file` reads a lab's own snapshot
+    files at start-up, so that a bad one fails there). A provider's factory is called
+    on first use too, once per process.
     """
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
-        self._snapshot = read_snapshot(spec) if spec.kind == "device" else None
 
     def __repr__(self) -> str:
         return f"BackendEntry({self.spec.name!r}, kind={self.spec.kind!r})"
@@ -242,14 +270,41 @@ class BackendEntry:
         return self.spec.name
 
     @functools.cached_property
+    def _device(self) -> tuple[Target, dict[str, Any]] | None:
+        """A device's target and the few snapshot fields its documents repeat.
+
+        The snapshot's JSON itself is not kept: a large device's is megabytes in memory.
+        """
+        if self.spec.kind != "device":
+            return None
+        configuration, properties = read_snapshot(self.spec)
+        facts = {key: configuration.get(key) for key in _SNAPSHOT_FACTS}
+        facts["last_update_date"] = (properties or {}).get("last_update_date")
+        return target_from_ibm_json(configuration, properties), facts
+
+    @property
+    def backend(self) -> Any:
+        """A provider's ``BackendV2``, made by its factory (``InputValueError`` if that fails)."""
+        if self.spec.kind != "provider" or self.spec.factory is None:
+            raise InputValueError(f"backend {self.name!r} is not a provider backend")
+        return load_factory_backend(self.name, self.spec.factory)
+
+    @functools.cached_property
     def target(self) -> Target:
-        if self._snapshot is None:
+        if self.spec.kind == "provider":
+            target: Target = self.backend.target
+            return target
+        if self._device is None:
             return _ideal_target(self.spec.num_qubits)
-        configuration, properties = self._snapshot
-        return target_from_ibm_json(configuration, properties)
+        return self._device[0]
 
     def _snapshot_field(self, key: str, default: Any) -> Any:
-        return default if self._snapshot is None else self._snapshot[0].get(key, default)
+        if self.spec.kind == "provider":
+            attribute = {"backend_version": "backend_version", "online_date": "online_date"}
+            value = getattr(self.backend, attribute.get(key, ""), None)
+            return default if value is None else value
+        value = None if self._device is None else self._device[1].get(key)
+        return default if value is None else value
 
     @functools.cached_property
     def _configuration(self) -> dict[str, Any]:
@@ -260,16 +315,27 @@ class BackendEntry:
             simulator=self.spec.simulator,
             max_shots=self.spec.max_shots,
             max_experiments=self.spec.max_experiments,
-            description=self.spec.description,
+            description=self.spec.description or self._provider_description(),
             online_date=self._snapshot_field("online_date", "2024-01-01T00:00:00+00:00"),
             processor_type=self._snapshot_field("processor_type", None),
         )
 
+    def _provider_description(self) -> str:
+        if self.spec.kind != "provider":
+            return ""
+        return str(getattr(self.backend, "description", None) or "")
+
     @functools.cached_property
     def _properties(self) -> dict[str, Any] | None:
-        if self._snapshot is None:
+        if self.spec.kind == "provider":
+            return target_to_properties(
+                self.target,
+                backend_name=self.spec.name,
+                backend_version=self.configuration()["backend_version"],
+            )
+        if self._device is None:
             return None
-        last = (self._snapshot[1] or {}).get("last_update_date", "2024-01-01T00:00:00+00:00")
+        last = self._snapshot_field("last_update_date", "2024-01-01T00:00:00+00:00")
         return target_to_properties(
             self.target,
             backend_name=self.spec.name,
@@ -309,7 +375,7 @@ class BackendEntry:
         """IBM's status document; the caller knows the queue, the catalogue does not."""
         return {
             "backend_name": self.spec.name,
-            "backend_version": self._snapshot_field("backend_version", "1.0.0"),
+            "backend_version": str(self._snapshot_field("backend_version", "1.0.0")),
             "operational": operational,
             "pending_jobs": pending_jobs,
             "status_msg": status_msg,
@@ -317,14 +383,30 @@ class BackendEntry:
 
 
 class Catalogue:
-    """The backends a server offers, by name, in the order they were configured."""
+    """The backends a server offers, by name, in the order they were configured.
 
-    def __init__(self, entries: Mapping[str, BackendEntry]) -> None:
+    ``unavailable`` maps the backends it cannot offer here to the reason, which says
+    what to install: the default IBM device snapshots on a server without
+    qiskit-ibm-runtime. Asking for one of them raises ``BackendNotFoundError`` with it.
+    """
+
+    def __init__(
+        self, entries: Mapping[str, BackendEntry], unavailable: Mapping[str, str] | None = None
+    ) -> None:
         self._entries = dict(entries)
+        self.unavailable = dict(unavailable or {})
 
     @classmethod
     def from_specs(cls, specs: list[BackendSpec]) -> Catalogue:
-        return cls({spec.name: BackendEntry(spec) for spec in specs})
+        entries: dict[str, BackendEntry] = {}
+        unavailable: dict[str, str] = {}
+        for spec in specs:
+            reason = _why_unavailable(spec)
+            if reason is None:
+                entries[spec.name] = BackendEntry(spec)
+            else:
+                unavailable[spec.name] = reason
+        return cls(entries, unavailable)
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -333,6 +415,8 @@ class Catalogue:
         try:
             return self._entries[name]
         except KeyError:
+            if name in self.unavailable:
+                raise BackendNotFoundError(self.unavailable[name], backend=name) from None
             known = ", ".join(self._entries) or "none"
             raise BackendNotFoundError(
                 f"Backend {name!r} not found; this server offers: {known}", backend=name
@@ -348,15 +432,17 @@ class Catalogue:
         return len(self._entries)
 
 
-def load_catalogue(path: Path | None = None) -> Catalogue:
-    """The built-in catalogue, or the one a TOML file describes.
-
-    The file's format is described in :mod:`qruntime.backends.config_file`. Every mistake
-    in it raises ``InputValueError`` naming the file, the backend and the key.
-    """
-    if path is None:
-        return Catalogue.from_specs(builtin_specs())
-    # Imported here: the file reader builds on this module's specs.
-    from qruntime.backends.config_file import read_specs
-
-    return Catalogue.from_specs(read_specs(Path(path)))
+def _why_unavailable(spec: BackendSpec) -> str | None:
+    """Why this server cannot offer ``spec`` (a missing package), or None."""
+    if spec.fake_provider is None:
+        return None
+    if runtime_package_missing():
+        return (
+            f"Backend {spec.name!r} is an IBM device snapshot and needs the qiskit-ibm-runtime "
+            f"package on the server: run `{INSTALL_HINT}` there and restart it"
+        )
+    try:
+        find_snapshot(spec.fake_provider)
+    except InputValueError as exc:
+        return f"Backend {spec.name!r} cannot be offered: {exc}"
+    return None

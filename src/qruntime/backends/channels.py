@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from qiskit.circuit import Instruction
     from qiskit_aer.noise import NoiseModel, QuantumError
 
-__all__ = ["error_kraus_operators", "merge_into_kraus"]
+__all__ = ["error_kraus_operators", "kraus_error", "merge_into_kraus"]
 
 _Matrix = np.ndarray[Any, Any]  # complex
 
@@ -71,6 +71,14 @@ def merge_into_kraus(noise: NoiseModel) -> int:
             by_qubits[qubits] = new
             replaced += 1
     return replaced
+
+
+def kraus_error(error: QuantumError) -> QuantumError:
+    """``error`` as one Kraus channel, or ``error`` itself when it is a mixture of unitaries.
+
+    What `merge_into_kraus` does to each error of a noise model, for one error.
+    """
+    return _as_kraus_error(error) if _is_non_unitary(error) else error
 
 
 def error_kraus_operators(error: QuantumError) -> list[_Matrix]:

@@ -4,10 +4,12 @@ Aer serialises the whole noise model on every ``run()``: a Bell circuit on a 27-
 device costs over half a second although simulating it takes about a millisecond. Here
 a circuit already transpiled for the device is cut down to the physical qubits it uses,
 renumbered ``0..k-1``, and run on a simulator whose noise model covers only those ``k``
-qubits. That model is built with Aer's public ``NoiseModel.from_backend`` from the
+qubits. Its errors are those Aer's public ``NoiseModel.from_backend`` derives from the
 device's ``Target`` restricted to those qubits, so every gate, readout and relaxation
 error is the one the full model has for them. Such simulators are cached per backend
-and qubit set.
+and qubit set; each gate error of a device is computed once per process, when a first
+qubit set needs it (the full model of a 133-qubit device takes 5 s to build, a
+5-qubit circuit needs a few dozen of its errors).
 
 Usage::
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,13 +36,13 @@ from qiskit.result import Result
 from qiskit.transpiler import PassManager, Target, generate_preset_pass_manager
 
 from qruntime.backends.catalogue import BackendEntry, BackendSpec
-from qruntime.backends.channels import merge_into_kraus
+from qruntime.backends.channels import kraus_error
 from qruntime.backends.simulator import DeviceBackend, build_simulator
 from qruntime.errors import InputValueError
 
 if TYPE_CHECKING:
     from qiskit_aer import AerSimulator
-    from qiskit_aer.noise import NoiseModel
+    from qiskit_aer.noise import NoiseModel, QuantumError
 
 __all__ = [
     "CompletedJob",
@@ -48,6 +51,7 @@ __all__ = [
     "compact_circuit",
     "compact_simulator",
     "compact_target",
+    "known_gate_errors",
     "run_circuits",
     "run_compact",
 ]
@@ -63,6 +67,7 @@ _lock = threading.Lock()
 _simulators: OrderedDict[tuple[BackendSpec, tuple[int, ...]], AerSimulator] = OrderedDict()
 _pass_managers: dict[BackendSpec, PassManager] = {}
 _entries: dict[BackendSpec, BackendEntry] = {}
+_device_errors: dict[BackendSpec, _GateErrors] = {}
 
 
 # --------------------------------------------------------------------------- circuits
@@ -140,17 +145,7 @@ def compact_target(target: Target, qubits: Sequence[int]) -> Target:
     (T1, T2, frequency) are the full target's own objects, shared, not copied.
     """
     index = {q: i for i, q in enumerate(qubits)}
-    all_properties = target.qubit_properties
-    sliced = Target(
-        description=target.description,
-        num_qubits=len(qubits),
-        dt=target.dt,
-        granularity=target.granularity,
-        min_length=target.min_length,
-        pulse_alignment=target.pulse_alignment,
-        acquire_alignment=target.acquire_alignment,
-        qubit_properties=[all_properties[q] for q in qubits] if all_properties else None,
-    )
+    sliced = _empty_like(target, qubits)
     for name in target.operation_names:
         operation = target.operation_from_name(name)
         entries = target[name]
@@ -200,15 +195,10 @@ def compact_simulator(entry: BackendEntry, qubits: Sequence[int]) -> AerSimulato
 
 def _build_compact(entry: BackendEntry, qubits: tuple[int, ...]) -> AerSimulator:
     from qiskit_aer import AerSimulator
-    from qiskit_aer.noise import NoiseModel
 
-    device = DeviceBackend(
-        compact_target(entry.target, qubits), name=entry.name, description=entry.spec.description
-    )
-    # As build_simulator does for the whole device: the noise model comes from the target.
-    noise = NoiseModel.from_backend(device)
-    # One Kraus channel per error: Aer re-processes every error on each run().
-    merge_into_kraus(noise)
+    target = compact_target(entry.target, qubits)
+    device = DeviceBackend(target, name=entry.name, description=entry.spec.description)
+    noise = _gate_errors(entry).noise_model(qubits, target)
     noise.__class__ = _serialized_once_class()
     options: dict[str, Any] = {"noise_model": noise, "method": entry.spec.method}
     if len(qubits) <= _SINGLE_THREAD_QUBITS:
@@ -218,6 +208,138 @@ def _build_compact(entry: BackendEntry, qubits: tuple[int, ...]) -> AerSimulator
     simulator = AerSimulator.from_backend(device, **options)
     simulator.name = entry.name
     return simulator
+
+
+class _GateErrors:
+    """A device's gate errors, each computed once per process, on first need.
+
+    An error is what ``NoiseModel.from_backend`` makes for that gate on those qubits (a
+    depolarizing error composed with thermal relaxation), merged into one Kraus channel
+    (Aer re-processes every error on each ``run()``). It depends only on the gate's and
+    its qubits' properties, so it is the same in every qubit set that holds them.
+    """
+
+    def __init__(self, name: str, target: Target) -> None:
+        self.name = name
+        self.target = target
+        self.errors: dict[tuple[str, tuple[int, ...]], QuantumError | None] = {}
+        self._lock = threading.Lock()
+
+    def local_errors(
+        self, qubits: tuple[int, ...]
+    ) -> list[tuple[str, tuple[int, ...], QuantumError | None]]:
+        """(gate, physical qubits, error) of every gate among ``qubits``, computed once."""
+        index = set(qubits)
+        wanted = [
+            (name, qargs)
+            for name in self.target.operation_names
+            if name != "measure"
+            for qargs, props in (self.target[name] or {}).items()
+            if qargs is not None and props is not None and all(q in index for q in qargs)
+        ]
+        with self._lock:
+            missing = [key for key in wanted if key not in self.errors]
+            if missing:
+                self._compute(missing)
+            return [(name, qargs, self.errors[(name, qargs)]) for name, qargs in wanted]
+
+    def noise_model(self, qubits: tuple[int, ...], compact: Target) -> NoiseModel:
+        """The noise model of ``compact``, the device's target restricted to ``qubits``."""
+        from qiskit_aer.noise import NoiseModel
+
+        index = {q: i for i, q in enumerate(qubits)}
+        errors = self.local_errors(qubits)
+        # Readout errors, basis gates and the relaxation of delays, which are cheap, come
+        # from Aer itself, on the target without its gate properties.
+        noise = NoiseModel.from_backend(
+            DeviceBackend(_without_gate_properties(compact), name=self.name)
+        )
+        for name, qargs, error in errors:
+            if error is not None:
+                noise.add_quantum_error(error, name, [index[q] for q in qargs])
+        return noise
+
+    def _compute(self, keys: list[tuple[str, tuple[int, ...]]]) -> None:
+        from qiskit_aer.noise.device import basic_device_gate_errors
+
+        qubits = sorted({q for _, qargs in keys for q in qargs})
+        index = {q: i for i, q in enumerate(qubits)}
+        part = _empty_like(self.target, qubits)
+        by_name: dict[str, dict[tuple[int, ...], Any]] = {}
+        for name, qargs in keys:
+            by_name.setdefault(name, {})[tuple(index[q] for q in qargs)] = self.target[name][qargs]
+        for name, properties in by_name.items():
+            part.add_instruction(self.target.operation_from_name(name), properties, name=name)
+        for key in keys:
+            self.errors[key] = None  # no error: an ideal or virtual gate
+        with warnings.catch_warnings():
+            # As NoiseModel.from_backend does: Aer's own deprecations inside.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="qiskit_aer")
+            found = basic_device_gate_errors(target=part)
+        checked = _checked_error_class()
+        for name, local, error in found:
+            merged = kraus_error(error)
+            # Aer asks each error whether it is ideal whenever it is added to a model (3 ms
+            # for a Kraus channel); Aer's device model only makes errors that are not.
+            merged.__class__ = checked
+            self.errors[(name, tuple(qubits[i] for i in local))] = merged
+
+
+def _gate_errors(entry: BackendEntry) -> _GateErrors:
+    with _lock:
+        errors = _device_errors.get(entry.spec)
+        if errors is None:
+            errors = _device_errors[entry.spec] = _GateErrors(entry.name, entry.target)
+        return errors
+
+
+def known_gate_errors(entry: BackendEntry) -> int:
+    """How many of ``entry``'s gate errors this process has computed so far (diagnostics)."""
+    with _lock:
+        errors = _device_errors.get(entry.spec)
+    return 0 if errors is None else len(errors.errors)
+
+
+def _empty_like(target: Target, qubits: Sequence[int]) -> Target:
+    """A target with ``target``'s timing and the properties of ``qubits``, no instructions."""
+    all_properties = target.qubit_properties
+    return Target(
+        description=target.description,
+        num_qubits=len(qubits),
+        dt=target.dt,
+        granularity=target.granularity,
+        min_length=target.min_length,
+        pulse_alignment=target.pulse_alignment,
+        acquire_alignment=target.acquire_alignment,
+        qubit_properties=[all_properties[q] for q in qubits] if all_properties else None,
+    )
+
+
+def _without_gate_properties(target: Target) -> Target:
+    """``target`` with only its measurements' properties (and its qubits')."""
+    bare = _empty_like(target, range(target.num_qubits))
+    for name in target.operation_names:
+        operation = target.operation_from_name(name)
+        entries = target[name]
+        if not entries or None in entries:
+            bare.add_instruction(operation, name=name)
+        elif name == "measure":
+            bare.add_instruction(operation, dict(entries), name=name)
+        else:
+            bare.add_instruction(operation, dict.fromkeys(entries), name=name)
+    return bare
+
+
+@functools.cache
+def _checked_error_class() -> type[QuantumError]:
+    """A ``QuantumError`` already known not to be ideal."""
+    from qiskit_aer.noise import QuantumError
+
+    class CheckedQuantumError(QuantumError):  # type: ignore[misc]
+        def ideal(self) -> bool:
+            return False
+
+    return CheckedQuantumError
 
 
 @functools.cache
@@ -275,11 +397,12 @@ def _serialized_once_class() -> type[NoiseModel]:
 
 
 def clear_compact_cache() -> None:
-    """Forget every compact simulator and pass manager built in this process."""
+    """Forget every compact simulator, gate error and pass manager built in this process."""
     with _lock:
         _simulators.clear()
         _pass_managers.clear()
         _entries.clear()
+        _device_errors.clear()
 
 
 # --------------------------------------------------------------------------- running

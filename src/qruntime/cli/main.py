@@ -1,43 +1,106 @@
-"""The ``qruntime`` command: serve, and manage users and tokens."""
+"""The ``qruntime`` command: serve; manage users and tokens; use a server from the shell.
+
+The server and admin commands live here and in `qruntime.cli.admin`; the commands for
+daily work (``status``, ``backends``, ``programs``, ``run``, ``jobs``, ``sessions``) talk
+to a server as the Python client does, in their own modules.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qruntime.cli import jobs, programs, sessions, status
+from qruntime.cli.admin import (
+    ConfigOption,
+    DbOption,
+    database_label,
+    load_settings,
+    show_admin_token,
+    tokens_app,
+    users_app,
+)
+from qruntime.cli.connect import AccountOption, TokenOption, UrlOption
+from qruntime.cli.output import EXIT_USAGE, fail
 from qruntime.errors import QRuntimeError
+
+if TYPE_CHECKING:
+    from qruntime.server.settings import Settings
 
 app = typer.Typer(
     name="qruntime",
-    help="qruntime: a self-hosted quantum runtime service for Qiskit users.",
     no_args_is_help=True,
     add_completion=False,
+    # Help texts name TOML tables such as [server]: no markup, so they show as written.
+    rich_markup_mode=None,
 )
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: QRUNTIME_DB, else a SQLite file)."),
-]
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file ([server], [backends.*]).")
-]
-
-
-def _fail(error: QRuntimeError) -> typer.Exit:
-    typer.echo(f"Error: {error}", err=True)
-    return typer.Exit(code=2)
+app.add_typer(programs.app, name="programs")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(sessions.app, name="sessions")
+app.command("status")(status.status)
+app.command("backends")(status.backends)
+app.command("usage")(status.usage)
+app.command("run")(jobs.run)
 
 
-def _settings(db: str | None, config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
-    from qruntime.server.settings import Settings
+def _show_version(value: bool) -> None:
+    if value:
+        from qruntime._version import __version__
 
-    return Settings.load(config_file=config, db_url=db, **overrides)
+        typer.echo(f"qruntime {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """qruntime: a self-hosted quantum runtime service for Qiskit users.
+
+    The commands that use a server find it as the Python client does: --url and --token,
+    else QRUNTIME_URL and QRUNTIME_TOKEN, else the saved account. Exit codes: 0 done, 1
+    refused by the server or the database (or a job did not complete), 2 a mistake in the
+    command line or the configuration.
+    """
+
+
+def _check_before_start(settings: Settings) -> None:
+    """Refuse, in one line, what would fail later in a worker or half way through start-up."""
+    from qruntime.server.services.auth import MIN_API_TOKEN_CHARS
+
+    admin_token = settings.admin_token
+    if admin_token is not None and len(admin_token) < MIN_API_TOKEN_CHARS:
+        raise fail(
+            f"QRUNTIME_ADMIN_TOKEN must be at least {MIN_API_TOKEN_CHARS} characters long "
+            f"(it has {len(admin_token)}).",
+            code=EXIT_USAGE,
+        )
+    if settings.config_file is not None:
+        from qruntime.backends.config_file import read_specs
+
+        try:
+            read_specs(settings.config_file)  # the [backends] tables, as the workers read them
+        except QRuntimeError as error:
+            raise fail(str(error), code=EXIT_USAGE) from None
+
+
+def _reset_hint(db: str | None, config: Path | None, settings: Settings) -> str:
+    """The command that replaces a lost admin token on this server's database."""
+    command = "qruntime users reset-token admin"
+    if config is not None:
+        command += f" --config {config}"
+    if db is not None or config is None:
+        command += f" --db {database_label(settings.db_url)}"
+    return command
 
 
 @app.command()
@@ -47,144 +110,62 @@ def serve(
     db: DbOption = None,
     config: ConfigOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    drain_seconds: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="On SIGTERM or SIGINT, seconds to let running jobs finish before stopping; "
+            "the rest run again after the restart. Default 30 (QRUNTIME_DRAIN_SECONDS, "
+            "drain_seconds in [server]).",
+        ),
+    ] = None,
 ) -> None:
-    """Start the server (SQLite, local workers and Aer backends unless configured otherwise)."""
-    from qruntime.server.executor.local import LocalExecutor, launch_zygote
+    """Start the server (SQLite, local workers and Aer backends unless configured otherwise).
 
-    try:
-        settings = _settings(db, config, host=host, port=port)
-    except QRuntimeError as error:
-        raise _fail(error) from None
+    On the first start with an empty database it creates the user admin and prints its API
+    token once; QRUNTIME_ADMIN_TOKEN (at least 16 characters) chooses that token instead.
+    A lost admin token is replaced with: qruntime users reset-token admin.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qruntime.server.executor.local import launch_zygote
+
+    settings = load_settings(db, config, host=host, port=port, drain_seconds=drain_seconds)
+    _check_before_start(settings)
     # The workers take longest to start (Qiskit, Aer, a warm-up): start them first, so
     # that they get ready while this process imports the server and prepares the database.
     try:
         zygote = launch_zygote(catalogue_path=settings.config_file)
     except QRuntimeError as error:  # a configuration file that cannot be read
-        raise _fail(error) from None
+        raise fail(str(error), code=EXIT_USAGE) from None
     try:
-        import uvicorn
-
         from qruntime.server.app import create_app, prepare_database
+        from qruntime.server.executor.local import LocalExecutor
+        from qruntime.server.serving import serve as serve_app
 
         token = prepare_database(settings)
-    except QRuntimeError as error:
+    except (QRuntimeError, SQLAlchemyError) as error:
         zygote.kill()
-        raise _fail(error) from None
+        first = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise fail(f"Cannot prepare the database: {first}", code=EXIT_USAGE) from None
     except BaseException:
         zygote.kill()
         raise
     if token is not None:
-        if settings.admin_token:
-            typer.echo("Created the user 'admin' with the API token from QRUNTIME_ADMIN_TOKEN.")
-        else:
-            typer.echo("Created the user 'admin'. Its API token (shown once):")
-            typer.echo(token)
-    typer.echo(f"Database: {settings.db_url}")
+        show_admin_token(token, chosen=bool(settings.admin_token), stderr=False)
+    else:
+        typer.echo(f"A lost admin token is replaced with: {_reset_hint(db, config, settings)}")
+    typer.echo(f"Database: {database_label(settings.db_url)}")
     typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
     executor = LocalExecutor.from_settings(settings, zygote=zygote)
     app = create_app(settings, executor=executor, prepare=False)  # prepared just above
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
-
-
-@users_app.command("add")
-def users_add(
-    name: str,
-    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
-    db: DbOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Create a user; its API token is the last line printed."""
-    from qruntime.server.app import prepare_database
-    from qruntime.server.services import auth
-    from qruntime.server.store.database import Database
-
-    try:
-        settings = _settings(db, config)
-        prepare_database(settings)
-        database = Database(settings.db_url)
-        try:
-            with database.session() as session:
-                user, token = auth.create_user(session, name=name, is_admin=admin)
-        finally:
-            database.dispose()
-    except QRuntimeError as error:
-        raise _fail(error) from None
-    typer.echo(f"Created {'admin ' if user.is_admin else ''}user {user.name!r}. API token:")
-    typer.echo(token)
-
-
-@users_app.command("list")
-def users_list(db: DbOption = None, config: ConfigOption = None) -> None:
-    """List the users."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from qruntime.server.app import prepare_database
-    from qruntime.server.services.auth import SYSTEM_USER
-    from qruntime.server.store import users as store
-    from qruntime.server.store.database import Database
-
-    try:
-        settings = _settings(db, config)
-        prepare_database(settings)
-    except QRuntimeError as error:
-        raise _fail(error) from None
-    database = Database(settings.db_url)
-    try:
-        with database.session() as session:
-            rows = [u for u in store.list_users(session) if u.name != SYSTEM_USER]
-    finally:
-        database.dispose()
-    table = Table("name", "admin", "created")
-    for user in rows:
-        table.add_row(user.name, "yes" if user.is_admin else "", user.created_at.isoformat())
-    Console().print(table)
-
-
-@tokens_app.command("create")
-def tokens_create(name: str, db: DbOption = None, config: ConfigOption = None) -> None:
-    """Give a user one more API token; it is the last line printed."""
-    from qruntime.server.services import auth
-    from qruntime.server.store import users as store
-    from qruntime.server.store.database import Database
-
-    database = Database(_settings(db, config).db_url)
-    try:
-        with database.session() as session:
-            user = store.get_user_by_name(session, name=name)
-            if user is None or name == auth.SYSTEM_USER:
-                typer.echo(f"Error: no user named {name!r}.", err=True)
-                raise typer.Exit(code=2)
-            token = auth.issue_api_token(session, user=user)
-    finally:
-        database.dispose()
-    typer.echo(f"New API token for {name!r}:")
-    typer.echo(token)
-
-
-@tokens_app.command("revoke")
-def tokens_revoke(
-    name: str,
-    token: Annotated[
-        str | None, typer.Option("--token", help="Revoke only this token (default: all).")
-    ] = None,
-    db: DbOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Revoke a user's API tokens, and every access token made from them."""
-    from qruntime.server.services import auth
-    from qruntime.server.store.database import Database
-
-    try:
-        database = Database(_settings(db, config).db_url)
-        try:
-            with database.session() as session:
-                count = auth.revoke_tokens(session, name=name, token=token)
-        finally:
-            database.dispose()
-    except QRuntimeError as error:
-        raise _fail(error) from None
-    typer.echo(f"Revoked {count} API token(s) of {name!r}.")
+    serve_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        drain_seconds=settings.drain_seconds,
+        log_level=log_level,
+    )
 
 
 @app.command("env")
@@ -192,28 +173,30 @@ def env(
     ibm: Annotated[
         bool, typer.Option("--ibm", help="Settings for the official qiskit-ibm-runtime client.")
     ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    account: AccountOption = None,
 ) -> None:
-    """Print ``export`` lines for QRUNTIME_URL and QRUNTIME_TOKEN: eval "$(qruntime env --ibm)"."""
-    import os
+    """Print export lines for your server and API token, for your shell.
 
+    eval "$(qruntime env)" sets QRUNTIME_URL and QRUNTIME_TOKEN (for the qruntime client
+    and these commands); eval "$(qruntime env --ibm)" sets what the unmodified
+    qiskit-ibm-runtime client reads. The server and token come from --url and --token,
+    else the environment, else the saved account.
+    """
     from qruntime.cli.ibm_env import ibm_environment, shell_exports
+    from qruntime.client._account import resolve_account
 
-    if not ibm:
-        typer.echo("Say which client: qruntime env --ibm", err=True)
-        raise typer.Exit(code=2)
-    url, token = os.environ.get("QRUNTIME_URL"), os.environ.get("QRUNTIME_TOKEN")
-    missing = [
-        name for name, value in (("QRUNTIME_URL", url), ("QRUNTIME_TOKEN", token)) if not value
-    ]
-    if missing:
-        typer.echo(
-            f"Error: set {' and '.join(missing)} first (the server's URL and your API token).",
-            err=True,
-        )
-        raise typer.Exit(code=2)
-    assert url is not None
-    assert token is not None
-    typer.echo(shell_exports(ibm_environment(url=url, token=token)), nl=False)
+    try:
+        server, api_token = resolve_account(url, token, account)
+    except QRuntimeError as error:
+        raise fail(str(error), code=EXIT_USAGE) from None
+    variables = (
+        ibm_environment(url=server, token=api_token)
+        if ibm
+        else {"QRUNTIME_URL": server, "QRUNTIME_TOKEN": api_token}
+    )
+    typer.echo(shell_exports(variables), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

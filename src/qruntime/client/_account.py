@@ -14,7 +14,14 @@ import platformdirs
 
 from qruntime.errors import InputValueError
 
-__all__ = ["accounts_file", "delete_account", "load_account", "read_accounts", "save_account"]
+__all__ = [
+    "accounts_file",
+    "delete_account",
+    "load_account",
+    "read_accounts",
+    "resolve_account",
+    "save_account",
+]
 
 
 def accounts_file() -> Path:
@@ -66,3 +73,30 @@ def delete_account(name: str) -> bool:
         return False
     _write(accounts)
     return True
+
+
+def resolve_account(
+    url: str | None = None, token: str | None = None, name: str | None = None
+) -> tuple[str, str]:
+    """The server URL and API token to use: the arguments, else ``QRUNTIME_URL`` and
+    ``QRUNTIME_TOKEN``, else the saved account ``name`` (default ``"default"``).
+
+    A ``name`` given explicitly fills what the arguments leave out, ahead of the
+    environment.
+    """
+    if name is not None:
+        saved = load_account(name)
+        if saved is None:
+            raise InputValueError(f"No saved account named {name!r}.")
+        url, token = url or saved["url"], token or saved["token"]
+    url = url or os.environ.get("QRUNTIME_URL") or None
+    token = token or os.environ.get("QRUNTIME_TOKEN") or None
+    if url is None or token is None:
+        saved = load_account("default")
+        if saved is None:
+            raise InputValueError(
+                "No qruntime server given: pass url= and token=, set QRUNTIME_URL and "
+                "QRUNTIME_TOKEN, or save an account with RuntimeService.save_account(...)."
+            )
+        url, token = url or saved["url"], token or saved["token"]
+    return url, token

@@ -18,7 +18,13 @@ from qiskit.result import QuasiDistribution, Result
 from qruntime.encoding import RuntimeDecoder
 from qruntime.errors import InputValueError, QRuntimeError
 
-__all__ = ["ResultDecoder", "RunnerResult"]
+__all__ = ["ResultDecoder", "RunnerResult", "decode_params"]
+
+
+def decode_params(params: Any) -> dict[str, Any]:
+    """A job's inputs as the server returns them (``params``, JSON), decoded."""
+    decoded: dict[str, Any] = json.loads(json.dumps(params), cls=RuntimeDecoder)
+    return decoded
 
 
 class ResultDecoder:

@@ -9,11 +9,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from qiskit.providers import JobStatus
+from qiskit.providers import BackendV2, JobStatus
 
-from qruntime.client._decoders import ResultDecoder
+from qruntime.client._decoders import ResultDecoder, decode_params
 from qruntime.errors import (
     QRuntimeError,
     RuntimeInvalidStateError,
@@ -23,10 +23,9 @@ from qruntime.errors import (
 )
 
 if TYPE_CHECKING:
-    from qruntime.client._backend import RemoteBackend
-    from qruntime.client._service import RuntimeService
+    from qruntime.client._http import ApiClient
 
-__all__ = ["RuntimeJob", "job_status"]
+__all__ = ["JobService", "RuntimeJob", "job_status"]
 
 logger = logging.getLogger("qruntime.client")
 
@@ -52,6 +51,18 @@ def job_status(status: str, reason: str | None) -> JobStatus:
     return _STATUS[status]
 
 
+class JobService(Protocol):
+    """What a job needs of the service that ran it; `RuntimeService` is one.
+
+    A protocol, so that this module does not import the service's (which imports it).
+    """
+
+    @property
+    def _api(self) -> ApiClient: ...
+
+    def backend(self, name: str) -> BackendV2: ...
+
+
 def _decoders(decoder: DecoderArg) -> tuple[Decoder, Decoder]:
     if decoder is None:
         return ResultDecoder, ResultDecoder
@@ -71,7 +82,7 @@ class RuntimeJob:
     def __init__(
         self,
         *,
-        service: RuntimeService,
+        service: JobService,
         job_id: str,
         program_id: str,
         backend_name: str,
@@ -115,7 +126,7 @@ class RuntimeJob:
     def program_id(self) -> str:
         return self._program_id
 
-    def backend(self) -> RemoteBackend:
+    def backend(self) -> BackendV2:
         """The backend the job runs on, as a Qiskit ``BackendV2``."""
         return self._service.backend(self._backend_name)
 
@@ -128,7 +139,7 @@ class RuntimeJob:
         """The job's inputs, decoded (fetched from the server when not known here)."""
         if self._inputs is None:
             payload = self._api.get_json(f"/jobs/{self._job_id}")
-            self._inputs = self._service._decode_params(payload.get("params") or {})
+            self._inputs = decode_params(payload.get("params") or {})
         return self._inputs
 
     @property
@@ -340,6 +351,21 @@ class RuntimeJob:
         metrics: dict[str, Any] = self._api.get_json(f"/jobs/{self._job_id}/metrics")
         return metrics
 
+    def usage(self, partial: bool = False) -> float:
+        """Seconds the job has used its backend, as in qiskit-ibm-runtime.
+
+        0 until the job is final; with ``partial``, a running job's seconds so far.
+        """
+        self.status()  # the state first: a job that ends now has its seconds in the metrics
+        metrics = self.metrics()
+        if self._final():
+            return float((metrics.get("usage") or {}).get("seconds") or 0.0)
+        running = (metrics.get("timestamps") or {}).get("running")
+        if not partial or not running:
+            return 0.0
+        started = datetime.fromisoformat(running)
+        return max((datetime.now(started.tzinfo) - started).total_seconds(), 0.0)
+
     def update_tags(self, new_tags: list[str] | None = None) -> list[str]:
         """Replace the job's tags; returns them."""
         tags = list(new_tags or [])
@@ -435,9 +461,12 @@ class RuntimeJob:
                 self._ws = None
 
     def __repr__(self) -> str:
+        # What is known here, without asking the server: the status as last seen.
+        status = job_status(self._state["status"], self._state["reason"]).name
+        created = f" created={self._creation_date.isoformat()!r}" if self._creation_date else ""
         return (
-            f"<RuntimeJob {self._job_id} program={self._program_id!r} "
-            f"backend={self._backend_name!r}>"
+            f"<RuntimeJob id={self._job_id!r} program={self._program_id!r} "
+            f"backend={self._backend_name!r} status={status!r}{created}>"
         )
 
 

@@ -1,7 +1,7 @@
 """Options of the client's ``SamplerV2`` and ``EstimatorV2``, and the older ``Options``.
 
 The option names are those of the built-in ``sampler`` and ``estimator`` programs
-(:mod:`qruntime.programs.primitive_options`), nested the same way, so
+(:mod:`qruntime.primitives.options`), nested the same way, so
 :meth:`SamplerOptions.to_dict` is exactly what the programs receive. ``None``
 means unset: the server fills in its default. Unknown names are refused at once,
 whether given as keywords, in a dict, or set as attributes; values are checked
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from qruntime.errors import InputValueError
-from qruntime.programs.primitive_options import resolve_options
+from qruntime.primitives.options import resolve_options
 
 __all__ = [
     "DynamicalDecouplingOptions",
@@ -256,7 +256,8 @@ class _LayerNoiseLearningOptions(_OptionsBase):
 class ResilienceOptions(_OptionsBase):
     """Error mitigation of the estimator; unset flags follow ``resilience_level``.
 
-    ``pec`` and layer noise learning are listed for compatibility: qruntime refuses them.
+    ``pec_mitigation`` and ``zne.amplifier = "pea"`` use the layers' noise: learned with
+    ``layer_noise_learning``, or given as ``layer_noise_model`` (a ``NoiseLearnerResult``).
     """
 
     measure_mitigation: bool | None = None
@@ -412,8 +413,8 @@ def _from_legacy(legacy: Options, kind: PrimitiveKind) -> dict[str, Any]:
     else:
         if level == 3:
             raise InputValueError(
-                "resilience_level 3 (probabilistic error cancellation) is not supported by "
-                "qruntime; use 0, 1 or 2"
+                "resilience_level 3 has no V2 level; use 0, 1 or 2, and for probabilistic "
+                "error cancellation set resilience.pec_mitigation of EstimatorOptions"
             )
         if level is not None:
             new["resilience_level"] = level

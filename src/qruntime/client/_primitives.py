@@ -37,8 +37,8 @@ from qruntime.client._options import (
     wire_options,
 )
 from qruntime.errors import InputValueError, QRuntimeError
-from qruntime.programs.primitive_options import PrimitiveOptions, resolve_options
-from qruntime.programs.pubs import check_width, coerce_estimator_pubs, coerce_sampler_pubs
+from qruntime.primitives.options import PrimitiveOptions, resolve_options
+from qruntime.primitives.pubs import check_width, coerce_estimator_pubs, coerce_sampler_pubs
 
 if TYPE_CHECKING:
     from qruntime.client._backend import RemoteBackend

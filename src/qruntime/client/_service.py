@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from qruntime.client import _account
 from qruntime.client._backend import RemoteBackend
+from qruntime.client._decoders import decode_params
 from qruntime.client._http import ApiClient
 from qruntime.client._job import RuntimeJob
 from qruntime.client._program import ParameterNamespace, RuntimeProgram
-from qruntime.encoding import RuntimeDecoder, RuntimeEncoder
-from qruntime.errors import InputValueError
+from qruntime.encoding import RuntimeEncoder
+from qruntime.errors import BackendNotFoundError, InputValueError
+from qruntime.program_files import archive_folder
+
+if TYPE_CHECKING:
+    from qruntime.client._session import Session
 
 __all__ = ["RuntimeService"]
 
-_METADATA_KEYS = ("name", "max_execution_time", "description", "spec", "is_public")
+_METADATA_KEYS = (
+    "name",
+    "max_execution_time",
+    "description",
+    "spec",
+    "is_public",
+    "entry_point",
+    "dependencies",
+)
 _REQUIRED_METADATA = ("name", "max_execution_time", "description")
 _PAGE = 20
 _JOB_PAGE = 200
@@ -34,9 +46,9 @@ _RUN_OPTIONS = {
     "max_execution_time",
     "job_tags",
     "session_id",
+    "private",
 }
 
-    "private",
 
 class RuntimeService:
     """Talk to a qruntime server: programs, backends and (later) jobs.
@@ -59,22 +71,7 @@ class RuntimeService:
         verify: bool | str = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        url = url or os.environ.get("QRUNTIME_URL") or None
-        token = token or os.environ.get("QRUNTIME_TOKEN") or None
-        if url is None or token is None or name is not None:
-            saved = _account.load_account(name or "default")
-            if saved is None and (url is None or token is None):
-                raise InputValueError(
-                    "No qruntime server given: pass url= and token=, set QRUNTIME_URL and "
-                    "QRUNTIME_TOKEN, or save an account with RuntimeService.save_account(...)."
-                    if name is None
-                    else f"No saved account named {name!r}."
-                )
-            if saved is not None:
-                url = url or saved["url"]
-                token = token or saved["token"]
-        assert url is not None
-        assert token is not None
+        url, token = _account.resolve_account(url, token, name)
         self._api = ApiClient(url, token, timeout=timeout, verify=verify, transport=transport)
         self._programs: dict[str, RuntimeProgram] = {}
         # Whether _programs holds every visible program (the list), or only some read
@@ -161,6 +158,15 @@ class RuntimeService:
                 print(f"{program.program_id}:")
                 print(f"  Name: {program.name}")
                 print(f"  Description: {program.description}")
+                if program.dependencies:
+                    print(f"  Dependencies: {', '.join(program.dependencies)}")
+
+    def program_environment(self) -> dict[str, Any]:
+        """What uploaded programs can import on this server: ``{"python": "3.11.2",
+        "packages": [{"name": "numpy", "version": "2.1.0"}, ...]}``. A program's
+        ``dependencies`` must be among these packages, in a matching version."""
+        environment: dict[str, Any] = self._api.get_json("/programs/environment")
+        return environment
 
     def program(self, program_id: str, refresh: bool = False) -> RuntimeProgram:
         """One program; `RuntimeProgramNotFound` if it does not exist or is not visible."""
@@ -169,12 +175,18 @@ class RuntimeService:
             self._programs[program_id] = self._program_from_wire(payload)
         return self._programs[program_id]
 
-    def upload_program(self, data: str, metadata: dict[str, Any] | str | None = None) -> str:
+    def upload_program(
+        self, data: str | Path, metadata: dict[str, Any] | str | Path | None = None
+    ) -> str:
         """Upload a program and return its id.
 
-        ``data`` is the source (text containing ``def main(``) or the path of a file;
-        ``metadata`` a dict or the path of a JSON file with ``name``,
-        ``max_execution_time`` and ``description`` (required), ``spec`` and ``is_public``.
+        ``data`` is the source (text containing ``def main(``), or the path of a file, of a
+        folder or of a zip archive (a folder program: its modules import each other by
+        name); ``metadata`` a dict or the path of a JSON file with ``name``,
+        ``max_execution_time`` and ``description`` (required), ``spec``, ``is_public``,
+        and for a folder ``entry_point`` (the module with ``main``, default
+        ``program.py``) and ``dependencies`` (pip requirements the server checks against
+        its program environment, `program_environment`).
         """
         meta = _read_metadata(metadata)
         missing = [key for key in _REQUIRED_METADATA if not meta.get(key)]
@@ -190,6 +202,9 @@ class RuntimeService:
             "is_public": bool(meta.get("is_public", False)),
             "spec": meta.get("spec") or None,
         }
+        for key in ("entry_point", "dependencies"):
+            if meta.get(key) is not None:
+                body[key] = meta[key]
         response = self._api.request("POST", "/programs", json=body)
         program_id: str = response.json()["id"]
         self._programs_complete = False  # the list lacks it
@@ -198,14 +213,15 @@ class RuntimeService:
     def update_program(
         self,
         program_id: str,
-        data: str | None = None,
-        metadata: dict[str, Any] | str | None = None,
+        data: str | Path | None = None,
+        metadata: dict[str, Any] | str | Path | None = None,
         name: str | None = None,
         description: str | None = None,
         max_execution_time: int | None = None,
         spec: dict[str, Any] | None = None,
     ) -> None:
-        """Change a program's source and/or metadata; the arguments override ``metadata``."""
+        """Change a program's code (``data`` as in `upload_program`) and/or metadata; the
+        arguments override ``metadata``."""
         if not any([data, metadata, name, description, max_execution_time, spec]):
             warnings.warn(
                 "Nothing to update: give data, metadata, name, description, "
@@ -213,18 +229,22 @@ class RuntimeService:
                 stacklevel=2,
             )
             return
-        if data:
-            self._api.request(
-                "PUT", f"/programs/{program_id}/data", json={"data": _encode_source(data)}
-            )
         meta = _read_metadata(metadata) if metadata else {}
+        if data:
+            new_code = {"data": _encode_source(data)}
+            if meta.get("entry_point"):
+                new_code["entry_point"] = meta["entry_point"]
+            self._api.request("PUT", f"/programs/{program_id}/data", json=new_code)
         changes = {
             "name": name or meta.get("name"),
             "description": description or meta.get("description"),
             "cost": max_execution_time or meta.get("max_execution_time"),
             "spec": spec or meta.get("spec"),
+            "entry_point": None if data else meta.get("entry_point"),
         }
         changes = {key: value for key, value in changes.items() if value}
+        if meta.get("dependencies") is not None:
+            changes["dependencies"] = meta["dependencies"]
         if changes:
             self._api.request("PATCH", f"/programs/{program_id}", json=changes)
         self._forget_program(program_id)
@@ -261,10 +281,6 @@ class RuntimeService:
         never returns the inputs, and the result can be read once, then is deleted
         there). ``callback(job_id, result)`` gets every interim result in order, then the
         final result.
-        if opts.get("private") is not None and not isinstance(opts["private"], bool):
-            raise InputValueError(
-                f"options.private must be True or False, not {opts['private']!r}."
-            )
         """
         if isinstance(inputs, ParameterNamespace):
             inputs.validate()
@@ -276,8 +292,11 @@ class RuntimeService:
         if unknown:
             raise InputValueError(
                 f"Unknown run option(s): {', '.join(unknown)}; "
-            ("private", "private"),
                 f"known: {', '.join(sorted(_RUN_OPTIONS))}."
+            )
+        if opts.get("private") is not None and not isinstance(opts["private"], bool):
+            raise InputValueError(
+                f"options.private must be True or False, not {opts['private']!r}."
             )
         backend = opts.get("backend") or opts.get("backend_name")
         if not backend:
@@ -290,11 +309,11 @@ class RuntimeService:
             ("max_execution_time", "cost"),
             ("job_tags", "tags"),
             ("session_id", "session_id"),
+            ("private", "private"),
         ):
             if opts.get(key) is not None:
                 body[wire] = opts[key]
         # Encode the inputs once, straight into the request body.
-            private=bool(body.get("private")),
         text = json.dumps(body)[:-1] + ', "params": ' + json.dumps(inputs, cls=RuntimeEncoder) + "}"
         response = self._api.request(
             "POST", "/jobs", content=text, headers={"Content-Type": "application/json"}
@@ -308,15 +327,11 @@ class RuntimeService:
             tags=body.get("tags"),
             session_id=body.get("session_id"),
             result_decoder=result_decoder,
+            private=bool(body.get("private")),
         )
         if callback is not None:
             job._start_streaming(callback)
         return job
-
-    def _decode_params(self, params: Any) -> dict[str, Any]:
-            private=bool(payload.get("private")),
-        decoded: dict[str, Any] = json.loads(json.dumps(params), cls=RuntimeDecoder)
-        return decoded
 
     def _job_from_wire(self, payload: dict[str, Any]) -> RuntimeJob:
         job = RuntimeJob(
@@ -324,10 +339,11 @@ class RuntimeService:
             job_id=payload["id"],
             program_id=payload["program"]["id"],
             backend_name=payload["backend"],
-            inputs=self._decode_params(payload["params"]) if "params" in payload else None,
+            inputs=decode_params(payload["params"]) if "params" in payload else None,
             creation_date=_parse_datetime(payload.get("created")),
             tags=payload.get("tags"),
             session_id=payload.get("session_id"),
+            private=bool(payload.get("private")),
         )
         job._update(payload)
         return job
@@ -348,9 +364,12 @@ class RuntimeService:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         descending: bool = True,
+        user: str | None = None,
+        all_users: bool = False,
     ) -> list[RuntimeJob]:
         """Your jobs, newest first unless ``descending=False``; ``pending=True`` for
-        queued and running ones, ``False`` for final ones; ``limit=None`` for all."""
+        queued and running ones, ``False`` for final ones; ``limit=None`` for all.
+        Admins: ``user`` (a name) lists that user's jobs, ``all_users=True`` everyone's."""
         found: list[RuntimeJob] = []
         offset = skip
         while limit is None or len(found) < limit:
@@ -366,6 +385,8 @@ class RuntimeService:
                 "created_after": created_after.isoformat() if created_after else None,
                 "created_before": created_before.isoformat() if created_before else None,
                 "sort": "DESC" if descending else "ASC",
+                "user": user,
+                "all_users": all_users or None,
             }
             page = self._api.get_json("/jobs", params=params)
             found.extend(self._job_from_wire(item) for item in page["jobs"])
@@ -378,6 +399,64 @@ class RuntimeService:
         """Delete a final job and its results; irreversible."""
         self._api.request("DELETE", f"/jobs/{job_id}")
 
+    def usage(self) -> dict[str, Any]:
+        """Your usage, in qiskit-ibm-runtime's shape: ``usage_consumed_seconds`` (what your
+        jobs have run, in all), ``usage_limit_seconds`` and ``usage_limit_reached``, and
+        ``usage_remaining_seconds`` when the server sets a limit."""
+        usage: dict[str, Any] = self._api.get_json("/usage")
+        limit = usage.get("usage_limit_seconds")
+        if limit:
+            consumed = usage.get("usage_consumed_seconds") or 0
+            usage["usage_remaining_seconds"] = max(limit - consumed, 0)
+        return usage
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def sessions(
+        self,
+        limit: int | None = 10,
+        skip: int = 0,
+        *,
+        pending: bool | None = None,
+        state: str | None = None,
+        backend_name: str | None = None,
+        mode: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        descending: bool = True,
+    ) -> list[Session]:
+        """Your sessions and batches (as `Session` and `Batch`), newest first.
+
+        ``pending=True`` keeps those not closed, ``False`` closed ones; ``state`` is one
+        of ``open``, ``active``, ``inactive``, ``closed``; ``mode`` ``dedicated`` or
+        ``batch``; ``limit=None`` returns them all.
+        """
+        from qruntime.client._session import Batch, Session
+
+        found: list[Session] = []
+        offset = skip
+        while limit is None or len(found) < limit:
+            page_size = _JOB_PAGE if limit is None else min(_JOB_PAGE, limit - len(found))
+            params: dict[str, Any] = {
+                "limit": page_size,
+                "offset": offset,
+                "pending": pending,
+                "state": state,
+                "backend": backend_name,
+                "mode": mode,
+                "created_after": created_after.isoformat() if created_after else None,
+                "created_before": created_before.isoformat() if created_before else None,
+                "sort": "DESC" if descending else "ASC",
+            }
+            page = self._api.get_json("/sessions", params=params)
+            for raw in page["sessions"]:
+                cls = Batch if raw["mode"] == "batch" else Session
+                found.append(cls._from_details(self, raw))
+            offset += len(page["sessions"])
+            if not page["sessions"] or offset >= page["count"]:
+                break
+        return found
+
     # -- backends ---------------------------------------------------------------------------
 
     def backends(
@@ -388,11 +467,22 @@ class RuntimeService:
         min_num_qubits: int | None = None,
         refresh: bool = False,
     ) -> list[RemoteBackend]:
-        """The server's backends as Qiskit ``BackendV2`` objects, optionally filtered."""
-        names = [name] if name else self._api.get_json("/backends")["devices"]
-        found = [self.backend(n, refresh=refresh) for n in names]
+        """The server's backends as Qiskit ``BackendV2`` objects, optionally filtered.
+
+        One request: each backend fetches its configuration and properties when first
+        used (its target, its documents), so a long catalogue lists at once.
+        """
+        if name:
+            found = [self.backend(name, refresh=refresh)]
+        else:
+            listing = self._api.get_json("/backends")
+            summaries = listing.get("backends")
+            if summaries is None:  # a server that lists names only
+                found = [self.backend(n, refresh=refresh) for n in listing["devices"]]
+            else:
+                found = [self._listed_backend(summary, refresh=refresh) for summary in summaries]
         if simulator is not None:
-            found = [b for b in found if bool(b.configuration().get("simulator")) == simulator]
+            found = [b for b in found if b.simulator == simulator]
         if min_num_qubits is not None:
             found = [b for b in found if b.num_qubits >= min_num_qubits]
         return found
@@ -400,15 +490,50 @@ class RuntimeService:
     def backend(self, name: str, *, refresh: bool = False) -> RemoteBackend:
         """One backend by name; `BackendNotFoundError` if the server has none of that name."""
         if refresh or name not in self._backends:
-            configuration = self._api.get_json(f"/backends/{name}/configuration")
-            properties = None
-            if not configuration.get("simulator", False):
-                properties = self._api.get_json(f"/backends/{name}/properties")
-            backend = RemoteBackend(configuration, properties)
+            backend = RemoteBackend(*self._backend_documents(name))
             # Lets SamplerV2(mode=service.backend(...)) find the service it came from.
             backend.service = self
             self._backends[name] = backend
         return self._backends[name]
+
+    def _listed_backend(self, summary: dict[str, Any], *, refresh: bool) -> RemoteBackend:
+        name = str(summary["name"])
+        if refresh or name not in self._backends:
+            backend = RemoteBackend.from_summary(summary, lambda: self._backend_documents(name))
+            backend.service = self
+            self._backends[name] = backend
+        return self._backends[name]
+
+    def _backend_documents(self, name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        configuration: dict[str, Any] = self._api.get_json(f"/backends/{name}/configuration")
+        properties = None
+        if not configuration.get("simulator", False):
+            properties = self._api.get_json(f"/backends/{name}/properties")
+        return configuration, properties
+
+    def least_busy(
+        self,
+        min_num_qubits: int | None = None,
+        filters: Callable[[RemoteBackend], bool] | None = None,
+        *,
+        simulator: bool | None = None,
+    ) -> RemoteBackend:
+        """The operational backend with the fewest queued jobs (the first one on a tie).
+
+        ``filters`` is called with each candidate backend and keeps those it is true for.
+        `BackendNotFoundError` if no backend matches.
+        """
+        candidates = self.backends(simulator=simulator, min_num_qubits=min_num_qubits)
+        if filters is not None:
+            candidates = [backend for backend in candidates if filters(backend)]
+        best: tuple[int, RemoteBackend] | None = None
+        for backend in candidates:
+            status = backend.status()
+            if status.operational and (best is None or status.pending_jobs < best[0]):
+                best = (status.pending_jobs, backend)
+        if best is None:
+            raise BackendNotFoundError("No operational backend matches the criteria.")
+        return best[1]
 
     def __repr__(self) -> str:
         return f"<RuntimeService url={self.url!r}>"
@@ -438,8 +563,35 @@ def _read_metadata(metadata: dict[str, Any] | str | Path | None) -> dict[str, An
     return {key: metadata[key] for key in _METADATA_KEYS if key in metadata}
 
 
-def _encode_source(data: str) -> str:
-    """base64 of the program source; ``data`` is the source or a file path."""
+def _looks_like_source(data: str) -> bool:
+    """Whether ``data`` reads as program text rather than a path: several lines, or a line
+    of code (brackets, ``=``, ``;``) that names no existing file."""
+    if "\n" in data:
+        return True
+    if not any(char in data for char in "()=;"):
+        return False
+    try:
+        return not Path(data).exists()
+    except (OSError, ValueError):  # too long, or a NUL: not a path either
+        return True
+
+
+def _encode_source(data: str | Path) -> str:
+    """base64 of the program: ``data`` is the source, or the path of a file, of a folder
+    (sent as a zip archive) or of a zip archive."""
+    if isinstance(data, Path):
+        data = str(data)
+    if "def main(" not in data and not _looks_like_source(data):
+        path = Path(data)
+        if path.is_dir():
+            return base64.b64encode(archive_folder(path)).decode("ascii")
+        if path.is_file() and path.suffix.lower() == ".zip":
+            return base64.b64encode(path.read_bytes()).decode("ascii")
+    if "def main(" not in data and _looks_like_source(data):
+        raise InputValueError(
+            "The program defines no main(): a runtime program is Python source with "
+            "def main(backend, user_messenger, **kwargs) at module level."
+        )
     if "def main(" not in data:
         path = Path(data)
         try:

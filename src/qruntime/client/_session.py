@@ -184,8 +184,15 @@ class Session:
         """A Session object for an existing session (no new session is created)."""
         service = service if service is not None else RuntimeService()
         raw = service._api.get_json(f"/sessions/{session_id}")
-        session = cls(service=service, backend=backend or raw["backend_name"])
-        session._session_id = session_id
+        if backend is not None:
+            raw = {**raw, "backend_name": backend if isinstance(backend, str) else backend.name}
+        return cls._from_details(service, raw)
+
+    @classmethod
+    def _from_details(cls, service: RuntimeService, raw: dict[str, Any]) -> Session:
+        """The object for a session the server described (``GET /sessions[/{id}]``)."""
+        session = cls(service=service, backend=raw["backend_name"])
+        session._session_id = raw["id"]
         session._max_time = raw["max_ttl"]
         session._active = bool(raw["accepting_jobs"])
         return session

@@ -21,6 +21,7 @@ BUILTIN_PROGRAMS: dict[str, str] = {
     "sampler": "sampler",
     "estimator": "estimator",
     "executor": "executor",
+    "noise-learner": "noise_learner",
 }
 
 

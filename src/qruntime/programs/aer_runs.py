@@ -14,6 +14,9 @@ itself be run, and Aer may rewrite a circuit it runs. Only an ideal simulator
 (``AerSimulator`` without a noise model or a device target) qualifies: then the
 conversion depends on the circuit alone, never on the backend's options.
 
+A circuit that is not kept (the sampler's, drawn from its probabilities) runs the same
+steps once with :func:`run_once`: that saves the thread hop and the ``Result``.
+
 Aer has no public call for this: :class:`AssembledCircuit` calls the steps of
 ``AerBackend._execute_circuits_job`` in its order, and finds where the parameters sit
 in the converted circuit once, as ``AerBackend._convert_circuit_binds`` does on each
@@ -30,7 +33,7 @@ from typing import Any
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterExpression
 
-__all__ = ["AssembledCircuit", "assemble"]
+__all__ = ["AssembledCircuit", "assemble", "run_once"]
 
 # Aer's own steps that the kept circuits are run with.
 _BACKEND_STEPS = ("_compile", "_execute_circuits", "options")
@@ -136,6 +139,37 @@ def assemble(backend: Any, circuit: QuantumCircuit) -> AssembledCircuit | None:
         return AssembledCircuit(backend, circuit)
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
+
+
+def run_once(
+    backend: Any, circuit: QuantumCircuit, run_options: Mapping[str, Any]
+) -> list[dict[str, Any]] | None:
+    """The saved data of ``circuit`` run once on ``backend``, as ``backend.run`` gives it.
+
+    For a circuit that is not kept: the same steps as :class:`AssembledCircuit`, on this
+    thread (``backend.run`` hands each run to a thread of its own and builds a qiskit
+    ``Result``). None where that does not apply (a circuit with parameters, a backend
+    that is not an ideal Aer simulator, an Aer without these steps): use ``backend.run``.
+    """
+    if circuit.parameters or not _ideal_aer(backend):
+        return None
+    try:
+        from qiskit_aer.backends.aer_compiler import assemble_circuits, generate_aer_config
+
+        compiled, noise_model = backend._compile([circuit])
+        if noise_model is not None:  # the circuit carried noise: not an ideal run
+            return None
+        aer_circuits, _ = assemble_circuits(compiled)
+        for number, aer_circuit in enumerate(aer_circuits):
+            aer_circuit.circ_id = number
+        config = generate_aer_config(compiled, backend.options, **run_options)
+        output = backend._execute_circuits(aer_circuits, None, config)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    if not isinstance(output, dict) or not output.get("success", False):
+        status = output.get("status") if isinstance(output, dict) else output
+        raise RuntimeError(f"the backend {backend.name} failed: {status}")
+    return [result["data"] for result in output["results"]]
 
 
 def _ideal_aer(backend: Any) -> bool:

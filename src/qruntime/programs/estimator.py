@@ -46,15 +46,20 @@ from qiskit.primitives.containers import DataBin, EstimatorPub, PrimitiveResult,
 from qiskit.quantum_info import PauliList
 
 from qruntime.errors import InputValueError
+from qruntime.primitives.options import PrimitiveOptions
+from qruntime.primitives.pubs import check_width, parse_inputs, validate_inputs
 from qruntime.programs.cache import cached_preparation, circuit_key, decoded_key
 from qruntime.programs.exact_estimation import (
     computes_exactly,
     exact_expectation_values,
     is_noisy,
 )
+from qruntime.programs.layer_mitigation import (
+    Randomizer,
+    plan_layer_mitigation,
+    uses_layer_noise,
+)
 from qruntime.programs.mitigation import cached_readout_calibration
-from qruntime.programs.primitive_options import PrimitiveOptions
-from qruntime.programs.pubs import check_width, parse_inputs, validate_inputs
 from qruntime.programs.sampler import (
     decouple_idle_windows,
     flat_values,
@@ -216,7 +221,17 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
         )
 
     groups = cached_preparation("estimator.groups", tuple(labels), lambda: _group(labels))
-    plan = twirl_plan(metadata["shots"], options.twirling)
+    layer_mitigation = None
+    if uses_layer_noise(options):  # PEA or PEC: the layers' noise, given or learned
+        layer_mitigation = plan_layer_mitigation(
+            base, ctx.backend, options, shots=metadata["shots"], seed=next_seed(ctx.seeds)
+        )
+        metadata["resilience"] = {"layer_noise": layer_mitigation.report}
+    plan = (
+        layer_mitigation.plan
+        if layer_mitigation is not None
+        else twirl_plan(metadata["shots"], options.twirling)
+    )
     measured = sorted({q for g in groups for q in g.qubits})
     readout = _readout_functions(ctx, measured)
     target = getattr(ctx.backend, "target", None)
@@ -225,13 +240,16 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     factors = zne.noise_factors if options.resilience.zne_mitigation else (1.0,)
     evs_f, vars_f, ens_f, reached = [], [], [], []
     for factor in factors:
-        folded, factor_reached = fold_circuit(
-            base,
-            factor,
-            amplifier=zne.amplifier,
-            target=target,
-            seed=int(ctx.rng.integers(0, 2**31 - 1)),
-        )
+        if zne.amplifier == "pea":
+            folded, factor_reached = base, factor  # PEA amplifies in each randomization
+        else:
+            folded, factor_reached = fold_circuit(
+                base,
+                factor,
+                amplifier=zne.amplifier,
+                target=target,
+                seed=int(ctx.rng.integers(0, 2**31 - 1)),
+            )
         reached.append(factor_reached)
         if options.dynamical_decoupling.enable:
             folded = decouple_idle_windows(folded, target, options)
@@ -244,7 +262,8 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
             )
         else:
             circuits = _measurement_circuits(folded, groups, target)
-        ev, var, ens = _estimate(circuits, groups, terms, values, plan, readout, ctx)
+        randomize = layer_mitigation.randomizer(factor, ctx.rng) if layer_mitigation else None
+        ev, var, ens = _estimate(circuits, groups, terms, values, plan, readout, ctx, randomize)
         evs_f.append(ev)
         vars_f.append(var)
         ens_f.append(ens)
@@ -290,14 +309,10 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
             "evs_extrapolated": fit.evs_extrapolated,
             "stds_extrapolated": fit.stds_extrapolated,
         }
-        metadata["resilience"] = {
-            "zne": {
-                "noise_factors": list(reached),
-                "extrapolator": fit.chosen.tolist(),
-                "extrapolated_noise_factors": list(
-                    zne.extrapolated_noise_factors or (0.0, *reached)
-                ),
-            }
+        metadata.setdefault("resilience", {})["zne"] = {
+            "noise_factors": list(reached),
+            "extrapolator": fit.chosen.tolist(),
+            "extrapolated_noise_factors": list(zne.extrapolated_noise_factors or (0.0, *reached)),
         }
     return PubResult(DataBin(shape=pub.shape, **fields), metadata=metadata)
 
@@ -361,10 +376,12 @@ def _estimate(
     plan: Any,
     readout: dict[int, _FloatArray],
     ctx: _Context,
+    randomize: Randomizer | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
     """Tables (parameter set, observable) of evs, variances and ensemble variances.
 
     ``measurement_circuits`` holds one circuit per group; they are never changed.
+    ``randomize`` (PEA, PEC) makes the randomizations and weighs each one's values.
     """
     num_bindings, num_terms = len(values), len(terms)
     evs = np.zeros((num_bindings, num_terms))
@@ -378,10 +395,15 @@ def _estimate(
     circuits: list[QuantumCircuit] = []
     flips: list[int] = []
     owners: list[int] = []
+    run_weights: list[float] = []  # what each circuit's values count for (PEC: signed)
     for g, (group, measured) in enumerate(zip(groups, measurement_circuits, strict=True)):
         variants = [measured] * plan.num_randomizations
-        if options.twirling.enable_gates:
+        scales = np.ones(plan.num_randomizations)
+        if randomize is not None:
+            variants, scales = randomize(measured, plan.num_randomizations)
+        elif options.twirling.enable_gates:
             variants = twirl_gates(measured, plan.num_randomizations, ctx.backend, ctx.rng)
+        run_weights.extend(float(w) for w in scales)
         offset = measured.num_clbits - len(group.qubits)
         for variant in variants:
             mask = 0
@@ -419,7 +441,7 @@ def _estimate(
                 paulis = np.stack(
                     [np.prod(factors[:, pos], axis=1) for _, pos in group.members], axis=1
                 )
-                per_shot = paulis @ coefficients.T  # (outcomes, observables)
+                per_shot = paulis @ coefficients.T * run_weights[c]  # (outcomes, observables)
                 shots = weights.sum()
                 means.append(weights @ per_shot / shots)
                 second.append(weights @ per_shot**2 / shots)

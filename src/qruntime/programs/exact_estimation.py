@@ -18,10 +18,10 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import CONTROL_FLOW_OP_NAMES
 from qiskit.quantum_info import Pauli
 
+from qruntime.primitives.options import PrimitiveOptions
 from qruntime.programs.aer_runs import assemble
 from qruntime.programs.cache import cached_preparation
 from qruntime.programs.circuit_runner import few_qubit_run_options
-from qruntime.programs.primitive_options import PrimitiveOptions
 
 __all__ = ["computes_exactly", "exact_expectation_values", "is_noisy"]
 

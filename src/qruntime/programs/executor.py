@@ -15,6 +15,11 @@ answers with a ``v2.0`` result model:
   the draws other than ``parameter_values`` (such as measurement flips) are
   returned beside the bits, for the client to post-process.
 
+All parameter sets of an item run in one backend call per group of qubits that
+never interact (:mod:`qruntime.programs.separable`): the client's estimator measures
+every qubit of a device, and simulating 27 noisy qubits whole took minutes.
+``options.experimental["seed_simulator"]`` seeds the draws and the simulator.
+
 Each classical register comes back as a bool array ``(*item.shape, shots,
 register size)``. qiskit-ibm-runtime is imported only here, when such a job
 runs: the server itself does not need it.
@@ -31,8 +36,8 @@ import numpy as np
 from qiskit import QuantumCircuit
 
 from qruntime.errors import InputValueError, QRuntimeError
-from qruntime.programs.primitive_options import ExecutionOptions, PrimitiveOptions
-from qruntime.programs.sampler import flat_values, run_batch
+from qruntime.programs.sampler import flat_values
+from qruntime.programs.separable import sample_bits
 
 __all__ = ["INSTALL_HINT", "METADATA", "main", "validate"]
 
@@ -100,20 +105,15 @@ def validate(inputs: dict[str, Any], *, num_qubits: int) -> None:
 def main(backend: Any, user_messenger: Any, **kwargs: Any) -> dict[str, Any]:
     """Run the quantum program in ``kwargs`` on ``backend``; returns the result model as JSON."""
     del user_messenger  # no interim results
-    program, init_qubits = _read_params(kwargs)
+    program, seed = _read_params(kwargs)
     if program.meas_level != "classified":
         raise InputValueError(
             f"meas_level {program.meas_level!r} needs a real device; simulators return "
             "only 'classified' bits"
         )
-    options = PrimitiveOptions(
-        kind="sampler",
-        default_shots=program.shots,
-        default_precision=0.0,
-        execution=ExecutionOptions(init_qubits=init_qubits),
-    )
     width = getattr(backend, "num_qubits", None)
-    rng = np.random.default_rng()
+    # Draws the samplex values and the simulator's seeds: seeded, a job repeats its bits.
+    rng = np.random.default_rng(seed)
     items = []
     spans = []
     for index, item in enumerate(program.items):
@@ -123,7 +123,7 @@ def main(backend: Any, user_messenger: Any, **kwargs: Any) -> dict[str, Any]:
                 f"backend {backend.name} has {width}"
             )
         started = datetime.now(UTC)
-        items.append(_run_item(item, backend, shots=program.shots, options=options, rng=rng))
+        items.append(_run_item(item, backend, shots=program.shots, rng=rng))
         spans.append((started, datetime.now(UTC), index, item.shape))
     # Passed back as sent (plain JSON): the result model takes the same types.
     sent = kwargs.get("quantum_program") or {}
@@ -145,8 +145,13 @@ def _client_installed() -> bool:
 # --- reading the params ----------------------------------------------------------------------
 
 
-def _read_params(params: dict[str, Any]) -> tuple[Any, bool]:
-    """The ``QuantumProgram`` and ``init_qubits`` of the params, via the client's converters."""
+def _read_params(params: dict[str, Any]) -> tuple[Any, int | None]:
+    """The ``QuantumProgram`` of the params (via the client's converters) and the job's seed.
+
+    The seed is qruntime's ``experimental`` option ``seed_simulator`` (the client passes
+    its ``options.experimental`` through); ``init_qubits`` does not matter to a
+    simulator, whose qubits always start in 0.
+    """
     try:
         from qiskit_ibm_runtime.quantum_program.params_converters import (
             QUANTUM_PROGRAM_PARAMS_CONVERTERS,
@@ -165,14 +170,19 @@ def _read_params(params: dict[str, Any]) -> tuple[Any, bool]:
     except ValidationError as exc:
         raise InputValueError(f"invalid executor params: {exc}") from None
     program, executor_options = converter.decoder(model)
-    return program, bool(executor_options.execution.init_qubits)
+    seed = (executor_options.experimental or {}).get("seed_simulator")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise InputValueError(
+            f"experimental.seed_simulator must be a non-negative integer, not {seed!r}"
+        )
+    return program, seed
 
 
 # --- running ----------------------------------------------------------------------------------
 
 
 def _run_item(
-    item: Any, backend: Any, *, shots: int, options: PrimitiveOptions, rng: np.random.Generator
+    item: Any, backend: Any, *, shots: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray[Any, Any]]:
     """The named result arrays of one item: samplex draws, then one bool array per register."""
     from samplomatic.quantum_program import (  # type: ignore[import-untyped]
@@ -195,30 +205,12 @@ def _run_item(
         raise InputValueError(
             f"the circuit has {circuit.num_parameters} parameters; {rows.shape[1]} values given"
         )
-    bits = _sample_bits(circuit, backend, rows, shots=shots, options=options)
+    # All parameter sets in one backend call per independent group of qubits.
+    bits = sample_bits(backend, circuit, rows, shots=shots, rng=rng)
     for register in circuit.cregs:
         columns = [circuit.find_bit(bit).index for bit in register]
         outputs[register.name] = bits[:, :, columns].reshape(*shape, shots, len(register))
     return outputs
-
-
-def _sample_bits(
-    circuit: QuantumCircuit,
-    backend: Any,
-    rows: np.ndarray[Any, Any],
-    *,
-    shots: int,
-    options: PrimitiveOptions,
-) -> np.ndarray[Any, Any]:
-    """Bits ``(bindings, shots, clbits)`` of ``circuit`` at each row of ``rows``."""
-    if len(rows) == 0:
-        return np.zeros((0, shots, circuit.num_clbits), dtype=bool)
-    if circuit.num_clbits == 0:
-        return np.zeros((len(rows), shots, 0), dtype=bool)
-    (per_binding,) = run_batch(
-        backend, [circuit], rows, shots=shots, options=options, seed=None, memory=True
-    )
-    return np.stack(per_binding)
 
 
 def _draw_samplex(

@@ -39,11 +39,12 @@ from qiskit.transpiler.passes import (
 )
 
 from qruntime.errors import InputValueError
+from qruntime.primitives.options import PrimitiveOptions, TwirlingOptions
+from qruntime.primitives.pubs import check_width, parse_inputs, validate_inputs
 from qruntime.programs.cache import cached_preparation
 from qruntime.programs.circuit_runner import cached_transpile, few_qubit_run_options
+from qruntime.programs.ideal_sampling import probability_plan, sample_shots
 from qruntime.programs.mitigation import final_measurement_mapping
-from qruntime.programs.primitive_options import PrimitiveOptions, TwirlingOptions
-from qruntime.programs.pubs import check_width, parse_inputs, validate_inputs
 
 __all__ = [
     "METADATA",
@@ -151,15 +152,25 @@ def _run_pub(
         flips = [p[1] for p in pairs]
 
     values = flat_values(pub.parameter_values.as_array(circuit.parameters), pub.shape)
-    samples = run_batch(
-        backend,
-        variants,
-        values,
-        shots=plan.shots_per_randomization,
-        options=options,
-        seed=next_seed(seeds),
-        memory=True,
-    )
+    seed = next_seed(seeds)
+    # Untwirled on an ideal simulator: shots drawn from the exact probabilities, when the
+    # circuit's measurements all come last (see qruntime.programs.ideal_sampling).
+    ideal = None
+    if len(variants) == 1 and not twirling.enable_measure:
+        ideal = probability_plan(circuit, backend, options, bindings=len(values))
+    if ideal is not None:
+        draws = rng if seed is None else np.random.default_rng(seed)
+        samples = [sample_shots(ideal, backend, values, shots=plan.total_shots, rng=draws)]
+    else:
+        samples = run_batch(
+            backend,
+            variants,
+            values,
+            shots=plan.shots_per_randomization,
+            options=options,
+            seed=seed,
+            memory=True,
+        )
     # samples[v][b]: (shots, clbits) of variant v at binding b; undo flips, join variants.
     per_binding = []
     for b in range(len(values)):
@@ -181,6 +192,7 @@ def _run_pub(
         "shots": total,
         "circuit_metadata": dict(pub.circuit.metadata or {}),
         "num_randomizations": len(variants),
+        "simulation": "sampled" if ideal is None else "probabilities",
     }
     return SamplerPubResult(DataBin(shape=pub.shape, **fields), metadata=metadata)
 
@@ -421,7 +433,9 @@ def twirl_gates(
 
 def _memory_bits(memory: Sequence[str], num_clbits: int) -> _BoolArray:
     if num_clbits <= 63:
-        ints = np.array([int(h, 16) for h in memory], dtype=np.uint64)
+        # Each distinct outcome parsed once: a few outcomes repeat over many shots.
+        table = {h: int(h, 16) for h in set(memory)}
+        ints = np.array([table[h] for h in memory], dtype=np.uint64)
         shifts = np.arange(num_clbits, dtype=np.uint64)
         return ((ints[:, None] >> shifts) & np.uint64(1)).astype(bool)
     rows = [format(int(h, 16), f"0{num_clbits}b")[::-1] for h in memory]

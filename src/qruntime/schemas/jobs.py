@@ -103,3 +103,39 @@ class TagsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: list[str] = Field(max_length=64)
+
+
+class InterimResults(BaseModel):
+    """``GET /jobs/{id}/interim_results``: what the job published so far, oldest first."""
+
+    interim_results: list[str] = Field(description="Each one runtime-encoded JSON text.")
+
+
+class JobTimestamps(BaseModel):
+    created: str | None = Field(description="ISO 8601.")
+    running: str | None = Field(description="When it started; null while queued.")
+    finished: str | None = Field(description="When it ended; null until then.")
+
+
+class JobUsage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    seconds: float = Field(description="Seconds the job ran.")
+    quantum_seconds: float
+
+
+class JobMetrics(BaseModel):
+    """``GET /jobs/{id}/metrics``: when the job ran, for how long, and what it reused.
+
+    ``cache`` (what its worker reused: transpiled circuits, simulators) and ``worker``
+    (``pool``, ``session`` or ``sandbox``) come once the job has ended.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    timestamps: JobTimestamps
+    usage: JobUsage
+    bss: dict[str, float]
+    executions: int | None = None
+    cache: dict[str, int] | None = None
+    worker: str | None = None

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,11 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qruntime._version import __version__
 from qruntime.backends import Catalogue, load_catalogue
 from qruntime.schemas.errors import ErrorBody
+from qruntime.schemas.server import Health
 from qruntime.server.api import ibm
 from qruntime.server.api.body_limit import BodyLimit, BodyLimits
+from qruntime.server.api.docs import install_docs
 from qruntime.server.api.errors import install_error_handlers
 from qruntime.server.api.hot import HotRoutes
-from qruntime.server.api.routes import auth, backends, jobs, programs, sessions
+from qruntime.server.api.openapi import API_DESCRIPTION, complete_openapi
+from qruntime.server.api.routes import auth, backends, jobs, programs, sessions, usage
 from qruntime.server.api.state import AppState
 from qruntime.server.executor.base import Executor
 from qruntime.server.executor.local import LocalExecutor
@@ -65,6 +69,11 @@ class _App(FastAPI):
 
     http_stack: ASGIApp | None = None
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            complete_openapi(super().openapi())  # the errors every request may get
+        return super().openapi()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stack = self.http_stack
         if stack is not None and scope["type"] == "http":
@@ -90,6 +99,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = catalogue or load_catalogue(settings.config_file)
+        for reason in backends.unavailable.values():
+            logger.warning("%s", reason)  # says what to install
         runtime = JobRuntime(
             db=Database(settings.db_url),
             catalogue=backends,
@@ -119,8 +130,10 @@ def create_app(
     app = _App(
         title="qruntime",
         version=__version__,
-        description="A self-hosted quantum runtime service for Qiskit users.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from this server rather than a CDN
+        redoc_url=None,
         # Every error answer has one shape; "4XX" also replaces FastAPI's 422 (ours are 400).
         responses={
             "4XX": {"model": ErrorBody, "description": "A client error."},
@@ -129,9 +142,17 @@ def create_app(
     )
     install_error_handlers(app)
     # The jobs routes first: routes are matched in order, and they take most requests.
-    for router in (jobs.router, sessions.router, programs.router, backends.router, auth.router):
+    for router in (
+        jobs.router,
+        sessions.router,
+        programs.router,
+        backends.router,
+        auth.router,
+        usage.router,
+    ):
         app.include_router(router)
     app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX
+    install_docs(app)  # /docs, /redoc and their files, from this server
     # Before every layer: bodies bounded by route, then a job's two requests skip
     # FastAPI's middleware, routing and dependencies; HotRoutes passes the rest to
     # FastAPI's full stack.
@@ -139,8 +160,13 @@ def create_app(
         HotRoutes(partial(FastAPI.__call__, app)), limits=BodyLimits.from_settings(settings)
     )
 
-    @app.get("/health", tags=["server"])
+    @app.get("/health", tags=["server"], response_model=Health, summary="Server health")
     def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+        """Whether the server answers, and its version; no token needed. While the server
+        shuts down (it lets running jobs finish, refuses new ones), ``status`` is
+        ``stopping``."""
+        state: AppState | None = getattr(app.state, "qruntime", None)
+        stopping = state is not None and state.runtime.draining
+        return {"status": "stopping" if stopping else "ok", "version": __version__}
 
     return app

@@ -82,6 +82,9 @@ class Settings:
     sandbox_tmp_bytes: int = 256 * 1024**2
     #: Address space a job's process (sandboxed or pooled) may add to the zygote's own.
     worker_memory_bytes: int = 4 * 1024**3
+    #: Seconds a stopping server (SIGTERM, SIGINT) waits for running jobs to finish; the
+    #: jobs still running then are queued again, to run after the restart.
+    drain_seconds: int = 30
 
     @classmethod
     def load(cls, *, config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -95,6 +98,8 @@ class Settings:
             values["db_url"] = env["QRUNTIME_DB"]
         if env.get("QRUNTIME_ADMIN_TOKEN"):
             values["admin_token"] = env["QRUNTIME_ADMIN_TOKEN"]
+        if env.get("QRUNTIME_DRAIN_SECONDS"):
+            values["drain_seconds"] = _env_seconds("QRUNTIME_DRAIN_SECONDS")
         if env.get("QRUNTIME_CACHES"):
             values["caches"] = env["QRUNTIME_CACHES"].lower() not in ("0", "false", "no", "off")
         if config_file is None and env.get("QRUNTIME_CONFIG"):
@@ -128,7 +133,19 @@ _FILE_KEYS = {
     "login_window": "login_window",
     "sandbox_tmp_bytes": "sandbox_tmp_bytes",
     "worker_memory_bytes": "worker_memory_bytes",
+    "drain_seconds": "drain_seconds",
 }
+
+
+def _env_seconds(name: str) -> int:
+    text = os.environ[name]
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise InputValueError(f"{name} must be a whole number of seconds, not {text!r}.") from None
+    if seconds < 0:
+        raise InputValueError(f"{name} must be 0 or more seconds, not {seconds}.")
+    return seconds
 
 
 def _read_server_table(path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import os
 import resource
 import sys
 import tempfile
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -197,8 +198,10 @@ def _execute(
     payload: bytes | bytearray,
     pid: int,
     catalogue_path: Path | None,
+    timing: dict[str, float],
 ) -> tuple[Header, bytes]:
     job_id = str(header.get("job_id"))
+    started = time.perf_counter()
     _configure_logging(header.get("log_level"))
     try:
         backend = get_backend(str(header.get("backend")), catalogue_path=catalogue_path)
@@ -209,6 +212,8 @@ def _execute(
         raise _JobFailure("failed", f"{type(exc).__name__}: {exc}") from None
     if not isinstance(inputs, dict):
         raise _JobFailure("failed", "the job inputs must be a JSON object of keyword arguments")
+    decoded = time.perf_counter()
+    timing["decode"] = decoded - started
     main = load_main(header)
     messenger = UserMessenger(channel, job_id)
     try:
@@ -222,6 +227,8 @@ def _execute(
         # A forked copy of the program that returned here must not report as the job.
         if os.getpid() != pid:
             os._exit(0)
+    ran = time.perf_counter()
+    timing["run"] = ran - decoded
     text = messenger.final_result
     if text is None:
         try:
@@ -230,6 +237,7 @@ def _execute(
             message = f"the result could not be encoded: {type(exc).__name__}: {exc}"
             raise _JobFailure("failed", message) from None
     data = text.encode()
+    timing["encode"] = time.perf_counter() - ran
     # The executor enforces it too; failing here keeps a pooled worker and its caches.
     limit = header.get("max_result_bytes")
     if type(limit) is int and len(data) > limit:
@@ -251,14 +259,18 @@ def run_job(
 ) -> None:
     """Run one job described by a ``run`` frame and send its terminal frame.
 
-    The terminal frame carries ``cache``: the job's cache counters. A header with
-    ``caches: false`` empties every cache of the process first; ``keep_transpiled``
-    keeps the transpiled circuits of earlier jobs (only a session's own worker may).
+    The terminal frame carries ``cache``: the job's cache counters, and ``timing``: when
+    the worker began the job (``started``, seconds since the epoch) and the seconds it
+    spent decoding the inputs (``decode``), in ``main`` (``run``) and encoding the result
+    (``encode``). A header with ``caches: false`` empties every cache of the process
+    first; ``keep_transpiled`` keeps the transpiled circuits of earlier jobs (only a
+    session's own worker may).
     """
+    timing = {"started": time.time()}
     pid = os.getpid()
     cache.begin_job(clear=header.get("caches") is False, keep_transpiled=keep_transpiled)
     try:
-        reply, data = _execute(channel, header, payload, pid, catalogue_path)
+        reply, data = _execute(channel, header, payload, pid, catalogue_path, timing)
     except _JobFailure as failure:
         reply = {
             "kind": "error",
@@ -270,6 +282,7 @@ def run_job(
     # The program may have broken the counters (it shares the process): report none then.
     with contextlib.suppress(Exception):
         reply["cache"] = cache.end_job()
+    reply["timing"] = timing
     for stream in (sys.stdout, sys.stderr):
         # The program may have closed or replaced it.
         with contextlib.suppress(Exception):

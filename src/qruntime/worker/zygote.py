@@ -57,6 +57,8 @@ CLONE_NEWPID = 0x20000000
 _SLOT_LOCK_DIR = Path("/run/qruntime-uids")
 # Job uids are uid_base .. uid_base + _SLOT_COUNT - 1.
 _SLOT_COUNT = 1000
+# What stops a server: the zygote and its children ignore them (see main()).
+_SERVER_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # Modules programs commonly import: imported once here, not in every job (the sandbox
 # shows the Python installation, so other modules still import, only slower).
@@ -88,12 +90,12 @@ def _warm_up(catalogue_path: Path | None) -> None:
     qc.cx(0, 1)
     measured = qc.measure_all(inplace=False)
     catalogue = get_catalogue(catalogue_path)
-    entries = sorted(catalogue, key=lambda e: (e.spec.kind != "aer", e.spec.num_qubits))
-    warmed_device = False
+    # Every ideal simulator, and the smallest device that a Bell circuit fits (a provider's
+    # factory is a lab's code: it runs in the workers that use it, not here).
+    devices = [e for e in catalogue if e.spec.kind == "device" and e.spec.num_qubits >= 2]
+    entries = [e for e in catalogue if e.spec.kind == "aer"]
+    entries += sorted(devices, key=lambda e: e.spec.num_qubits)[:1]
     for entry in entries:
-        if entry.spec.kind != "aer" and warmed_device:
-            continue
-        warmed_device = warmed_device or entry.spec.kind != "aer"
         from qruntime.worker.backend import get_backend
 
         backend = get_backend(entry.name, catalogue_path=catalogue_path)
@@ -108,15 +110,22 @@ def _warm_up(catalogue_path: Path | None) -> None:
 def _warm_module_names(catalogue_path: Path | None) -> list[str]:
     """The modules a warm-up loads, found in a throw-away child."""
     read_end, write_end = os.pipe()
+    zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
             os.close(read_end)
+            # Die with the zygote: a server that fails to start kills it mid warm-up.
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PDEATHSIG
+            if os.getppid() != zygote:  # it died before the line above
+                os._exit(1)
             _warm_up(catalogue_path)
             data = json.dumps(sorted(sys.modules)).encode()
             with os.fdopen(write_end, "wb") as out:
                 out.write(data)
+        except BrokenPipeError:
+            code = 1  # the zygote is gone: nobody to tell, nothing to report
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -287,8 +296,9 @@ class Zygote:
         try:
             os.setsid()
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for signum in _SERVER_SIGNALS:  # the server's to send: see main()
+                signal.signal(signum, signal.SIG_IGN)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
@@ -472,6 +482,12 @@ def _lock_slot(slot: int) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Ctrl-C in the server's terminal, `docker stop`, systemd and `kill -- -PGID` signal
+    # the server's whole process group (or cgroup): the server decides when its jobs and
+    # workers stop (it drains them first), and the zygote ends when its control socket
+    # closes. Its children inherit this.
+    for signum in _SERVER_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="qruntime.worker.zygote")
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--config", default="{}")
@@ -487,9 +503,6 @@ def main(argv: list[str] | None = None) -> None:
         except QRuntimeError as exc:
             print(f"qruntime zygote: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-    # A Ctrl-C in the server's terminal reaches this process group too: the server
-    # decides when we stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     control = FrameSocket(socket.socket(fileno=args.control_fd))
@@ -498,15 +511,18 @@ def main(argv: list[str] | None = None) -> None:
     gc.collect()
     # Keep the garbage collector from touching (and so copying) the preloaded objects.
     gc.freeze()
-    control.send(
-        {
-            "op": "ready",
-            "pid": os.getpid(),
-            "threads": len(os.listdir("/proc/self/task")),
-            "modules": modules,
-            "seconds": round(time.monotonic() - started, 3),
-        }
-    )
+    try:
+        control.send(
+            {
+                "op": "ready",
+                "pid": os.getpid(),
+                "threads": len(os.listdir("/proc/self/task")),
+                "modules": modules,
+                "seconds": round(time.monotonic() - started, 3),
+            }
+        )
+    except OSError:  # the server went away while we warmed up: nobody to serve
+        return
     Zygote(control, config).serve()
 
 

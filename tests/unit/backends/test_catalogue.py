@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +30,56 @@ def values(records: list[dict[str, Any]]) -> dict[str, float]:
     return {r["name"]: r["value"] for r in records}
 
 
+BUILT_IN = ["aer_simulator", "fake_5q", "fake_27q"]
+DEFAULT_SNAPSHOTS = ["fake_sherbrooke", "fake_torino", "fake_fez"]
+needs_ibm_runtime = pytest.mark.skipif(
+    importlib.util.find_spec("qiskit_ibm_runtime") is None, reason="needs qiskit-ibm-runtime"
+)
+
+
 def test_builtin_catalogue_offers_a_simulator_and_two_devices() -> None:
     catalogue = load_catalogue()
-    assert catalogue.names() == ["aer_simulator", "fake_5q", "fake_27q"]
-    assert len(catalogue) == 3
+    assert catalogue.names()[:3] == BUILT_IN
     assert [e.name for e in catalogue] == catalogue.names()
-    aer, small, large = (catalogue.get(n).spec for n in catalogue.names())
+    aer, small, large = (catalogue.get(n).spec for n in BUILT_IN)
     assert (aer.kind, aer.simulator, aer.lanes) == ("aer", True, 2)
     assert (small.kind, small.simulator, small.lanes, small.num_qubits) == ("device", False, 1, 5)
     assert (large.simulator, large.lanes, large.num_qubits) == (False, 1, 27)
 
 
+@needs_ibm_runtime
+def test_default_catalogue_adds_an_eagle_and_two_herons_as_shipped() -> None:
+    catalogue = load_catalogue()
+    assert catalogue.names() == BUILT_IN + DEFAULT_SNAPSHOTS
+    assert catalogue.unavailable == {}
+    eagle, heron, heron2 = (catalogue.get(n) for n in DEFAULT_SNAPSHOTS)
+    assert (eagle.spec.num_qubits, heron.spec.num_qubits, heron2.spec.num_qubits) == (127, 133, 156)
+    for entry in (eagle, heron, heron2):
+        assert (entry.spec.kind, entry.spec.simulator, entry.spec.lanes) == ("device", False, 1)
+        assert entry.target.num_qubits == entry.spec.num_qubits
+    # The gates each chip ships with: echoed cross-resonance on Eagle, CZ on Heron.
+    assert "ecr" in eagle.configuration()["basis_gates"]
+    assert "cz" in heron.configuration()["basis_gates"]
+    assert eagle.configuration()["processor_type"]["family"] == "Eagle"
+    assert heron.configuration()["processor_type"]["family"] == "Heron"
+    assert "Heron r1, 133 qubits" in heron.spec.description
+
+
 def test_unknown_backend_is_refused_with_the_known_names() -> None:
     with pytest.raises(BackendNotFoundError, match="aer_simulator, fake_5q, fake_27q"):
         load_catalogue().get("ibm_brisbane")
+
+
+def test_without_qiskit_ibm_runtime_the_builtins_stay_and_snapshots_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A None in sys.modules is how Python marks a module as not importable.
+    monkeypatch.setitem(sys.modules, "qiskit_ibm_runtime", None)
+    catalogue = load_catalogue()
+    assert catalogue.names() == BUILT_IN
+    assert sorted(catalogue.unavailable) == sorted(DEFAULT_SNAPSHOTS)
+    with pytest.raises(BackendNotFoundError, match="pip install qiskit-ibm-runtime"):
+        catalogue.get("fake_torino")
 
 
 def test_fake_27q_has_the_falcon_heavy_hex_couplings() -> None:
@@ -114,7 +151,7 @@ def test_toml_overrides_and_adds_backends_keeping_the_builtins(tmp_path: Path) -
         """,
     )
     catalogue = load_catalogue(path)
-    assert catalogue.names() == ["aer_simulator", "fake_5q", "fake_27q", "aer_mps"]
+    assert catalogue.names() == [*load_catalogue().names(), "aer_mps"]
     assert catalogue.get("aer_simulator").spec.lanes == 4
     assert catalogue.get("aer_mps").spec.num_qubits == 63
 
@@ -153,15 +190,74 @@ def test_toml_loads_a_labs_own_snapshot_files(tmp_path: Path) -> None:
     assert entry.target["cx"].keys() == load_catalogue().get("fake_5q").target["cx"].keys()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("qiskit_ibm_runtime") is None, reason="needs qiskit-ibm-runtime"
-)
+@needs_ibm_runtime
 def test_toml_loads_a_fake_provider_snapshot(tmp_path: Path) -> None:
     path = write(tmp_path, '[backends.kolkata]\nkind = "device"\nfake_provider = "FakeKolkataV2"\n')
     entry = load_catalogue(path).get("kolkata")
     assert entry.spec.num_qubits == 27
     assert entry.properties() is not None
     assert entry.target.dt == pytest.approx(2 / 9 * 1e-9)
+    # The IBM name works as well as the class name.
+    path = write(tmp_path, '[backends.kolkata]\nkind = "device"\nfake_provider = "fake_kolkata"\n')
+    assert load_catalogue(path).get("kolkata").configuration()["n_qubits"] == 27
+
+
+@needs_ibm_runtime
+def test_one_line_offers_every_snapshot_under_its_ibm_name(tmp_path: Path) -> None:
+    from qiskit_ibm_runtime import fake_provider
+
+    path = write(tmp_path, '[catalogue]\nfake_provider = "all"\n')
+    catalogue = load_catalogue(path)
+    shipped = {
+        cls.backend_name
+        for cls in vars(fake_provider).values()
+        if isinstance(cls, type) and getattr(cls, "props_filename", None)
+    }
+    assert len(shipped) > 50
+    assert shipped <= set(catalogue.names())
+    for name in ("fake_sherbrooke", "fake_torino", "fake_kyiv", "fake_manila", "fake_brisbane"):
+        spec = catalogue.get(name).spec
+        assert (spec.kind, spec.simulator, spec.lanes, spec.fake_provider) == (
+            "device",
+            False,
+            1,
+            name,
+        )
+    assert catalogue.get("fake_manila").target.num_qubits == 5
+
+
+@needs_ibm_runtime
+def test_a_family_or_a_pattern_offers_some_snapshots(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[defaults]\nreplace = true\n[catalogue]\nfake_provider = ["Eagle", "fake_k*"]\n'
+        '[backends.fake_kyiv]\nkind = "device"\nfake_provider = "fake_kyiv"\n'
+        'description = "our Kyiv"\n',
+    )
+    catalogue = load_catalogue(path)
+    assert "fake_sherbrooke" in catalogue.names()
+    assert "fake_kolkata" in catalogue.names()  # a 27-qubit Falcon, by its pattern
+    assert "fake_torino" not in catalogue.names()  # a Heron
+    assert all(catalogue.get(n).spec.num_qubits == 127 for n in ("fake_brisbane", "fake_kyiv"))
+    assert catalogue.get("fake_kyiv").spec.description == "our Kyiv"  # the table wins
+
+
+@needs_ibm_runtime
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"Condor"', "matches no device snapshot"),
+        ('["fake_nowhere*"]', "matches no device snapshot"),
+        ("3", 'must be "all" or a list of strings'),
+    ],
+)
+def test_catalogue_selection_mistakes_name_the_file_and_key(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = write(tmp_path, f"[catalogue]\nfake_provider = {value}\n")
+    with pytest.raises(InputValueError, match=message) as caught:
+        load_catalogue(path)
+    assert str(caught.value).startswith(f"{path}: [catalogue] fake_provider: ")
 
 
 def test_missing_qiskit_ibm_runtime_is_named_in_the_error(
@@ -204,9 +300,8 @@ def test_toml_mistakes_name_the_file_backend_and_key(
     with pytest.raises(InputValueError, match=message) as caught:
         load_catalogue(path)
     text = str(caught.value)
-    assert str(path) in text
-    assert "'broken'" in text
-    assert f"key {key!r}" in text
+    assert text.startswith(f"{path}: [backends.broken] {key}: ")
+    assert "\n" not in text
 
 
 def test_toml_device_without_a_source_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Iterator, Mapping
 
@@ -26,6 +27,7 @@ from qruntime.backends import (
     run_compact,
 )
 from qruntime.backends import compact as compact_module
+from qruntime.backends.compact import known_gate_errors
 from qruntime.errors import InputValueError
 
 SHOTS = 8000
@@ -265,6 +267,57 @@ def test_ghz_on_physical_qubits_matches_the_full_noisy_simulator(
         ideal = {"0" * width: 0.5, "1" * width: 0.5}
         # Noise is really there: a few percent of the shots land outside the GHZ pair.
         assert _tvd(compact_p, ideal) > 0.03
+
+
+def _gates_among(entry: BackendEntry, qubits: set[int]) -> set[tuple[str, tuple[int, ...]]]:
+    """The calibrated gates (not measurements) ``entry`` has among ``qubits``."""
+    target = entry.target
+    return {
+        (name, qargs)
+        for name in target.operation_names
+        if name != "measure"
+        for qargs, props in (target[name] or {}).items()
+        if qargs is not None and props is not None and set(qargs) <= qubits
+    }
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("qiskit_ibm_runtime") is None, reason="needs qiskit-ibm-runtime"
+)
+def test_a_large_devices_gate_errors_are_computed_once_per_process(catalogue: Catalogue) -> None:
+    torino = catalogue.get("fake_torino")
+    assert torino.target.num_qubits == 133
+    ghz = QuantumCircuit(5)
+    ghz.h(0)
+    for i in range(4):
+        ghz.cx(i, i + 1)
+    ghz.measure_all()
+    isa = transpile(ghz, target=torino.target, seed_transpiler=3, optimization_level=1)
+    counts = run_compact(torino, isa, shots=2000, seed_simulator=1).get_counts()
+    # Only the 5 touched qubits were simulated, with their errors and no others'.
+    touched = compact_circuit(isa)[1]
+    assert len(touched) == 5
+    assert (torino.spec, touched) in compact_module._simulators
+    assert known_gate_errors(torino) == len(_gates_among(torino, set(touched)))
+    ends = counts.get("00000", 0) + counts.get("11111", 0)
+    assert 0.5 * 2000 < ends < 0.99 * 2000  # GHZ, with the device's noise
+
+    # A neighbouring qubit set computes only the errors it adds; a set already covered,
+    # none.
+    neighbour = next(
+        b
+        for a, b in torino.target.build_coupling_map().get_edges()
+        if a in touched and b not in touched
+    )
+    shifted = tuple(sorted({*touched[1:], neighbour}))
+    compact_simulator(torino, shifted)
+    known = _gates_among(torino, set(touched)) | _gates_among(torino, set(shifted))
+    assert known_gate_errors(torino) == len(known)
+    compact_simulator(torino, shifted)
+    assert known_gate_errors(torino) == len(known)
+    union = set(touched) | set(shifted)  # adds only the couplings between the two sets
+    compact_simulator(torino, tuple(sorted(union)))
+    assert known_gate_errors(torino) == len(_gates_among(torino, union))
 
 
 # --------------------------------------------------------------------------- running

@@ -25,6 +25,9 @@ ibm_models = pytest.importorskip("qiskit_ibm_runtime.models")
 ibm_converter = pytest.importorskip("qiskit_ibm_runtime.utils.backend_converter")
 ibm_decoder = pytest.importorskip("qiskit_ibm_runtime.utils.backend_decoder")
 
+#: IBM device snapshots of the default catalogue: an Eagle (ecr) and two Herons (cz).
+SNAPSHOTS = ["fake_sherbrooke", "fake_torino", "fake_fez"]
+
 
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
@@ -110,7 +113,7 @@ def test_catalogue_documents_load_in_ibm_models(
     json.dumps(configuration)  # plain JSON types only
 
 
-@pytest.mark.parametrize("name", ["fake_5q", "fake_27q", "aer_simulator"])
+@pytest.mark.parametrize("name", ["fake_5q", "fake_27q", "aer_simulator", *SNAPSHOTS])
 def test_ibm_converter_rebuilds_the_same_target(
     catalogue_entries: dict[str, BackendEntry], name: str
 ) -> None:
@@ -119,7 +122,7 @@ def test_ibm_converter_rebuilds_the_same_target(
     assert_same_target(entry.target, theirs)
 
 
-@pytest.mark.parametrize("name", ["fake_5q", "fake_27q", "aer_simulator"])
+@pytest.mark.parametrize("name", ["fake_5q", "fake_27q", "aer_simulator", *SNAPSHOTS])
 def test_our_converter_rebuilds_the_same_target_from_our_json(
     catalogue_entries: dict[str, BackendEntry], name: str
 ) -> None:
@@ -175,3 +178,17 @@ def test_non_operational_qubit_is_left_out_of_the_target(
     assert (4,) not in target["measure"]
     assert (3, 4) not in target["cx"]
     assert_same_target(target, ibm_target(entry.configuration(), properties))
+
+
+@pytest.mark.parametrize("name", SNAPSHOTS)
+def test_a_served_snapshot_has_the_target_of_qiskit_ibm_runtimes_own_fake_backend(
+    catalogue_entries: dict[str, BackendEntry], name: str
+) -> None:
+    from qiskit_ibm_runtime import fake_provider
+
+    fake = next(
+        cls()
+        for cls in vars(fake_provider).values()
+        if isinstance(cls, type) and getattr(cls, "backend_name", None) == name
+    )
+    assert_same_target(catalogue_entries[name].target, fake.target)

@@ -17,7 +17,7 @@ from qruntime.client._options import (
     wire_options,
 )
 from qruntime.errors import InputValueError
-from qruntime.programs import primitive_options
+from qruntime.primitives import options as primitive_options
 
 
 def option_tree(cls: type[Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from qiskit_aer.library import SaveExpectationValue
 
 from qruntime.backends import build_simulator, load_catalogue
 from qruntime.programs import cache, estimator
-from qruntime.programs.aer_runs import assemble
+from qruntime.programs.aer_runs import assemble, run_once
 
 LABELS = ["ZZI", "IXX", "YIY", "XYZ"]
 
@@ -123,3 +123,30 @@ def test_a_kept_circuit_draws_a_new_seed_each_run_unless_one_is_set() -> None:
     seeded = kept_for(AerSimulator(seed_simulator=5))
     assert counts(seeded) == counts(seeded)  # the backend's seed holds
     assert counts(free, seed_simulator=9) == counts(free, seed_simulator=9)
+
+
+def test_a_circuit_run_once_gives_what_backend_run_gives() -> None:
+    circuit = QuantumCircuit(3)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.ry(0.7, 2)
+    circuit.save_probabilities([0, 2], label="probabilities")
+    backend = AerSimulator()
+    data = run_once(backend, circuit, {"shots": 1})
+    expected = backend.run(circuit, shots=1).result().data(0)["probabilities"]
+    assert data is not None
+    assert len(data) == 1
+    assert np.allclose(data[0]["probabilities"], expected)
+
+
+def test_only_circuits_without_parameters_on_ideal_aer_simulators_run_once() -> None:
+    theta = ParameterVector("t", 1)
+    parameterised = QuantumCircuit(1)
+    parameterised.ry(theta[0], 0)
+    parameterised.save_probabilities(label="p")
+    plain = QuantumCircuit(1)
+    plain.h(0)
+    plain.save_probabilities(label="p")
+    device = build_simulator(load_catalogue().get("fake_5q"))
+    assert run_once(AerSimulator(), parameterised, {"shots": 1}) is None
+    assert run_once(device, plain, {"shots": 1}) is None

@@ -299,8 +299,11 @@ def test_the_program_is_registered_as_a_builtin() -> None:
         ({"pubs": [(ghz(2), "ZZ")], "options": {"default_precision": 0}}, "default_precision"),
         ({"pubs": [(ghz(2), "ZZ")], "options": {"resilience": {"zne": {"x": 1}}}}, "zne.x"),
         (
-            {"pubs": [(ghz(2), "ZZ")], "options": {"resilience": {"pec_mitigation": True}}},
-            "not supported",
+            {
+                "pubs": [(ghz(2), "ZZ")],
+                "options": {"resilience": {"pec_mitigation": True, "zne_mitigation": True}},
+            },
+            "cannot both be on",
         ),
         (
             {

@@ -45,3 +45,23 @@ def test_bad_config_fails_fast_naming_the_problem(tmp_path: Path, text: str, mes
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputValueError, match="does not exist"):
         Settings.load(config_file=tmp_path / "nope.toml")
+
+
+def test_drain_seconds_come_from_the_file_the_environment_and_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings.load().drain_seconds == 30
+    config = tmp_path / "q.toml"
+    config.write_text("[server]\ndrain_seconds = 5\n")
+    assert Settings.load(config_file=config).drain_seconds == 5
+    monkeypatch.setenv("QRUNTIME_DRAIN_SECONDS", "7")
+    assert Settings.load().drain_seconds == 7
+    assert Settings.load(config_file=config).drain_seconds == 5  # the file over the environment
+    assert Settings.load(config_file=config, drain_seconds=0).drain_seconds == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "-1"])
+def test_a_bad_drain_seconds_variable_is_named(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QRUNTIME_DRAIN_SECONDS", value)
+    with pytest.raises(InputValueError, match="QRUNTIME_DRAIN_SECONDS"):
+        Settings.load()

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from qruntime.errors import (
     InputValueError,
@@ -71,6 +72,23 @@ def http_error_response(
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+#: The methods the API's routes use; an ``Allow`` header names those a path answers.
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (Starlette names only the
+    methods of the first route on it)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
 def _describe(errors: list[dict[str, object]]) -> str:
     parts = []
     for error in errors[:5]:
@@ -89,9 +107,15 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return error_response(InputValueError(_describe(list(exc.errors()))))
 
-    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return http_error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only.
+            methods = allowed_methods(request)
+            if methods:
+                headers = {**(headers or {}), "Allow": ", ".join(methods)}
+        return http_error_response(exc.status_code, str(exc.detail), headers=headers)
 
     async def on_client_disconnect(_request: Request, _exc: Exception) -> JSONResponse:
         # The client went away while its body was read (or `BodyLimit` refused the body

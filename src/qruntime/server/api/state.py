@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session
 
 from qruntime.backends import Catalogue
 from qruntime.encoding import DecodedCircuits
+from qruntime.errors import ServiceUnavailableError
 from qruntime.schemas.jobs import JobCreate
 from qruntime.server.api.login_throttle import LoginThrottle
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services.auth import TokenCache
+from qruntime.server.services.checked_inputs import CheckedInputs
 from qruntime.server.services.programs import BuiltinHeads
 from qruntime.server.settings import Settings
 from qruntime.server.store.database import Database
@@ -40,6 +42,9 @@ class AppState:
     circuits: DecodedCircuits = field(
         default_factory=lambda: DecodedCircuits(max_entries=128, max_instructions=100_000)
     )
+    # Inputs of built-in programs that passed their checks, by user and content: a loop
+    # that sends the same inputs again is not decoded and checked again.
+    checked: CheckedInputs = field(default_factory=CheckedInputs)
     # The routes' store calls: anyio's thread hop (starlette's run_in_threadpool) spent as
     # much CPU on its limiter and task bookkeeping as the call itself.
     store_threads: ThreadPoolExecutor = field(
@@ -61,7 +66,15 @@ class AppState:
         return await asyncio.get_running_loop().run_in_executor(self.store_threads, call)
 
     def queue_job(self, db: Session, user: User, payload: JobCreate) -> Job:
-        """`services.jobs.queue_job` with what this server holds (call on a thread)."""
+        """`services.jobs.queue_job` with what this server holds (call on a thread).
+
+        Refused while the server stops (`JobRuntime.drain`): it starts no job any more.
+        """
+        if self.runtime.draining:
+            raise ServiceUnavailableError(
+                "The server is shutting down and takes no new jobs; submit the job again "
+                "once it has restarted."
+            )
         return job_service.queue_job(
             db,
             user=user,
@@ -71,6 +84,7 @@ class AppState:
             runtime=self.runtime,
             builtins=self.builtins,
             circuits=self.circuits,
+            checked=self.checked,
         )
 
     def close(self) -> None:

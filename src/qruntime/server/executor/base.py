@@ -53,8 +53,10 @@ class WorkerEvent:
     log text for ``log``. ``reason`` and ``message`` only for ``error``.
     ``metrics``: only on a terminal event, when the worker reported them:
     ``{"cache": {"transpile_hits", "transpile_misses", "simulator_builds",
-    "pass_manager_builds"}, "worker": "session" | "pool" | "sandbox"}``, counted
-    for this job alone. None when the process died before it could report.
+    "pass_manager_builds"}, "worker": "session" | "pool" | "sandbox", "timing":
+    {"started", "decode", "run", "encode"}}``, counted for this job alone (``timing``:
+    when the worker began it, and the seconds it spent decoding the inputs, in ``main``
+    and encoding the result). None when the process died before it could report.
     """
 
     job_id: str

@@ -30,6 +30,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -57,6 +58,9 @@ _REASONS = ("failed", "ran_too_long", "cancelled", "crashed", "limit_exceeded")
 _CACHE_COUNTERS = ("transpile_hits", "transpile_misses", "simulator_builds", "pass_manager_builds")
 # What the metrics call each kind of process.
 _ROLES = {"pool": "pool", "session": "session", "job": "sandbox"}
+# Bounds of the timing a worker reports (seconds): anything else is not believed.
+_LATEST_TIMESTAMP = 1e11
+_LONGEST_STAGE = 1e7
 # A sandboxed session worker runs many jobs: its rlimit is only a backstop, each job
 # gets its own CPU budget inside it (see qruntime.worker.runner.serve_pool).
 _SESSION_CPU_SECONDS = 7 * 24 * 3600
@@ -168,8 +172,14 @@ def launch_zygote(
     cmd = [sys.executable, "-m", "qruntime.worker.zygote"]
     cmd += ["--control-fd", str(theirs.fileno()), "--config", json.dumps(config, default=str)]
     try:
+        # A session of its own: signals to the server's process group (Ctrl-C, `kill --
+        # -PGID`) are the server's to handle; the zygote ends when the socket closes.
         process = subprocess.Popen(
-            cmd, pass_fds=[theirs.fileno()], env=environment, stdin=subprocess.DEVNULL
+            cmd,
+            pass_fds=[theirs.fileno()],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     except BaseException:
         ours.close()
@@ -629,7 +639,7 @@ class LocalExecutor(Executor):
                         data=payload.decode() if kind == "result" else None,
                         reason=reason if reason in _REASONS else "failed",
                         message=str(header.get("message", "")),
-                        metrics=_metrics(proc, header.get("cache")),
+                        metrics=_metrics(proc, header.get("cache"), header.get("timing")),
                     )
                     if proc.gone:
                         continue
@@ -806,7 +816,7 @@ class LocalExecutor(Executor):
         run.finished.set()
 
 
-def _metrics(proc: _Proc, cache: Any) -> dict[str, Any] | None:
+def _metrics(proc: _Proc, cache: Any, timing: Any = None) -> dict[str, Any] | None:
     """The terminal event's metrics from a worker's report; a sandboxed one may send anything."""
     if not isinstance(cache, dict):
         return None
@@ -814,7 +824,27 @@ def _metrics(proc: _Proc, cache: Any) -> dict[str, Any] | None:
     for name in _CACHE_COUNTERS:
         value = cache.get(name, 0)
         counters[name] = value if type(value) is int and value >= 0 else 0
-    return {"cache": counters, "worker": _ROLES.get(proc.kind, proc.kind)}
+    metrics: dict[str, Any] = {"cache": counters, "worker": _ROLES.get(proc.kind, proc.kind)}
+    worker_timing = _timing(timing)
+    if worker_timing:
+        metrics["timing"] = worker_timing
+    return metrics
+
+
+def _timing(timing: Any) -> dict[str, Any]:
+    """The worker's timing of a job, if it is well-formed: when it began (ISO 8601, UTC)
+    and the seconds it spent decoding, running ``main`` and encoding the result."""
+    if not isinstance(timing, dict):
+        return {}
+    out: dict[str, Any] = {}
+    started = timing.get("started")
+    if type(started) is float and 0 < started < _LATEST_TIMESTAMP:
+        out["started"] = datetime.fromtimestamp(started, UTC).isoformat()
+    for name in ("decode", "run", "encode"):
+        seconds = timing.get(name)
+        if type(seconds) is float and 0 <= seconds < _LONGEST_STAGE:
+            out[name] = seconds
+    return out
 
 
 def _describe_exit(status: tuple[int | None, int | None] | None) -> Kill:

@@ -41,6 +41,9 @@ T = TypeVar("T")
 logger = logging.getLogger("qruntime.scheduler")
 
 MAX_TIME_REASON = "the session's max_time expired"
+#: Why a job that had published interim results fails when the server restarts or stops.
+RESTARTED_REASON = "server restarted"
+STOPPED_REASON = "server stopped while the job ran"
 
 
 def _epoch(value: Any) -> float | None:
@@ -74,6 +77,10 @@ class JobRuntime:
         self._executor_started: asyncio.Task[None] | None = None
         self._ready = ReadySpecs()
         self._refilling = False
+        #: Set by `drain`: no job is started any more; routes refuse new ones.
+        self.draining = False
+        self._released = asyncio.Event()
+        self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -95,7 +102,52 @@ class JobRuntime:
         self._wakeup.set()
         self._refill_ready()
 
+    async def drain(self, timeout: float) -> int:
+        """Start no more jobs; wait up to ``timeout`` seconds for the running ones to end.
+
+        New jobs are refused from now on (`draining`); the queued ones stay queued in the
+        store, for the next start. The jobs still running after ``timeout`` are stopped
+        and queued again (`stop` does the rest). Returns how many they were.
+        """
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        if self.running_count():
+            logger.warning(
+                "stopping: no new jobs; waiting up to %g s for %d running job(s)",
+                timeout,
+                self.running_count(),
+            )
+        while self.running_count() and (left := deadline - loop.time()) > 0:
+            self._released.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), left)
+        unfinished = self.running_count()
+        if unfinished:
+            logger.warning("stopping: %d job(s) still running are queued again", unfinished)
+            await self._halt()
+        return unfinished
+
+    def running_count(self) -> int:
+        """How many jobs this server runs now (or is starting)."""
+        return sum(len(jobs) for jobs in self._running.values())
+
     async def stop(self) -> None:
+        """Stop dispatching and the workers; jobs still running are queued again."""
+        await self._halt()
+        self.recorder.close()
+
+    async def _halt(self) -> None:
+        """Stop dispatching and the workers, and queue again the jobs still running.
+
+        From here on only the results that workers report are recorded: a job that the
+        stop cuts short did not fail, it runs again after the restart (or fails with
+        `STOPPED_REASON` if it had published interim results, as after a crash).
+        """
+        if self._stopping:
+            return
+        self.draining = True
+        self._stopping = True
         for timer in self._timers.values():
             timer.cancel()
         if self._task is not None:
@@ -105,8 +157,13 @@ class JobRuntime:
         if self._executor_started is not None:
             with contextlib.suppress(Exception):
                 await self._executor_started
+        unfinished = [job_id for jobs in self._running.values() for job_id in jobs]
         await self.executor.stop()
-        self.recorder.close()
+        if unfinished:
+            # After every event recorded so far: a result that came in time stays.
+            requeue = self.recorder.run(lambda db: _requeue(db, unfinished, STOPPED_REASON))
+            with contextlib.suppress(Exception):
+                await requeue
 
     def _recover(self) -> tuple[list[QueuedJob], list[RuntimeSession]]:
         """After a crash: re-queue jobs that were running, unless they already published.
@@ -116,14 +173,10 @@ class JobRuntime:
         """
         queued: list[QueuedJob] = []
         with self.db.session() as db:
-            for job in job_store.running_jobs(db):
-                if job_store.count_interim_results(db, job_id=job.id):
-                    _fail(db, job.id, "server restarted")
-                else:
-                    job_store.update_job(
-                        db, job_id=job.id, status=JobState.QUEUED.value, running_at=None
-                    )
-                logger.warning("recovered job %s after a restart", job.id)
+            running = [job.id for job in job_store.running_jobs(db)]
+            _requeue(db, running, RESTARTED_REASON)
+            for job_id in running:
+                logger.warning("recovered job %s after a restart", job_id)
             for row in job_store.queued_jobs_all(db):
                 if row.backend not in self.catalogue:
                     _fail(
@@ -386,7 +439,7 @@ class JobRuntime:
                 logger.exception("dispatch failed")
 
     async def _dispatch_once(self) -> None:
-        while True:
+        while not self.draining:
             now = time.time()
             chosen: list[QueuedJob] = []
             for backend in self.scheduler.backends():
@@ -543,6 +596,12 @@ class JobRuntime:
 
     def _on_event(self, event: WorkerEvent) -> None:
         """Executor callback, on the loop."""
+        if self._stopping:
+            # A result that comes in time is kept; the rest is the stop's own doing, and
+            # `stop` queues the job again.
+            if event.kind == "result":
+                self.recorder.record(event, session_id=self._job_session.get(event.job_id))
+            return
         session_id = self._job_session.get(event.job_id)
         self.recorder.record(event, session_id=session_id)
         if event.kind in ("result", "error"):
@@ -566,12 +625,40 @@ class JobRuntime:
                 self._arm(info.session_id, "idle", now + info.interactive_ttl)
             self._spawn(self._settle_session(info))
         self._wakeup.set()
+        self._released.set()
 
 
 def _fail(db: Session, job_id: str, reason: str) -> None:
     job_store.update_job(
         db, job_id=job_id, status=JobState.FAILED.value, reason=reason, finished_at=utcnow()
     )
+
+
+def _requeue(db: Session, job_ids: list[str], reason: str) -> None:
+    """Queue again the jobs of ``job_ids`` that are still Running, for the next start.
+
+    One that published interim results fails with ``reason`` instead: its user saw it
+    half-way, and a second run would repeat what they saw.
+    """
+    running = [JobState.RUNNING.value]
+    for job_id in job_ids:
+        if job_store.count_interim_results(db, job_id=job_id):
+            job_store.update_job(
+                db,
+                job_id=job_id,
+                where_status=running,
+                status=JobState.FAILED.value,
+                reason=reason,
+                finished_at=utcnow(),
+            )
+        else:
+            job_store.update_job(
+                db,
+                job_id=job_id,
+                where_status=running,
+                status=JobState.QUEUED.value,
+                running_at=None,
+            )
 
 
 def _spec(

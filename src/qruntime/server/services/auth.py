@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from qruntime.errors import ConflictError, InputValueError, NotAuthorizedError, NotFoundError
+from qruntime.errors import ConflictError, InputValueError, NotAuthorizedError
 from qruntime.server.store import users as store
 from qruntime.server.store.tables import User, utcnow
 
 __all__ = [
+    "MIN_API_TOKEN_CHARS",
     "SYSTEM_USER",
     "AccessGrant",
     "TokenCache",
@@ -39,7 +40,6 @@ __all__ = [
     "issue_api_token",
     "login",
     "logout",
-    "revoke_tokens",
     "token_prefix",
 ]
 
@@ -59,6 +59,10 @@ def hash_token(token: str) -> str:
 TOKEN_PREFIX_CHARS = 12
 
 
+#: The shortest API token accepted (``QRUNTIME_ADMIN_TOKEN`` included).
+MIN_API_TOKEN_CHARS = 16
+
+
 def token_prefix(token: str) -> str:
     """The first characters of an API token, which the login throttle counts failures by."""
     return token[:TOKEN_PREFIX_CHARS]
@@ -71,8 +75,10 @@ def _new_id() -> str:
 def issue_api_token(db: Session, *, user: User, token: str | None = None) -> str:
     """Give ``user`` a new API token (or register ``token``) and return it in clear, once."""
     token = token or "qrt_" + secrets.token_urlsafe(32)
-    if len(token) < 16:
-        raise InputValueError("An API token must be at least 16 characters long.")
+    if len(token) < MIN_API_TOKEN_CHARS:
+        raise InputValueError(
+            f"An API token must be at least {MIN_API_TOKEN_CHARS} characters long."
+        )
     if store.user_for_api_token(db, token_hash=hash_token(token)) is not None:
         raise ConflictError("That API token is already in use.")
     store.add_api_token(db, token_id=_new_id(), user_id=user.id, token_hash=hash_token(token))
@@ -92,15 +98,6 @@ def create_user(
         raise ConflictError(f"A user named {name!r} already exists.")
     user = store.add_user(db, user_id=_new_id(), name=name, is_admin=is_admin)
     return user, issue_api_token(db, user=user, token=token)
-
-
-def revoke_tokens(db: Session, *, name: str, token: str | None = None) -> int:
-    """Revoke a user's API tokens (only ``token`` if given) and the access tokens made from them."""
-    user = store.get_user_by_name(db, name=name)
-    if user is None or name == SYSTEM_USER:
-        raise NotFoundError(f"No user named {name!r}.")
-    token_hash = hash_token(token) if token is not None else None
-    return store.revoke_api_tokens(db, user_id=user.id, token_hash=token_hash)
 
 
 def bootstrap(db: Session, *, admin_token: str | None) -> str | None:
@@ -141,7 +138,7 @@ def login(db: Session, *, api_token: str, ttl: int) -> AccessGrant:
     """Exchange an API token for a new access token that lives ``ttl`` seconds."""
     found = store.user_for_api_token(db, token_hash=hash_token(api_token)) if api_token else None
     if found is None:
-        raise NotAuthorizedError("Invalid API token.")
+        raise NotAuthorizedError("Invalid API token (unknown, revoked, or its user is disabled).")
     user, api = found
     key = store.get_secret(db, name=_SIGNING_KEY)
     if key is None:  # only a database that bootstrap() never saw
@@ -172,9 +169,19 @@ def _authenticate(db: Session, *, access_token: str | None) -> tuple[User, datet
         raise NotAuthorizedError(
             "Missing access token: log in with your API token (POST /users/loginWithToken)."
         )
-    found = store.user_for_access_token(db, token_hash=hash_token(access_token), now=utcnow())
+    token_hash = hash_token(access_token)
+    found = store.user_for_access_token(db, token_hash=token_hash, now=utcnow())
     if found is None:
-        raise NotAuthorizedError("Invalid, expired or revoked access token: log in again.")
+        if store.user_for_api_token(db, token_hash=token_hash) is not None:
+            raise NotAuthorizedError(
+                "That is an API token, not an access token: exchange it for one with "
+                'POST /users/loginWithToken {"apiToken": "..."} and send the "id" it returns '
+                "as the Bearer token (RuntimeService and qiskit-ibm-runtime do this for you)."
+            )
+        raise NotAuthorizedError(
+            "Invalid, expired or revoked access token: log in again with your API token "
+            "(POST /users/loginWithToken)."
+        )
     return found
 
 
@@ -224,6 +231,11 @@ class TokenCache:
     def drop(self, token: str) -> None:
         with self._lock:
             self._entries.pop(token, None)
+
+    def drop_user(self, name: str) -> None:
+        """Forget every token of the user ``name`` (disabled, deleted or revoked here)."""
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if v[1].name != name}
 
 
 def authenticate_cached(db: Session, *, access_token: str | None, cache: TokenCache) -> User:

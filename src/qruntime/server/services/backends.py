@@ -10,7 +10,30 @@ from qruntime.backends import Catalogue
 from qruntime.errors import NotFoundError
 from qruntime.server.store import jobs as job_store
 
-__all__ = ["backend_configuration", "backend_defaults", "backend_properties", "backend_status"]
+__all__ = [
+    "backend_configuration",
+    "backend_defaults",
+    "backend_properties",
+    "backend_status",
+    "backend_summaries",
+]
+
+
+def backend_summaries(catalogue: Catalogue) -> list[dict[str, Any]]:
+    """Each backend's name, kind, size and limits, from its spec alone (no documents built)."""
+    return [
+        {
+            "name": entry.name,
+            "kind": entry.spec.kind,
+            "num_qubits": entry.spec.num_qubits,
+            "simulator": entry.spec.simulator,
+            "lanes": entry.spec.lanes,
+            "description": entry.spec.description,
+            "max_shots": entry.spec.max_shots,
+            "max_experiments": entry.spec.max_experiments,
+        }
+        for entry in catalogue
+    ]
 
 
 def backend_configuration(

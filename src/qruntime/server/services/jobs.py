@@ -29,7 +29,9 @@ from qruntime.errors import (
 from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, JobStateOut
 from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
+from qruntime.server.services.checked_inputs import CheckedInputs
 from qruntime.server.services.programs import BuiltinHeads, runnable_program
+from qruntime.server.services.users import listed_owner, scope
 from qruntime.server.settings import Settings
 from qruntime.spec_schema import best_validation_error
 
@@ -56,16 +58,12 @@ __all__ = [
     "submit_job",
     "to_wire",
     "update_tags",
+    "usage_report",
     "usage_seconds",
 ]
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 _USER_CANCELLED = "cancelled by the user"
-
-
-def _scope(user: User) -> str | None:
-    """The owner whose jobs ``user`` may reach: their own, or anyone's for an admin."""
-    return None if user.is_admin else user.id
 
 
 def to_wire(job: Job, *, include_params: bool = False, owner: str | None = None) -> JobOut:
@@ -90,20 +88,25 @@ def to_wire(job: Job, *, include_params: bool = False, owner: str | None = None)
     )
 
 
-def _check_inputs(
-    payload: JobCreate,
-    *,
-    spec: dict[str, Any],
-    max_bytes: int,
-    limits: DecodeLimits | None = None,
-    circuits: DecodedCircuits | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """Validate job inputs; return the JSON text given to the worker, and the decoded inputs."""
+def _input_text(payload: JobCreate, *, max_bytes: int) -> str:
+    """The inputs' JSON text, as the worker gets it; refused over ``max_bytes``."""
     text = json.dumps(payload.params, separators=(",", ":"))
     if len(text) > max_bytes:
         raise PayloadTooLargeError(
             f"The job inputs are {len(text)} bytes, over this server's limit of {max_bytes}."
         )
+    return text
+
+
+def _check_inputs(
+    text: str,
+    payload: JobCreate,
+    *,
+    spec: dict[str, Any],
+    limits: DecodeLimits | None = None,
+    circuits: DecodedCircuits | None = None,
+) -> dict[str, Any]:
+    """Validate job inputs (``text``, their JSON); return them decoded."""
     # Refuses malformed payloads, classes outside the allow-list, and payloads whose decoding
     # would cost more than the limits (decompressed bytes, declared circuit sizes).
     decoded = loads(text, limits=limits, circuits=circuits)
@@ -115,7 +118,8 @@ def _check_inputs(
             if not where and error.validator == "required":
                 raise InputValueError(f"Invalid inputs: {error.message}.")
             raise InputValueError(f"Invalid input {where or '(inputs)'!s}: {error.message}.")
-    return text, decoded
+    decoded_inputs: dict[str, Any] = decoded
+    return decoded_inputs
 
 
 def _check_builtin_inputs(builtin: str, inputs: dict[str, Any], *, num_qubits: int) -> None:
@@ -150,10 +154,12 @@ def submit_job(
     queued_by_user: int = 0,
     builtins: BuiltinHeads | None = None,
     circuits: DecodedCircuits | None = None,
+    checked: CheckedInputs | None = None,
 ) -> tuple[Job, str | None]:
     """Check a submission and store it as Queued (in its session, if it names one).
 
-    Returns the job and, for a built-in program, the name of its module.
+    Returns the job and, for a built-in program, the name of its module. Inputs of a
+    built-in program that ``checked`` remembers for this user are not checked again.
     """
     if queued_by_user >= settings.max_queued_jobs_per_user:
         raise QuotaExceededError(
@@ -169,12 +175,19 @@ def submit_job(
         max_decoded_bytes=settings.max_decoded_bytes,
         max_circuit_qubits=settings.max_circuit_qubits,
     )
-    params, decoded = _check_inputs(
-        payload, spec=spec, max_bytes=settings.max_input_bytes, limits=limits, circuits=circuits
-    )
-    if program.builtin is not None:
-        num_qubits = catalogue.get(payload.backend).spec.num_qubits
-        _check_builtin_inputs(program.builtin, decoded, num_qubits=num_qubits)
+    params = _input_text(payload, max_bytes=settings.max_input_bytes)
+    key = None
+    if checked is not None and program.builtin is not None:
+        key = checked.key(
+            user_id=user.id, program_id=program.id, backend=payload.backend, text=params
+        )
+    if key is None or checked is None or not checked.holds(key):
+        decoded = _check_inputs(params, payload, spec=spec, limits=limits, circuits=circuits)
+        if program.builtin is not None:
+            num_qubits = catalogue.get(payload.backend).spec.num_qubits
+            _check_builtin_inputs(program.builtin, decoded, num_qubits=num_qubits)
+        if key is not None and checked is not None:
+            checked.add(key)
     log_level = (payload.log_level or "WARNING").upper()
     if log_level not in _LOG_LEVELS:
         raise InputValueError(
@@ -229,6 +242,7 @@ def queue_job(
     runtime: JobRuntime,
     builtins: BuiltinHeads | None = None,
     circuits: DecodedCircuits | None = None,
+    checked: CheckedInputs | None = None,
 ) -> Job:
     """Submit a job, commit it (durable before its id leaves the server), wake the scheduler."""
     job, builtin = submit_job(
@@ -240,6 +254,7 @@ def queue_job(
         queued_by_user=runtime.queued_by(user.id),
         builtins=builtins,
         circuits=circuits,
+        checked=checked,
     )
     db.commit()
     runtime.notify(job, builtin=builtin)
@@ -248,7 +263,7 @@ def queue_job(
 
 def owned_job(db: Session, *, user: User, job_id: str) -> Job:
     """A job of ``user`` (any job for an admin); `RuntimeJobNotFound` otherwise."""
-    job = store.get_job(db, job_id=job_id, owner_id=_scope(user))
+    job = store.get_job(db, job_id=job_id, owner_id=scope(user))
     if job is None:
         raise RuntimeJobNotFound(f"Job not found: {job_id}")
     return job
@@ -266,23 +281,6 @@ def get_job(db: Session, *, user: User, job_id: str, include_params: bool = True
     job = owned_job(db, user=user, job_id=job_id)
     owner = _owner_names(db, user, [job])[job.owner_id]
     return to_wire(job, include_params=include_params, owner=owner)
-
-
-def _listed_owner(db: Session, *, user: User, owner: str | None, all_users: bool) -> str | None:
-    """The owner id a listing is for: the caller's own by default; an admin may ask for
-    one user's (``owner``, a name) or everyone's (``all_users``)."""
-    if owner is None and not all_users:
-        return user.id
-    if not user.is_admin:
-        if owner == user.name and not all_users:
-            return user.id
-        raise PermissionDeniedError("Only admins may list other users' jobs.")
-    if owner is None:
-        return None
-    found = user_store.get_user_by_name(db, name=owner)
-    if found is None:
-        raise InputValueError(f"No user named {owner!r}.")
-    return found.id
 
 
 def list_jobs(
@@ -303,7 +301,7 @@ def list_jobs(
     all_users: bool = False,
 ) -> tuple[list[JobOut], int]:
     """A page of the caller's jobs; an admin's of one user (``owner``) or of everyone's."""
-    owner_id = _listed_owner(db, user=user, owner=owner, all_users=all_users)
+    owner_id = listed_owner(db, user=user, owner=owner, all_users=all_users, what="jobs")
     statuses = None
     if pending is True:
         statuses = [JobState.QUEUED.value, JobState.RUNNING.value]
@@ -401,7 +399,7 @@ def job_outcome(db: Session, *, user: User, job_id: str) -> tuple[JobState, str 
     with the job's reason. A private job's result is returned to the first read only:
     that read deletes it (with the job's inputs and interim results) and commits.
     """
-    row = store.job_outcome(db, job_id=job_id, owner_id=_scope(user))
+    row = store.job_outcome(db, job_id=job_id, owner_id=scope(user))
     if row is None:
         raise RuntimeJobNotFound(f"Job not found: {job_id}")
     state = JobState(row.status)
@@ -462,6 +460,49 @@ def job_metrics(db: Session, *, user: User, job_id: str) -> dict[str, Any]:
     }
 
 
-def usage_seconds(db: Session, *, user: User) -> float:
-    """How many seconds ``user``'s jobs have run, in all."""
-    return store.usage_seconds(db, owner_id=user.id)
+def usage_seconds(
+    db: Session,
+    *,
+    user: User,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> float:
+    """How many seconds ``user``'s jobs have run, in all or of those that ended in
+    [``start``, ``end``)."""
+    return store.usage_seconds(db, owner_id=user.id, start=start, end=end)
+
+
+def usage_report(
+    db: Session,
+    *,
+    user: User,
+    owner: str | None = None,
+    all_users: bool = False,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """``GET /usage``: the caller's seconds; an admin's view of one user (``owner``) or of
+    every user (``all_users``: one row per user with jobs in the period)."""
+    if start is not None and end is not None and end <= start:
+        raise InputValueError("end must be after start.")
+    period = {
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+    }
+    owner_id = listed_owner(db, user=user, owner=owner, all_users=all_users, what="usage")
+    if owner_id is None:
+        rows = store.usage_by_owner(db, start=start, end=end)
+        names = {row.id: row.name for row in user_store.list_users(db)}
+        users = [
+            {"user": names.get(owner_id, owner_id), "usage_consumed_seconds": seconds, "jobs": jobs}
+            for owner_id, seconds, jobs in sorted(rows, key=lambda row: -row[1])
+        ]
+        return {"users": users, "period": period}
+    target = user if owner_id == user.id else user_store.get_user(db, user_id=owner_id)
+    return {
+        "user": target.name if target is not None else owner_id,
+        "usage_consumed_seconds": store.usage_seconds(db, owner_id=owner_id, start=start, end=end),
+        "usage_limit_seconds": None,
+        "usage_limit_reached": False,
+        "period": period,
+    }

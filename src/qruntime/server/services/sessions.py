@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from qruntime.backends import Catalogue
 from qruntime.errors import InputValueError, RuntimeInvalidStateError, SessionNotFoundError
 from qruntime.schemas.sessions import SessionCreate
+from qruntime.server.services.users import listed_owner, scope
 from qruntime.server.store import sessions as store
 from qruntime.server.store.tables import RuntimeSession, User, utcnow
 
@@ -27,6 +28,7 @@ __all__ = [
     "close_and_notify",
     "close_session",
     "create_session",
+    "list_sessions",
     "open_and_notify",
     "owned_session",
     "session_for_job",
@@ -67,10 +69,61 @@ def create_session(
 
 
 def owned_session(db: Session, *, user: User, session_id: str) -> RuntimeSession:
-    found = store.get_session(db, session_id=session_id, owner_id=user.id)
+    """A session of ``user`` (any session for an admin); `SessionNotFoundError` otherwise."""
+    found = store.get_session(db, session_id=session_id, owner_id=scope(user))
     if found is None:
         raise SessionNotFoundError(f"Session not found: {session_id}")
     return found
+
+
+#: What ``pending`` means for a session: not closed yet.
+PENDING_STATES = ("open", "active", "inactive")
+
+
+def list_sessions(
+    db: Session,
+    *,
+    user: User,
+    limit: int,
+    offset: int = 0,
+    state: str | None = None,
+    pending: bool | None = None,
+    backend: str | None = None,
+    mode: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    descending: bool = True,
+    owner: str | None = None,
+    all_users: bool = False,
+) -> dict[str, Any]:
+    """A page of ``user``'s sessions, as ``{"sessions": [details...], "count": N}``; an
+    admin's of one user (``owner``, a name) or of everyone (``all_users``).
+
+    ``pending=True`` keeps sessions that are not closed, ``False`` closed ones; with
+    ``state`` too, a session must match both.
+    """
+    states: list[str] | None = None
+    if pending is not None:
+        states = list(PENDING_STATES) if pending else ["closed"]
+    if state is not None:
+        states = [s for s in (states or [state]) if s == state]
+    page, count = store.list_sessions(
+        db,
+        owner_id=listed_owner(db, user=user, owner=owner, all_users=all_users, what="sessions"),
+        limit=limit,
+        offset=offset,
+        states=states,
+        backend=backend,
+        mode=mode,
+        created_after=created_after,
+        created_before=created_before,
+        descending=descending,
+    )
+    usage = store.sessions_usage(db, session_ids=[session.id for session in page])
+    return {
+        "sessions": [to_wire(db, s, usage=usage.get(s.id, (0.0, 0, 0))) for s in page],
+        "count": count,
+    }
 
 
 def session_for_job(db: Session, *, user: User, session_id: str, backend: str) -> None:
@@ -164,9 +217,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def to_wire(db: Session, session: RuntimeSession) -> dict[str, Any]:
-    """IBM's session details: state, clocks, timestamps and usage."""
-    used, pending, total = store.session_usage(db, session_id=session.id)
+def to_wire(
+    db: Session, session: RuntimeSession, *, usage: tuple[float, int, int] | None = None
+) -> dict[str, Any]:
+    """IBM's session details: state, clocks, timestamps and usage.
+
+    ``usage`` is `store.session_usage`'s answer when the caller read it already.
+    """
+    used, pending, total = usage or store.session_usage(db, session_id=session.id)
     now = utcnow()
     elapsed = (now - session.activated_at).total_seconds() if session.activated_at else 0.0
     if session.closed_at and session.activated_at:

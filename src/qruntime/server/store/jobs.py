@@ -31,12 +31,15 @@ __all__ = [
     "running_jobs",
     "take_private_result",
     "update_job",
+    "usage_by_owner",
     "usage_seconds",
 ]
 
 
 # The hot path (submit, claim, finish, result) uses Core statements on the table: one
-# statement each, no ORM unit of work, and RETURNING where a read-back would follow.
+# statement each, no ORM unit of work, and RETURNING where a read-back would follow. They
+# run on the session's connection: the session's own execute() adds ORM steps (events,
+# options, result wrapping) that cost more than SQLite's work on such a statement.
 _jobs = cast(Table, Job.__table__)
 _programs = cast(Table, Program.__table__)
 
@@ -94,7 +97,7 @@ def add_job(db: Session, **fields: Any) -> Job:
     """
     fields.setdefault("tags", [])
     fields.setdefault("logs", "")
-    row = db.execute(_INSERT, fields).one()
+    row = db.connection().execute(_INSERT, fields).one()
     return Job(seq=row.seq, **fields)
 
 
@@ -111,7 +114,7 @@ def claim_job(
         "status": status,
         "running_at": running_at,
     }
-    return db.execute(_CLAIM, values).first()
+    return db.connection().execute(_CLAIM, values).first()
 
 
 def queued_builtin_jobs(db: Session, *, limit: int) -> list[AnyRow]:
@@ -164,7 +167,7 @@ def finish_job(
         "usage_seconds": usage_seconds,
         "metrics": metrics,
     }
-    row = db.execute(_FINISH, values).first()
+    row = db.connection().execute(_FINISH, values).first()
     return None if row is None else bool(row.private)
 
 
@@ -184,8 +187,9 @@ def job_outcome(db: Session, *, job_id: str, owner_id: str | None = None) -> Any
     job's result was read; with ``owner_id``, only if it is theirs.
     """
     if owner_id is None:
-        return db.execute(_OUTCOME, {"job_id": job_id}).first()
-    return db.execute(_OWN_OUTCOME, {"job_id": job_id, "owner_id": owner_id}).first()
+        return db.connection().execute(_OUTCOME, {"job_id": job_id}).first()
+    values = {"job_id": job_id, "owner_id": owner_id}
+    return db.connection().execute(_OWN_OUTCOME, values).first()
 
 
 _TAKE = (
@@ -338,7 +342,36 @@ def count_queued(db: Session, *, backend: str) -> int:
     return db.scalar(query) or 0
 
 
-def usage_seconds(db: Session, *, owner_id: str) -> float:
-    """The total run time of a user's jobs, in seconds."""
-    total = db.scalar(select(func.sum(Job.usage_seconds)).where(Job.owner_id == owner_id))
+def usage_seconds(
+    db: Session,
+    *,
+    owner_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> float:
+    """The total run time of a user's jobs, in seconds (of those that ended in
+    [``start``, ``end``) when given)."""
+    conditions = [Job.owner_id == owner_id, *_ended_within(start, end)]
+    total = db.scalar(select(func.sum(Job.usage_seconds)).where(*conditions))
     return float(total or 0.0)
+
+
+def usage_by_owner(
+    db: Session, *, start: datetime | None = None, end: datetime | None = None
+) -> list[tuple[str, float, int]]:
+    """(owner id, seconds, jobs) of every user with jobs that ended in [start, end)."""
+    statement = (
+        select(Job.owner_id, func.sum(Job.usage_seconds), func.count())
+        .where(Job.finished_at.is_not(None), *_ended_within(start, end))
+        .group_by(Job.owner_id)
+    )
+    return [(row[0], float(row[1] or 0.0), int(row[2])) for row in db.execute(statement)]
+
+
+def _ended_within(start: datetime | None, end: datetime | None) -> list[Any]:
+    conditions: list[Any] = []
+    if start is not None:
+        conditions.append(Job.finished_at >= start)
+    if end is not None:
+        conditions.append(Job.finished_at < end)
+    return conditions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -17,10 +18,12 @@ __all__ = [
     "count_queued",
     "get_session",
     "job_ended",
+    "list_sessions",
     "live_sessions",
     "mark_job_started",
     "session_head",
     "session_usage",
+    "sessions_usage",
     "update_session",
 ]
 
@@ -40,6 +43,63 @@ def get_session(
     if found is None or (owner_id is not None and found.owner_id != owner_id):
         return None
     return found
+
+
+def list_sessions(
+    db: Session,
+    *,
+    owner_id: str | None,
+    limit: int,
+    offset: int = 0,
+    states: Sequence[str] | None = None,
+    backend: str | None = None,
+    mode: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    descending: bool = True,
+) -> tuple[list[RuntimeSession], int]:
+    """One page of sessions (of ``owner_id``, or everyone's if None) and how many match."""
+    conditions: list[Any] = []
+    if owner_id is not None:
+        conditions.append(RuntimeSession.owner_id == owner_id)
+    if states is not None:
+        conditions.append(RuntimeSession.state.in_(states))
+    if backend is not None:
+        conditions.append(RuntimeSession.backend == backend)
+    if mode is not None:
+        conditions.append(RuntimeSession.mode == mode)
+    if created_after is not None:
+        conditions.append(RuntimeSession.created_at >= created_after)
+    if created_before is not None:
+        conditions.append(RuntimeSession.created_at <= created_before)
+    count = db.scalar(select(func.count()).select_from(RuntimeSession).where(*conditions)) or 0
+    order = (
+        (RuntimeSession.created_at.desc(), RuntimeSession.id.desc())
+        if descending
+        else (RuntimeSession.created_at.asc(), RuntimeSession.id.asc())
+    )
+    page = db.scalars(
+        select(RuntimeSession).where(*conditions).order_by(*order).limit(limit).offset(offset)
+    )
+    return list(page), int(count)
+
+
+def sessions_usage(db: Session, *, session_ids: Sequence[str]) -> dict[str, tuple[float, int, int]]:
+    """`session_usage` of several sessions in one query; a session without jobs is absent."""
+    if not session_ids:
+        return {}
+    pending = case((Job.status.in_(("Queued", "Running")), 1), else_=0)
+    rows = db.execute(
+        select(
+            Job.session_id,
+            func.coalesce(func.sum(Job.usage_seconds), 0.0),
+            func.sum(pending),
+            func.count(),
+        )
+        .where(Job.session_id.in_(session_ids))
+        .group_by(Job.session_id)
+    )
+    return {row[0]: (float(row[1] or 0.0), int(row[2] or 0), int(row[3] or 0)) for row in rows}
 
 
 def update_session(db: Session, *, session_id: str, **values: Any) -> None:

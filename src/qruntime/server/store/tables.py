@@ -60,6 +60,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When an admin disabled the user (it cannot log in); None while it is enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApiToken(Base):
@@ -107,12 +109,12 @@ class Program(Base):
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(Text)
-    max_execution_time: Mapped[int] = mapped_column(Integer)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: A folder program: its files as a zip archive; ``source`` is its entry module's.
     archive: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     entry_point: Mapped[str | None] = mapped_column(String(200), nullable=True)
     dependencies: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    max_execution_time: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)
     builtin: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, Request
 
 from qruntime.errors import InputValueError
 from qruntime.server.api.deps import DbDep, StateDep
+from qruntime.server.api.ibm.models import IamToken
 from qruntime.server.api.login_throttle import throttled_login
+from qruntime.server.api.openapi import errors
 
 router = APIRouter()
 
@@ -28,13 +30,48 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(body).items()}
 
 
-@router.post("/identity/token")
+#: The form `_form` reads, for the OpenAPI description.
+_TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["apikey"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": [_API_KEY_GRANT]},
+                        "apikey": {"type": "string", "description": "Your qruntime API token."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/identity/token",
+    response_model=None,
+    summary="Log in with an API key (IBM Cloud IAM)",
+    responses={
+        200: {"model": IamToken, "description": "An access token."},
+        **errors(
+            (401, "Unknown or revoked API token, or a disabled user."),
+            (429, "Too many failed logins from this address or for this token (`Retry-After`)."),
+        ),
+    },
+    openapi_extra=_TOKEN_FORM,
+)
 def token(
     form: Annotated[dict[str, str], Depends(_form)],
     request: Request,
     db: DbDep,
     state: StateDep,
 ) -> dict[str, Any]:
+    """IBM Cloud IAM's token exchange, as ``qiskit-ibm-runtime`` does it: the form's
+    ``apikey`` is your qruntime API token, the answer's ``access_token`` a qruntime access
+    token (as from ``POST /users/loginWithToken``)."""
     grant = form.get("grant_type", _API_KEY_GRANT)
     if grant != _API_KEY_GRANT:
         raise InputValueError(f"Unsupported grant_type {grant!r}; use {_API_KEY_GRANT}.")

@@ -7,11 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
-from qruntime.schemas.sessions import SessionCreate
+from qruntime.schemas.sessions import SessionCreate, SessionOut
 from qruntime.server.api.deps import DbDep, StateDep, UserDep
+from qruntime.server.api.openapi import errors
 from qruntime.server.services import sessions as service
 
 router = APIRouter()
+
+_NO_SESSION = (404, "No such session, or not yours.")
 
 
 class IbmSessionCreate(SessionCreate):
@@ -30,8 +33,18 @@ class IbmSessionUpdate(BaseModel):
     accepting_jobs: bool
 
 
-@router.post("/sessions", status_code=200)
+@router.post(
+    "/sessions",
+    status_code=200,
+    response_model=None,
+    summary="Open a session (IBM)",
+    responses={
+        200: {"model": SessionOut, "description": "The new session."},
+        **errors((404, "No such backend.")),
+    },
+)
 def create(body: IbmSessionCreate, db: DbDep, user: UserDep, state: StateDep) -> dict[str, Any]:
+    """Open a ``dedicated`` or ``batch`` session on ``backend``, as ``POST /sessions``."""
     return service.open_and_notify(
         db,
         user=user,
@@ -43,15 +56,31 @@ def create(body: IbmSessionCreate, db: DbDep, user: UserDep, state: StateDep) ->
     )
 
 
-@router.get("/sessions/{session_id}")
+@router.get(
+    "/sessions/{session_id}",
+    response_model=None,
+    summary="Get a session (IBM)",
+    responses={
+        200: {"model": SessionOut, "description": "The session's details."},
+        **errors(_NO_SESSION),
+    },
+)
 def details(session_id: str, db: DbDep, user: UserDep) -> dict[str, Any]:
+    """A session's state, clocks, usage and timestamps."""
     return service.to_wire(db, service.owned_session(db, user=user, session_id=session_id))
 
 
-@router.patch("/sessions/{session_id}", status_code=204)
+@router.patch(
+    "/sessions/{session_id}",
+    status_code=204,
+    summary="Close a session (IBM)",
+    responses=errors(_NO_SESSION),
+)
 def update(
     session_id: str, body: IbmSessionUpdate, db: DbDep, user: UserDep, state: StateDep
 ) -> Response:
+    """``{"accepting_jobs": false}`` closes the session; its queued and running jobs
+    finish."""
     if body.accepting_jobs:
         service.owned_session(db, user=user, session_id=session_id)  # reopening is not offered
     else:
@@ -59,7 +88,13 @@ def update(
     return Response(status_code=204)
 
 
-@router.delete("/sessions/{session_id}/close", status_code=204)
+@router.delete(
+    "/sessions/{session_id}/close",
+    status_code=204,
+    summary="Cancel a session (IBM)",
+    responses=errors(_NO_SESSION),
+)
 def cancel(session_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
+    """Close the session and cancel its queued jobs."""
     service.cancel_and_notify(db, user=user, session_id=session_id, runtime=state.runtime)
     return Response(status_code=204)

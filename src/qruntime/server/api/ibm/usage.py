@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from qruntime.server.api.deps import DbDep, UserDep
+from qruntime.server.api.ibm.models import InstanceUsage
 from qruntime.server.services import jobs as job_service
 
 router = APIRouter()
@@ -15,8 +16,14 @@ router = APIRouter()
 UNLIMITED_SECONDS = 2**31 - 1
 
 
-@router.get("/instances/usage")
+@router.get(
+    "/instances/usage",
+    response_model=None,
+    summary="Get your usage (IBM)",
+    responses={200: {"model": InstanceUsage, "description": "Your usage."}},
+)
 def instance_usage(db: DbDep, user: UserDep) -> dict[str, Any]:
+    """Seconds your jobs have run, as IBM's instance usage; no limit is set or reached."""
     # qruntime has no usage limits (fair share orders users instead), so none is reached.
     return {
         "instance_id": f"crn:v1:qruntime:public:quantum-computing:local:a/{user.id}::",

@@ -8,9 +8,19 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse
 
 from qruntime.errors import InputValueError, QRuntimeError
-from qruntime.schemas.jobs import JobCreate, JobCreated, JobList, JobOut, JobState, TagsUpdate
+from qruntime.schemas.jobs import (
+    InterimResults,
+    JobCreate,
+    JobCreated,
+    JobList,
+    JobMetrics,
+    JobOut,
+    JobState,
+    TagsUpdate,
+)
 from qruntime.server.api.deps import (
     DbDep,
     StateDep,
@@ -19,6 +29,7 @@ from qruntime.server.api.deps import (
     resolve_user,
 )
 from qruntime.server.api.job_filters import JobFiltersDep
+from qruntime.server.api.openapi import errors
 from qruntime.server.api.paging import MAX_OFFSET
 from qruntime.server.api.state import AppState
 from qruntime.server.services import jobs as service
@@ -26,9 +37,33 @@ from qruntime.server.store.tables import User
 
 router = APIRouter(tags=["jobs"])
 
+#: For the routes that read the token themselves (a long poll need not hold a thread).
+_NEEDS_TOKEN: dict[str, Any] = {"security": [{"AccessToken": []}]}
+_NO_JOB = (404, "No such job, or not yours.")
 
-@router.post("/jobs", response_model=JobCreated, status_code=201)
+
+@router.post(
+    "/jobs",
+    response_model=JobCreated,
+    status_code=201,
+    summary="Submit a job",
+    responses=errors(
+        (404, "No such program (or not visible to you), backend or session."),
+        (409, "The session takes no new jobs (closed, cancelled or out of time)."),
+        (429, "You have as many queued jobs as the server allows (`quota_exceeded`)."),
+        503,
+    ),
+)
 async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
+    """Queue a job: run ``program_id`` on ``backend`` with ``params`` as its inputs.
+
+    The inputs are runtime-encoded JSON (`qruntime.encoding`), checked against the
+    program's parameters before the job is queued. The job is stored before its id is
+    returned; follow it with ``GET /jobs/{id}/results?wait=...`` or the WebSocket
+    ``/stream/jobs/{id}``. ``session_id`` runs it in a session, ``start_session`` opens
+    a dedicated one for it; ``private`` keeps its inputs secret and lets its result be
+    read once.
+    """
     # async with one hop to a thread for the store: the hottest route of all.
     job_id, backend = await state.in_thread(queue_job, state, user, body)
     return JobCreated(id=job_id, backend=backend)
@@ -41,22 +76,48 @@ def queue_job(state: AppState, user: User, body: JobCreate) -> tuple[str, str]:
         return job.id, job.backend
 
 
-@router.get("/jobs", response_model=JobList, response_model_exclude_none=True)
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    response_model_exclude_none=True,
+    summary="List jobs",
+    responses=errors((403, "Only admins may list other users' jobs.")),
+)
 def list_jobs(
     db: DbDep,
     user: UserDep,
     filters: JobFiltersDep,
 ) -> JobList:
+    """Your jobs, newest first (``sort=ASC``: oldest), a page of ``limit`` from ``offset``,
+    with ``count``, the number of jobs that match. Filters: ``pending`` (queued or
+    running; false: ended), ``program``, ``backend``, ``session_id``, ``tags`` (all of
+    them), ``created_after``, ``created_before``. Inputs (``params``) are left out."""
     jobs, count = service.list_jobs(db, user=user, **filters.service_arguments())
     return JobList(jobs=jobs, count=count)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True)
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    response_model_exclude_none=True,
+    summary="Get a job",
+    responses=errors(_NO_JOB),
+)
 def get_job(job_id: str, db: DbDep, user: UserDep, exclude_params: bool = False) -> JobOut:
+    """A job's state (with the reason it failed or was cancelled), program, backend,
+    session, tags and timestamps; its inputs unless ``exclude_params`` (never a private
+    job's)."""
     return service.get_job(db, user=user, job_id=job_id, include_params=not exclude_params)
 
 
-@router.get("/jobs/{job_id}/wait", response_model=JobOut, response_model_exclude_none=True)
+@router.get(
+    "/jobs/{job_id}/wait",
+    response_model=JobOut,
+    response_model_exclude_none=True,
+    summary="Wait for a job to end",
+    responses=errors(_NO_JOB),
+    openapi_extra=_NEEDS_TOKEN,
+)
 async def wait_for_job(
     job_id: str,
     request: Request,
@@ -89,7 +150,23 @@ def _read_job(state: AppState, user: User, job_id: str) -> JobOut:
         return service.get_job(db, user=user, job_id=job_id, include_params=False)
 
 
-@router.get("/jobs/{job_id}/results")
+@router.get(
+    "/jobs/{job_id}/results",
+    summary="Get a job's result",
+    responses={
+        200: {
+            "description": "The job's result, runtime-encoded JSON (`qruntime.encoding`).",
+            "content": {"application/json": {"schema": {}}},
+        },
+        202: {"model": JobOut, "description": "Still queued or running after ``wait``."},
+        **errors(
+            (403, "A private job's result is for its owner alone."),
+            _NO_JOB,
+            (409, "The job ended without a result, or its private result was read already."),
+        ),
+    },
+    openapi_extra=_NEEDS_TOKEN,
+)
 async def results(
     job_id: str,
     request: Request,
@@ -142,35 +219,73 @@ def _outcome(state: AppState, user: User, job_id: str) -> tuple[JobState, str | 
         return service.job_outcome(db, user=user, job_id=job_id)
 
 
-@router.get("/jobs/{job_id}/interim_results")
+@router.get(
+    "/jobs/{job_id}/interim_results",
+    response_model=InterimResults,
+    summary="List a job's interim results",
+    responses=errors(_NO_JOB),
+)
 def interim_results(job_id: str, db: DbDep, user: UserDep) -> dict[str, list[str]]:
+    """What the job's program published with ``user_messenger.publish``, oldest first."""
     return {"interim_results": service.interim_results(db, user=user, job_id=job_id)}
 
 
-@router.get("/jobs/{job_id}/logs")
+@router.get(
+    "/jobs/{job_id}/logs",
+    response_class=PlainTextResponse,
+    summary="Get a job's log",
+    responses=errors(_NO_JOB),
+)
 def logs(job_id: str, db: DbDep, user: UserDep) -> Response:
+    """What the job's program printed and logged (at its ``log_level`` or above), as text."""
     return Response(service.job_logs(db, user=user, job_id=job_id), media_type="text/plain")
 
 
-@router.get("/jobs/{job_id}/metrics")
+@router.get(
+    "/jobs/{job_id}/metrics",
+    response_model=None,
+    summary="Get a job's metrics",
+    responses={200: {"model": JobMetrics, "description": "The job's metrics."}, **errors(_NO_JOB)},
+)
 def metrics(job_id: str, db: DbDep, user: UserDep) -> dict[str, Any]:
+    """When the job was created, started and ended, how long it ran, and what its worker
+    reused (transpiled circuits, simulators)."""
     return service.job_metrics(db, user=user, job_id=job_id)
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=204)
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=204,
+    summary="Cancel a job",
+    responses=errors(_NO_JOB, (409, "The job has already ended.")),
+)
 def cancel(job_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
+    """Cancel a queued job, or kill a running one; it ends ``Cancelled``."""
     service.cancel_and_kill(db, user=user, job_id=job_id, runtime=state.runtime)
     return Response(status_code=204)
 
 
-@router.put("/jobs/{job_id}/tags", status_code=204)
+@router.put(
+    "/jobs/{job_id}/tags",
+    status_code=204,
+    summary="Replace a job's tags",
+    responses=errors(_NO_JOB),
+)
 def update_tags(job_id: str, body: TagsUpdate, db: DbDep, user: UserDep) -> Response:
+    """Replace the job's tags with ``tags`` (up to 64)."""
     service.update_tags(db, user=user, job_id=job_id, tags=body.tags)
     return Response(status_code=204)
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    summary="Delete a job",
+    responses=errors(_NO_JOB),
+)
 def delete(job_id: str, db: DbDep, user: UserDep, state: StateDep) -> Response:
+    """Delete a job with its result, interim results and log; a queued or running job is
+    cancelled first."""
     service.delete_job(db, user=user, job_id=job_id, runtime=state.runtime)
     return Response(status_code=204)
 

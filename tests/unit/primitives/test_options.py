@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from qruntime.errors import InputValueError
-from qruntime.programs.primitive_options import resolve_options
+from qruntime.primitives.options import resolve_options
 
 
 def test_unset_options_take_ibms_defaults() -> None:
@@ -116,8 +116,14 @@ def test_estimator_only_options_are_unknown_to_the_sampler() -> None:
         {"resilience": {"zne": {"noise_factors": [1, 0.5]}}},
         {"resilience": {"zne": {"extrapolator": "cubic"}}},
         {"resilience": {"zne_mitigation": True, "zne": {"noise_factors": [3]}}},
-        {"resilience": {"zne_mitigation": True, "zne": {"amplifier": "pea"}}},
-        {"resilience": {"pec_mitigation": True}},
+        {"resilience": {"zne_mitigation": True, "pec_mitigation": True}},
+        {"resilience": {"pec": {"noise_gain": -1}}},
+        {"resilience": {"layer_noise_learning": {"layer_pair_depths": [2, 2]}}},
+        {"resilience": {"layer_noise_model": [{"qubits": [0, 1]}]}},
+        {
+            "resilience": {"zne_mitigation": True, "zne": {"amplifier": "pea"}},
+            "twirling": {"enable_gates": False},
+        },
         {"environment": {"log_level": "LOUD"}},
         {"execution": {"rep_delay": -1}},
         {"twirling": []},

@@ -1,5 +1,8 @@
 """Inputs of the ``sampler`` and ``estimator`` programs: PUBs and the other parameters.
 
+The built-in programs check a job's inputs here (on the server at submission, in the
+worker when the job runs); the client coerces and checks its PUBs with the same code.
+
 PUBs arrive the way qiskit-ibm-runtime's encoder writes them (``[circuit,
 parameter_values, shots]`` and ``[circuit, observables, parameter_values,
 precision]`` lists, ``None`` for unset values), or as qiskit PUB objects when
@@ -19,7 +22,7 @@ from qiskit import QuantumCircuit
 from qiskit.primitives.containers import EstimatorPub, SamplerPub
 
 from qruntime.errors import InputValueError
-from qruntime.programs.primitive_options import PrimitiveKind, PrimitiveOptions, resolve_options
+from qruntime.primitives.options import PrimitiveKind, PrimitiveOptions, resolve_options
 
 __all__ = [
     "PrimitiveInputs",

@@ -1,4 +1,7 @@
-"""Options of the built-in ``sampler`` and ``estimator`` programs, checked and resolved.
+"""Options of the ``sampler`` and ``estimator`` programs, checked and resolved.
+
+The built-in programs resolve a job's options with :func:`resolve_options`; the
+client's ``SamplerV2`` and ``EstimatorV2`` run the same checks before they send one.
 
 The option names are IBM's (``qiskit_ibm_runtime.options.SamplerOptions`` and
 ``EstimatorOptions``), nested the way its client sends them; unset values take
@@ -32,6 +35,8 @@ __all__ = [
     "EXTRAPOLATORS",
     "DynamicalDecouplingOptions",
     "ExecutionOptions",
+    "LayerNoiseLearningOptions",
+    "PecOptions",
     "PrimitiveKind",
     "PrimitiveOptions",
     "ResilienceOptions",
@@ -71,12 +76,40 @@ class ZneOptions:
 
 
 @dataclass(frozen=True)
+class PecOptions:
+    """Probabilistic error cancellation: ``noise_gain`` None is IBM's "auto"."""
+
+    max_overhead: float | None = 100.0
+    noise_gain: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerNoiseLearningOptions:
+    """How PEA and PEC learn the noise of layers they are not given (IBM's defaults)."""
+
+    max_layers_to_learn: int = 4
+    shots_per_randomization: int = 128
+    num_randomizations: int = 32
+    layer_pair_depths: tuple[int, ...] = (0, 1, 2, 4, 16, 32)
+
+
+@dataclass(frozen=True)
 class ResilienceOptions:
-    """Error mitigation of the estimator; the flags are resolved from the level when unset."""
+    """Error mitigation of the estimator; the flags are resolved from the level when unset.
+
+    ``layer_noise_model`` is a ``NoiseLearnerResult`` or a list of ``LayerError``
+    (``qruntime.layer_noise``) for PEA and PEC; None: they learn the layers' noise.
+    """
 
     measure_mitigation: bool = False
     zne_mitigation: bool = False
     zne: ZneOptions = field(default_factory=ZneOptions)
+    pec_mitigation: bool = False
+    pec: PecOptions = field(default_factory=PecOptions)
+    layer_noise_learning: LayerNoiseLearningOptions = field(
+        default_factory=LayerNoiseLearningOptions
+    )
+    layer_noise_model: Any = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +175,8 @@ class PrimitiveOptions:
     def _plain(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["simulator"] = {k: v for k, v in self.simulator.items() if k != "noise_model"}
+        if self.resilience.layer_noise_model is not None:  # reported, not sent back
+            out["resilience"]["layer_noise_model"] = "given"
         return out
 
 
@@ -225,9 +260,23 @@ def _resolve(
     zne_on = bool(resilience.get("zne_mitigation", level >= 2))
     if zne_on:
         _check_zne(zne_options)
+    pec_on = bool(resilience.get("pec_mitigation", False))
+    if pec_on and zne_on:
+        raise InputValueError(
+            "options.resilience.pec_mitigation and zne_mitigation cannot both be on; "
+            "set one of them to False"
+        )
+    pec = resilience.get("pec", {})
+    learning = resilience.get("layer_noise_learning", {})
     twirling = raw.get("twirling", {})
-    # IBM's estimator twirls gates from level 2 and measurements from level 1; its sampler never.
-    auto_gates = kind == "estimator" and level >= 2
+    # IBM's estimator twirls gates from level 2 and measurements from level 1; its sampler
+    # never. PEA and PEC always twirl gates: their noise model is of twirled layers.
+    pauli_noise = pec_on or (zne_on and zne_options.amplifier == "pea")
+    if pauli_noise and twirling.get("enable_gates") is False:
+        raise InputValueError(
+            "PEA and PEC twirl the gates: options.twirling.enable_gates cannot be False"
+        )
+    auto_gates = kind == "estimator" and (level >= 2 or pauli_noise)
     auto_measure = kind == "estimator" and level >= 1
     dd = raw.get("dynamical_decoupling", {})
     execution = raw.get("execution", {})
@@ -244,6 +293,12 @@ def _resolve(
             measure_mitigation=bool(resilience.get("measure_mitigation", level >= 1)),
             zne_mitigation=zne_on,
             zne=zne_options,
+            pec_mitigation=pec_on,
+            pec=PecOptions(
+                max_overhead=pec.get("max_overhead", 100.0), noise_gain=pec.get("noise_gain")
+            ),
+            layer_noise_learning=LayerNoiseLearningOptions(**learning),
+            layer_noise_model=resilience.get("layer_noise_model"),
         ),
         twirling=TwirlingOptions(
             enable_gates=twirling.get("enable_gates", auto_gates),
@@ -262,10 +317,10 @@ def _resolve(
 
 
 def _check_zne(zne: ZneOptions) -> None:
-    if zne.amplifier not in AMPLIFIERS:
+    if zne.amplifier not in (*AMPLIFIERS, "pea"):
         raise InputValueError(
             f"options.resilience.zne.amplifier {zne.amplifier!r} is not supported here; "
-            f"use one of {list(AMPLIFIERS)} (pea needs layer noise learning, which qruntime lacks)"
+            f"use one of {[*AMPLIFIERS, 'pea']}"
         )
     if len(zne.noise_factors) < 2:
         raise InputValueError("options.resilience.zne.noise_factors needs at least 2 factors")
@@ -363,16 +418,28 @@ def _anything(path: str, value: Any) -> Any:
     return value
 
 
-def _absent_or_false(path: str, value: Any) -> bool:
-    if _bool(path, value):
-        raise InputValueError(
-            f"{path} is not supported by qruntime (probabilistic error cancellation)"
-        )
-    return False
+def _noise_gain(path: str, value: Any) -> float | None:
+    if value == "auto":
+        return None
+    return _non_negative_float(path, value)
 
 
-def _no_layer_noise_model(path: str, value: Any) -> None:
-    raise InputValueError(f"{path} is not supported by qruntime: it learns no layer noise")
+def _pair_depths(path: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise _fail(path, value, "a non-empty list of integers >= 0")
+    depths = tuple(_int_range(0, 1024)(f"{path}[{i}]", v) for i, v in enumerate(value))
+    if len(set(depths)) < 2:
+        raise _fail(path, value, "at least 2 different depths (a decay needs 2 points)")
+    return tuple(sorted(set(depths)))
+
+
+def _layer_noise_model(path: str, value: Any) -> Any:
+    from qruntime.layer_noise import LayerError, NoiseLearnerResult
+
+    layers = list(value) if isinstance(value, NoiseLearnerResult | list | tuple) else None
+    if layers is None or not all(isinstance(layer, LayerError) for layer in layers):
+        raise _fail(path, type(value).__name__, "a NoiseLearnerResult or a list of LayerError")
+    return value
 
 
 _TWIRLING: Spec = {
@@ -440,15 +507,15 @@ _ESTIMATOR_SPEC: Spec = {
             "extrapolator": _extrapolators,
             "extrapolated_noise_factors": _extrapolated_factors,
         },
-        "pec_mitigation": _absent_or_false,
-        "pec": {"max_overhead": _anything, "noise_gain": _anything},
+        "pec_mitigation": _bool,
+        "pec": {"max_overhead": _positive_float, "noise_gain": _noise_gain},
         "layer_noise_learning": {
-            "max_layers_to_learn": _anything,
-            "shots_per_randomization": _anything,
-            "num_randomizations": _anything,
-            "layer_pair_depths": _anything,
+            "max_layers_to_learn": _int_range(0),
+            "shots_per_randomization": _int_range(1, 1_000_000),
+            "num_randomizations": _int_range(1, 4096),
+            "layer_pair_depths": _pair_depths,
         },
-        "layer_noise_model": _no_layer_noise_model,
+        "layer_noise_model": _layer_noise_model,
     },
 }
 

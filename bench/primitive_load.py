@@ -1,0 +1,227 @@
+"""Issue 14: SamplerV2 jobs as fast as ``circuit-runner`` jobs, under load and one at a time.
+
+Three rows, each against a baseline measured in the same run:
+
+- throughput: Bell jobs (1,024 shots) from 8 client threads as 2 users, each thread
+  waiting for its job's result before it submits the next, all through qruntime's own
+  client (``SamplerV2``, and ``service.run("circuit-runner", ...)`` for the baseline).
+  The two kinds take turns in rounds, so that both meet the same machine;
+- server CPU: the server process's own CPU time (user and system, its workers not
+  counted) per SamplerV2 job of those rounds;
+- latency: one SamplerV2 Bell job end to end against Aer's ``SamplerV2`` in-process, the
+  two timed in alternating blocks of ten jobs.
+
+Every job's result is checked: a Bell distribution over exactly its shots.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qiskit import QuantumCircuit
+
+from bench.harness import Row, Server, add_user, interleaved, median_ms
+
+SHOTS = 1024
+THREADS = 8
+USERS = 2
+ROUNDS = 5  # per kind, alternating (each round: a multiple of THREADS jobs)
+BELL = {"00", "11"}
+
+
+def bell() -> QuantumCircuit:
+    qc = QuantumCircuit(2, name="bell")
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    return qc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` itself (not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Tally:
+    """What the rounds of one kind of job measured."""
+
+    jobs: int = 0
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    wrong: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return self.server_cpu / self.jobs * 1000 if self.jobs else float("inf")
+
+
+def _sampler_job(service: Any) -> Callable[[QuantumCircuit], dict[str, int]]:
+    from qruntime import SamplerV2
+
+    sampler = SamplerV2(mode="aer_simulator", service=service)
+
+    def run(circuit: QuantumCircuit) -> dict[str, int]:
+        counts: dict[str, int] = (
+            sampler.run([circuit], shots=SHOTS).result()[0].data.meas.get_counts()
+        )
+        return counts
+
+    return run
+
+
+def _runner_job(service: Any) -> Callable[[QuantumCircuit], dict[str, int]]:
+    from qruntime import RunnerResult
+
+    def run(circuit: QuantumCircuit) -> dict[str, int]:
+        job = service.run(
+            "circuit-runner",
+            inputs={"circuits": circuit, "shots": SHOTS},
+            options={"backend": "aer_simulator"},
+            result_decoder=RunnerResult,
+        )
+        counts: dict[str, int] = job.result().get_counts()
+        return counts
+
+    return run
+
+
+KINDS: dict[str, Callable[[Any], Callable[[QuantumCircuit], dict[str, int]]]] = {
+    "sampler": _sampler_job,
+    "circuit-runner": _runner_job,
+}
+
+
+def _round(
+    srv: Server, jobs: list[Callable[[QuantumCircuit], dict[str, int]]], count: int, tally: Tally
+) -> None:
+    """``count`` jobs from ``len(jobs)`` threads, each awaited; adds to ``tally``."""
+    circuit = bell()
+    lock = threading.Lock()
+
+    def thread(job: Callable[[QuantumCircuit], dict[str, int]], n: int) -> None:
+        for _ in range(n):
+            try:
+                counts = job(circuit)
+            except Exception as exc:  # every failure is a wrong job, said in the row's note
+                with lock:
+                    tally.wrong.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if set(counts) - BELL or sum(counts.values()) != SHOTS:
+                with lock:
+                    tally.wrong.append(f"not a Bell distribution of {SHOTS} shots: {counts}")
+
+    per_thread = count // len(jobs)
+    pool = [threading.Thread(target=thread, args=(job, per_thread)) for job in jobs]
+    cpu = cpu_seconds(srv.process.pid)
+    start = time.perf_counter()
+    for worker in pool:
+        worker.start()
+    for worker in pool:
+        worker.join()
+    tally.seconds += time.perf_counter() - start
+    tally.server_cpu += cpu_seconds(srv.process.pid) - cpu
+    tally.jobs += per_thread * len(jobs)
+
+
+def throughput_rows(srv: Server, *, jobs: int = 400) -> list[Row]:
+    """SamplerV2 and circuit-runner Bell jobs from 8 threads as 2 users, in alternating rounds."""
+    from qruntime import RuntimeService
+
+    tokens = [add_user(srv, f"primitive-load-{u}") for u in range(USERS)]
+    services = [RuntimeService(url=srv.url, token=token) for token in tokens]
+    try:
+        # Each thread has its own primitive (or job function), its user's service shared.
+        threads = {
+            kind: [make(services[t % USERS]) for t in range(THREADS)]
+            for kind, make in KINDS.items()
+        }
+        tallies = {kind: Tally() for kind in KINDS}
+        for kind in KINDS:  # warm: pooled workers, caches, connections; not counted
+            _round(srv, threads[kind], 2 * THREADS, Tally())
+        order = list(KINDS)
+        for _ in range(ROUNDS):
+            for kind in order:
+                _round(srv, threads[kind], jobs // ROUNDS, tallies[kind])
+            order.reverse()  # neither kind always goes first
+    finally:
+        for service in services:
+            service.close()
+    sampler, runner = tallies["sampler"], tallies["circuit-runner"]
+    wrong = sampler.wrong + runner.wrong
+    note = (
+        f"baseline: circuit-runner Bell jobs, same client, threads and users, in "
+        f"{ROUNDS} rounds alternating with the SamplerV2 ones; server CPU per job "
+        f"{sampler.server_cpu_ms:.2f} ms (SamplerV2), {runner.server_cpu_ms:.2f} ms "
+        f"(circuit-runner); {len(wrong)} wrong results" + (f", first: {wrong[0]}" if wrong else "")
+    )
+    return [
+        Row(
+            f"SamplerV2: {sampler.jobs} Bell jobs, {THREADS} threads, {USERS} users",
+            sampler.rate,
+            runner.rate,
+            "/s",
+            ">= 300/s, >= 0.9x runner",
+            sampler.rate >= 300 and sampler.rate >= 0.9 * runner.rate and not wrong,
+            note,
+        ),
+        Row(
+            "SamplerV2: server CPU per job (those jobs)",
+            sampler.server_cpu_ms,
+            runner.server_cpu_ms,
+            "ms",
+            "< 2 ms",
+            sampler.server_cpu_ms < 2,
+            "the server process's user + system time over the rounds / jobs (its workers "
+            "not counted); baseline: the same for the circuit-runner rounds",
+        ),
+    ]
+
+
+def latency_row(service: Any, *, repeat: int = 100, warmup: int = 10) -> Row:
+    """One SamplerV2 Bell job end to end against Aer's SamplerV2 in-process."""
+    from qiskit_aer.primitives import SamplerV2 as AerSampler
+
+    from qruntime import SamplerV2
+
+    circuit = bell()
+    aer = AerSampler()
+    ours = SamplerV2(mode="aer_simulator", service=service)
+    counts: dict[str, dict[str, int]] = {}
+
+    def in_process(_: object = None) -> None:
+        counts["aer"] = aer.run([circuit], shots=SHOTS).result()[0].data.meas.get_counts()
+
+    def through_server(_: object = None) -> None:
+        counts["qruntime"] = ours.run([circuit], shots=SHOTS).result()[0].data.meas.get_counts()
+
+    for _ in range(warmup):
+        in_process()
+        through_server()
+    samples = interleaved({"aer": in_process, "qruntime": through_server}, range(repeat))
+    figure, baseline = median_ms(samples["qruntime"]), median_ms(samples["aer"])
+    spread = {name: statistics.quantiles(times, n=4) for name, times in samples.items()}
+    right = all(set(c) <= BELL and sum(c.values()) == SHOTS for c in counts.values())
+    return Row(
+        "SamplerV2 Bell job end to end (median)",
+        figure,
+        baseline,
+        "ms",
+        "<= 2x in-process Aer",
+        figure <= 2 * baseline and right,
+        f"{SHOTS} shots; baseline: Aer SamplerV2 in-process (default options); both timed "
+        "in alternating blocks of 10 jobs; quartiles "
+        + ", ".join(f"{name} {q[0] * 1000:.2f}/{q[2] * 1000:.2f} ms" for name, q in spread.items()),
+    )

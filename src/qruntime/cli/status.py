@@ -1,0 +1,181 @@
+"""``qruntime status`` and ``qruntime backends``: the server, its backends and their queues."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from qruntime.cli.connect import (
+    AccountOption,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    get_json,
+    open_service,
+)
+from qruntime.cli.output import (
+    EXIT_USAGE,
+    console,
+    fail,
+    print_json,
+    print_table,
+    reports_errors,
+)
+
+if TYPE_CHECKING:
+    from qruntime.client._service import RuntimeService
+
+__all__ = ["backends", "status", "usage"]
+
+
+def _backends(service: RuntimeService) -> list[dict[str, Any]]:
+    """Each backend's size, kind and queue, in the server's order."""
+    found = []
+    for name in get_json(service, "/backends")["devices"]:
+        configuration = get_json(service, f"/backends/{name}/configuration")
+        state = get_json(service, f"/backends/{name}/status")
+        found.append(
+            {
+                "name": name,
+                "num_qubits": configuration.get("n_qubits"),
+                "simulator": bool(configuration.get("simulator", False)),
+                "operational": state["operational"],
+                "pending_jobs": state["pending_jobs"],
+                "status_msg": state.get("status_msg", ""),
+                "description": configuration.get("description") or "",
+            }
+        )
+    return found
+
+
+def _print_backends(rows: list[dict[str, Any]]) -> None:
+    print_table(
+        ["name", "qubits", "kind", "status", "queued", "description"],
+        (
+            [
+                row["name"],
+                row["num_qubits"],
+                "simulator" if row["simulator"] else "device-like",
+                "online" if row["operational"] else f"offline ({row['status_msg']})",
+                row["pending_jobs"],
+                row["description"],
+            ]
+            for row in rows
+        ),
+        flex="description",
+    )
+
+
+@reports_errors
+def backends(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    account: AccountOption = None,
+) -> None:
+    """List the server's backends: qubits, kind, status and the jobs queued for each."""
+    with open_service(url, token, account) as service:
+        rows = _backends(service)
+    if as_json:
+        print_json(rows)
+    else:
+        _print_backends(rows)
+
+
+@reports_errors
+def usage(
+    start: Annotated[
+        str | None,
+        typer.Option(help="Only jobs that ended at or after (ISO time).", show_default=False),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Only jobs that ended before (ISO time).", show_default=False),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Admins: this user's usage (by name).", show_default=False),
+    ] = None,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Admins: every user's seconds and jobs.")
+    ] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Seconds your jobs have run (in all, or of the jobs that ended between --start and
+    --end); admins: another user's with --user, or every user's with --all-users."""
+    with open_service(url, token, account) as service:
+        report = get_json(
+            service,
+            "/usage",
+            start=_iso(start, "--start"),
+            end=_iso(end, "--end"),
+            user=user,
+            all_users=all_users or None,
+        )
+    if as_json:
+        print_json(report)
+        return
+    if "users" in report:
+        print_table(
+            ["user", "seconds", "jobs"],
+            (
+                [row["user"], f"{row['usage_consumed_seconds']:.1f}", str(row["jobs"])]
+                for row in report["users"]
+            ),
+        )
+        return
+    console().print(f"{report['user']}: {report['usage_consumed_seconds']:.1f} s of job time")
+
+
+def _iso(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        raise fail(
+            f"{option} {value!r}: give an ISO date or time, e.g. 2025-01-31 or 2025-01-31T12:00.",
+            code=EXIT_USAGE,
+        ) from None
+
+
+@reports_errors
+def status(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Show the server (its version), who you are, its backends and queues, and your
+    pending jobs."""
+    with open_service(url, token, account) as service:
+        health = get_json(service, "/health")
+        me = get_json(service, "/users/me")
+        rows = _backends(service)
+        pending = get_json(service, "/jobs", pending=True, limit=1)["count"]
+        report = {
+            "url": service.url,
+            "version": health.get("version"),
+            "user": me["name"],
+            "is_admin": me["is_admin"],
+            "backends": rows,
+            "queued_jobs": sum(row["pending_jobs"] for row in rows),
+            "your_pending_jobs": pending,
+        }
+    if as_json:
+        print_json(report)
+        return
+    out = console()
+    role = " (admin)" if report["is_admin"] else ""
+    out.print(f"Server:  {report['url']}  qruntime {report['version']}")
+    out.print(f"User:    {report['user']}{role}")
+    out.print(
+        f"Queue:   {report['queued_jobs']} job(s) queued on the server; "
+        f"{pending} of yours queued or running"
+    )
+    _print_backends(rows)
