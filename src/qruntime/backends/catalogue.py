@@ -137,6 +137,26 @@ class BackendSpec:
     snapshot_properties: Path | None = None
     fake_provider: str | None = None
     factory: str | None = None
+    #: Where an ``aer`` backend simulates: ``"CPU"``, or ``"GPU"`` (Aer's GPU build).
+    aer_device: str = "CPU"
+
+
+#: Why a GPU backend cannot run on this machine; what to install.
+GPU_MISSING = (
+    "this server's Aer has no GPU device: install qiskit-aer-gpu (pip install "
+    "qiskit-aer-gpu, in place of qiskit-aer) on a node with an NVIDIA GPU and CUDA"
+)
+
+
+@functools.cache
+def aer_devices() -> tuple[str, ...]:
+    """The devices this machine's Aer can simulate on (``("CPU",)``, or with ``"GPU"``)."""
+    try:
+        from qiskit_aer import AerSimulator
+
+        return tuple(AerSimulator().available_devices())
+    except Exception:  # an Aer that cannot even say: only what every build has
+        return ("CPU",)
 
 
 def builtin_specs() -> list[BackendSpec]:
@@ -269,6 +289,18 @@ class BackendEntry:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run jobs on this machine (it is listed, not
+        operational); None when it can."""
+        if self.spec.kind == "aer" and self.spec.aer_device not in aer_devices():
+            return (
+                GPU_MISSING
+                if self.spec.aer_device == "GPU"
+                else (f"this server's Aer has no {self.spec.aer_device} device")
+            )
+        return None
+
     @functools.cached_property
     def _device(self) -> tuple[Target, dict[str, Any]] | None:
         """A device's target and the few snapshot fields its documents repeat.
@@ -373,6 +405,9 @@ class BackendEntry:
         self, *, pending_jobs: int, operational: bool = True, status_msg: str = "active"
     ) -> dict[str, Any]:
         """IBM's status document; the caller knows the queue, the catalogue does not."""
+        reason = self.unavailable_reason
+        if reason is not None:
+            operational, status_msg = False, reason
         return {
             "backend_name": self.spec.name,
             "backend_version": str(self._snapshot_field("backend_version", "1.0.0")),

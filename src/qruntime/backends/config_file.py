@@ -14,7 +14,7 @@ The format::
     kind = "aer"               # "aer" (ideal simulator), "device" (noisy, device-like)
                                # or "provider" (a Python factory's BackendV2)
     lanes = 4                  # aer and provider only (a device runs one job at a time);
-    method = "automatic"       # aer: also num_qubits
+    method = "automatic"       # aer: also num_qubits, and device = "GPU" (qiskit-aer-gpu)
 
     [backends.fake_27q]
     kind = "device"
@@ -67,7 +67,8 @@ _COMMON_KEYS: dict[str, type] = {
     "max_experiments": int,
 }
 # A device-like backend runs one job at a time: only a simulator has lanes.
-_AER_KEYS: dict[str, type] = {"lanes": int, "method": str, "num_qubits": int}
+_AER_KEYS: dict[str, type] = {"lanes": int, "method": str, "num_qubits": int, "device": str}
+AER_DEVICES = ("CPU", "GPU")
 _DEVICE_KEYS: dict[str, type] = {
     "device": str,
     "snapshot_configuration": str,
@@ -172,6 +173,9 @@ class _Reader:
         method = table.get("method", "automatic")
         if method not in AER_METHODS:
             self.fail(f"must be one of {', '.join(AER_METHODS)}", backend=name, key="method")
+        device = table.get("device", "CPU")
+        if device not in AER_DEVICES:
+            self.fail(f"must be one of {', '.join(AER_DEVICES)}", backend=name, key="device")
         return BackendSpec(
             name=name,
             kind="aer",
@@ -182,6 +186,7 @@ class _Reader:
             max_shots=table.get("max_shots", 100_000),
             max_experiments=table.get("max_experiments", 300),
             method=method,
+            aer_device=device,
         )
 
     def _device(self, name: str, table: dict[str, Any]) -> BackendSpec:

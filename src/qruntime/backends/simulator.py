@@ -81,7 +81,10 @@ def _build(entry: BackendEntry) -> AerSimulator:
 
     spec = entry.spec
     if spec.kind == "aer":
-        simulator = _ideal_simulator_class()(method=spec.method)
+        options: dict[str, Any] = {"method": spec.method}
+        if spec.aer_device != "CPU":
+            options["device"] = spec.aer_device
+        simulator = _ideal_simulator_class()(**options)
     else:
         device = DeviceBackend(entry.target, name=spec.name, description=spec.description)
         # from_backend derives the noise model from the target: depolarizing and thermal

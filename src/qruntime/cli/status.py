@@ -31,33 +31,39 @@ __all__ = ["backends", "status", "usage"]
 
 
 def _backends(service: RuntimeService) -> list[dict[str, Any]]:
-    """Each backend's size, kind and queue, in the server's order."""
+    """Each backend's size, kind, lanes, status and queue, in the server's order (from
+    the list and each backend's status: no configuration documents are built)."""
     found = []
-    for name in get_json(service, "/backends")["devices"]:
-        configuration = get_json(service, f"/backends/{name}/configuration")
-        state = get_json(service, f"/backends/{name}/status")
+    for summary in get_json(service, "/backends")["backends"]:
+        state = get_json(service, f"/backends/{summary['name']}/status")
         found.append(
             {
-                "name": name,
-                "num_qubits": configuration.get("n_qubits"),
-                "simulator": bool(configuration.get("simulator", False)),
+                "name": summary["name"],
+                "num_qubits": summary["num_qubits"],
+                "kind": summary["kind"],
+                "lanes": summary["lanes"],
+                "simulator": bool(summary["simulator"]),
                 "operational": state["operational"],
                 "pending_jobs": state["pending_jobs"],
                 "status_msg": state.get("status_msg", ""),
-                "description": configuration.get("description") or "",
+                "description": summary.get("description") or "",
             }
         )
     return found
 
 
+_KINDS = {"aer": "simulator", "device": "device-like", "provider": "provider"}
+
+
 def _print_backends(rows: list[dict[str, Any]]) -> None:
     print_table(
-        ["name", "qubits", "kind", "status", "queued", "description"],
+        ["name", "qubits", "kind", "lanes", "status", "queued", "description"],
         (
             [
                 row["name"],
                 row["num_qubits"],
-                "simulator" if row["simulator"] else "device-like",
+                _KINDS.get(row["kind"], row["kind"]),
+                row["lanes"],
                 "online" if row["operational"] else f"offline ({row['status_msg']})",
                 row["pending_jobs"],
                 row["description"],

@@ -22,6 +22,10 @@ class BackendSummary(BaseModel):
     description: str
     max_shots: int
     max_experiments: int
+    operational: bool = Field(default=True, description="Whether it can run jobs here.")
+    status_msg: str = Field(
+        default="active", description="Why it cannot run jobs (and what to install), if not."
+    )
 
 
 class BackendList(BaseModel):

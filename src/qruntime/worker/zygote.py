@@ -93,7 +93,7 @@ def _warm_up(catalogue_path: Path | None) -> None:
     # Every ideal simulator, and the smallest device that a Bell circuit fits (a provider's
     # factory is a lab's code: it runs in the workers that use it, not here).
     devices = [e for e in catalogue if e.spec.kind == "device" and e.spec.num_qubits >= 2]
-    entries = [e for e in catalogue if e.spec.kind == "aer"]
+    entries = [e for e in catalogue if e.spec.kind == "aer" and e.unavailable_reason is None]
     entries += sorted(devices, key=lambda e: e.spec.num_qubits)[:1]
     for entry in entries:
         from qruntime.worker.backend import get_backend

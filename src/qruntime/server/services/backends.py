@@ -31,6 +31,8 @@ def backend_summaries(catalogue: Catalogue) -> list[dict[str, Any]]:
             "description": entry.spec.description,
             "max_shots": entry.spec.max_shots,
             "max_experiments": entry.spec.max_experiments,
+            "operational": entry.unavailable_reason is None,
+            "status_msg": entry.unavailable_reason or "active",
         }
         for entry in catalogue
     ]

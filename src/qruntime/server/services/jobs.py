@@ -132,6 +132,9 @@ def _check_builtin_inputs(builtin: str, inputs: dict[str, Any], *, num_qubits: i
 
 def _check_backend(catalogue: Catalogue, *, name: str, requirements: dict[str, Any]) -> None:
     entry = catalogue.get(name)
+    reason = entry.unavailable_reason
+    if reason is not None:
+        raise InputValueError(f"Backend {name} is not operational: {reason}.")
     minimum = requirements.get("min_num_qubits")
     if minimum is not None and entry.spec.num_qubits < minimum:
         raise InputValueError(

@@ -82,9 +82,12 @@ def backend_status(entry: BackendEntry, *, pending_jobs: int) -> dict[str, Any]:
 
 def backend_summary(entry: BackendEntry, *, pending_jobs: int) -> dict[str, Any]:
     """One item of IBM's ``GET /backends`` list: what ``least_busy`` reads without more calls."""
+    reason = entry.unavailable_reason
     return {
         "name": entry.name,
-        "status": {"name": "online", "reason": "available"},
+        "status": {"name": "offline", "reason": reason}
+        if reason is not None
+        else {"name": "online", "reason": "available"},
         "qubits": entry.spec.num_qubits,
         "physical_qubits": entry.spec.num_qubits,
         "queue_length": pending_jobs,
