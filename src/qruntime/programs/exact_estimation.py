@@ -34,6 +34,12 @@ def is_noisy(backend: Any, options: PrimitiveOptions) -> bool:
     """False only for a backend known to be ideal (an Aer simulator without noise)."""
     if options.simulator.get("noise_model") is not None:
         return True
+    from qiskit_aer import AerSimulator  # Aer only where a job runs
+
+    if not isinstance(backend, AerSimulator):
+        # A provider's BackendV2 (a lab's hardware, another simulator): its options may
+        # look like Aer's (GenericBackendV2 copies them) but its run is its own.
+        return True
     backend_options = getattr(backend, "options", None)
     if backend_options is None or not hasattr(backend_options, "noise_model"):
         return True
