@@ -59,6 +59,7 @@ from qruntime.programs.layer_mitigation import (
     plan_layer_mitigation,
     uses_layer_noise,
 )
+from qruntime.programs.method_choice import check_simulable, describe_simulation
 from qruntime.programs.mitigation import cached_readout_calibration
 from qruntime.programs.sampler import (
     decouple_idle_windows,
@@ -118,9 +119,15 @@ METADATA: dict[str, Any] = {
 _UNMITIGATED = np.array([1.0, -1.0])  # f(bit) of a plain Z measurement
 
 
-def validate(inputs: dict[str, Any], *, num_qubits: int) -> None:
-    """Check an estimator job's inputs at submission; raises ``InputValueError``."""
+def validate(inputs: dict[str, Any], *, num_qubits: int, backend_kind: str | None = None) -> None:
+    """Check an estimator job's inputs at submission; raises ``InputValueError``.
+
+    On a noisy device (``backend_kind="device"``) circuits no simulation method can run
+    here are refused (``method_choice.check_simulable``).
+    """
     validate_inputs("estimator", inputs, num_qubits=num_qubits)
+    if backend_kind == "device":
+        check_simulable(parse_inputs("estimator", inputs).pubs)
 
 
 def main(backend: Any, user_messenger: Any, **kwargs: Any) -> PrimitiveResult[PubResult]:
@@ -275,6 +282,9 @@ def _run_pub(pub: EstimatorPub, ctx: _Context) -> PubResult:
     metadata["shots"] = plan.total_shots
     metadata["num_randomizations"] = plan.num_randomizations
     metadata["simulation"] = "sampled"
+    simulator = describe_simulation(ctx.backend, base)
+    if simulator is not None:
+        metadata["simulator"] = simulator
     fields: dict[str, Any]
     if not options.resilience.zne_mitigation:
         fields = {

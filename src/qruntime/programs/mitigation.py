@@ -127,6 +127,11 @@ class ReadoutCalibration:
         return quasi
 
 
+#: Qubits calibrated together: few enough that Aer simulates each circuit on its own
+#: qubits only (readout errors are per qubit, so the grouping changes nothing).
+CALIBRATION_GROUP = 8
+
+
 def calibrate_readout(
     backend: Any,
     qubits: Iterable[int],
@@ -134,10 +139,12 @@ def calibrate_readout(
     shots: int = DEFAULT_CALIBRATION_SHOTS,
     seed_simulator: int | None = None,
 ) -> ReadoutCalibration:
-    """Measure the assignment matrices of ``qubits`` on ``backend`` (two circuits).
+    """Measure the assignment matrices of ``qubits`` on ``backend`` (two circuits per
+    group of at most `CALIBRATION_GROUP` qubits, run together).
 
-    Only the calibrated qubits are measured: measuring every device qubit would
-    make Aer simulate all of them.
+    Only the calibrated qubits are measured, a group at a time: measuring every device
+    qubit at once would make Aer simulate all of them. Each qubit's matrix comes from
+    its own bit's counts, so groups give the same matrices as one wide circuit.
     """
     physical = sorted(set(int(q) for q in qubits))
     width = backend.num_qubits
@@ -146,24 +153,31 @@ def calibrate_readout(
         raise InputValueError(f"qubits {bad} are not on backend {backend.name} ({width} qubits)")
     if not physical:
         return ReadoutCalibration(backend.name, {}, shots=shots)
-    prepared_zero = QuantumCircuit(width, len(physical), name="readout_cal_0")
-    prepared_zero.measure(physical, range(len(physical)))
-    prepared_one = QuantumCircuit(width, len(physical), name="readout_cal_1")
-    prepared_one.x(physical)
-    prepared_one.measure(physical, range(len(physical)))
-    circuits = [_to_backend(c, backend) for c in (prepared_zero, prepared_one)]
+    groups = [
+        physical[start : start + CALIBRATION_GROUP]
+        for start in range(0, len(physical), CALIBRATION_GROUP)
+    ]
+    circuits = []
+    for group in groups:
+        prepared_zero = QuantumCircuit(width, len(group), name="readout_cal_0")
+        prepared_zero.measure(group, range(len(group)))
+        prepared_one = QuantumCircuit(width, len(group), name="readout_cal_1")
+        prepared_one.x(group)
+        prepared_one.measure(group, range(len(group)))
+        circuits += [_to_backend(c, backend) for c in (prepared_zero, prepared_one)]
 
     options: dict[str, Any] = {"shots": shots}
     if seed_simulator is not None and _has_option(backend, "seed_simulator"):
         options["seed_simulator"] = seed_simulator
     result = run_circuits(backend, circuits, **options)
-    ones_given_zero = _ones_per_bit(result.data(0)["counts"], len(physical))
-    ones_given_one = _ones_per_bit(result.data(1)["counts"], len(physical))
     matrices: dict[int, _NDArray] = {}
-    for j, qubit in enumerate(physical):
-        p10 = ones_given_zero[j]  # read 1 having prepared 0
-        p01 = 1.0 - ones_given_one[j]  # read 0 having prepared 1
-        matrices[qubit] = np.array([[1.0 - p10, p01], [p10, 1.0 - p01]])
+    for index, group in enumerate(groups):
+        ones_given_zero = _ones_per_bit(result.data(2 * index)["counts"], len(group))
+        ones_given_one = _ones_per_bit(result.data(2 * index + 1)["counts"], len(group))
+        for j, qubit in enumerate(group):
+            p10 = ones_given_zero[j]  # read 1 having prepared 0
+            p01 = 1.0 - ones_given_one[j]  # read 0 having prepared 1
+            matrices[qubit] = np.array([[1.0 - p10, p01], [p10, 1.0 - p01]])
     return ReadoutCalibration(backend.name, matrices, shots=shots)
 
 

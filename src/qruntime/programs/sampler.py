@@ -44,6 +44,7 @@ from qruntime.primitives.pubs import check_width, parse_inputs, validate_inputs
 from qruntime.programs.cache import cached_preparation
 from qruntime.programs.circuit_runner import cached_transpile, few_qubit_run_options
 from qruntime.programs.ideal_sampling import probability_plan, sample_shots
+from qruntime.programs.method_choice import check_simulable, describe_simulation, sample_chosen
 from qruntime.programs.mitigation import final_measurement_mapping
 
 __all__ = [
@@ -103,9 +104,15 @@ _MIN_SHOTS_PER_RANDOMIZATION = 64
 _AUTO_RANDOMIZATIONS = 32
 
 
-def validate(inputs: dict[str, Any], *, num_qubits: int) -> None:
-    """Check a sampler job's inputs at submission; raises ``InputValueError``."""
+def validate(inputs: dict[str, Any], *, num_qubits: int, backend_kind: str | None = None) -> None:
+    """Check a sampler job's inputs at submission; raises ``InputValueError``.
+
+    On a noisy device (``backend_kind="device"``) circuits no simulation method can run
+    here are refused (``method_choice.check_simulable``).
+    """
     validate_inputs("sampler", inputs, num_qubits=num_qubits)
+    if backend_kind == "device":
+        check_simulable(parse_inputs("sampler", inputs).pubs)
 
 
 def main(backend: Any, user_messenger: Any, **kwargs: Any) -> PrimitiveResult[SamplerPubResult]:
@@ -194,6 +201,9 @@ def _run_pub(
         "num_randomizations": len(variants),
         "simulation": "sampled" if ideal is None else "probabilities",
     }
+    simulator = describe_simulation(backend, circuit)
+    if simulator is not None:
+        metadata["simulator"] = simulator
     return SamplerPubResult(DataBin(shape=pub.shape, **fields), metadata=metadata)
 
 
@@ -358,6 +368,10 @@ def run_batch(
     Returns ``out[c][b]``: a bool array (shots, clbits) with ``memory``, else
     the counts dict (int outcome -> count) of circuit ``c`` at binding ``b``.
     """
+    # Wide circuits on a noisy device: each on the simulation method that fits it.
+    chosen = sample_chosen(backend, circuits, values, shots=shots, seed=seed, memory=memory)
+    if chosen is not None:
+        return chosen
     num_bindings = len(values)
     parameters = list(circuits[0].parameters) if circuits else []
     run_options: dict[str, Any] = {"shots": shots, "memory": memory}

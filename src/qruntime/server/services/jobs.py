@@ -8,7 +8,9 @@ caller (404), whatever it is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import inspect
 import json
 import secrets
 from datetime import datetime
@@ -122,11 +124,25 @@ def _check_inputs(
     return decoded_inputs
 
 
-def _check_builtin_inputs(builtin: str, inputs: dict[str, Any], *, num_qubits: int) -> None:
-    """Built-ins with a ``validate`` hook (the primitives) check their inputs before queueing."""
+@functools.cache
+def _takes_backend_kind(validate: Any) -> bool:
+    return "backend_kind" in inspect.signature(validate).parameters
+
+
+def _check_builtin_inputs(
+    builtin: str, inputs: dict[str, Any], *, num_qubits: int, backend_kind: str
+) -> None:
+    """Built-ins with a ``validate`` hook (the primitives) check their inputs before queueing.
+
+    Hooks that take ``backend_kind`` also learn whether the backend is a noisy device.
+    """
     module = importlib.import_module(f"qruntime.programs.{builtin}")
     validate = getattr(module, "validate", None)
-    if validate is not None:
+    if validate is None:
+        return
+    if _takes_backend_kind(validate):
+        validate(inputs, num_qubits=num_qubits, backend_kind=backend_kind)
+    else:
         validate(inputs, num_qubits=num_qubits)
 
 
@@ -187,8 +203,13 @@ def submit_job(
     if key is None or checked is None or not checked.holds(key):
         decoded = _check_inputs(params, payload, spec=spec, limits=limits, circuits=circuits)
         if program.builtin is not None:
-            num_qubits = catalogue.get(payload.backend).spec.num_qubits
-            _check_builtin_inputs(program.builtin, decoded, num_qubits=num_qubits)
+            backend_spec = catalogue.get(payload.backend).spec
+            _check_builtin_inputs(
+                program.builtin,
+                decoded,
+                num_qubits=backend_spec.num_qubits,
+                backend_kind=backend_spec.kind,
+            )
         if key is not None and checked is not None:
             checked.add(key)
     log_level = (payload.log_level or "WARNING").upper()
