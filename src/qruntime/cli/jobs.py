@@ -11,7 +11,6 @@ import contextlib
 import json
 import queue
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,7 +30,9 @@ from qruntime.cli.output import (
     console,
     error,
     fail,
+    parse_time,
     print_json,
+    print_more_hint,
     print_table,
     reports_errors,
     short_time,
@@ -312,18 +313,6 @@ def run(
         raise typer.Exit(code=code)
 
 
-def _parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(
-            f"{option} {value!r}: give an ISO date or time, e.g. 2025-01-31 or 2025-01-31T12:00.",
-            code=EXIT_USAGE,
-        ) from None
-
-
 @app.command("list")
 @reports_errors
 def list_jobs(
@@ -369,8 +358,8 @@ def list_jobs(
 ) -> None:
     """List your jobs, newest first (admins: another user's with --user, or everyone's
     with --all-users)."""
-    after = _parse_time(created_after, "--created-after")
-    before = _parse_time(created_before, "--created-before")
+    after = parse_time(created_after, "--created-after")
+    before = parse_time(created_before, "--created-before")
     with open_service(url, token, account) as service:
         page = get_json(
             service,
@@ -417,9 +406,7 @@ def list_jobs(
             for j in page["jobs"]
         ),
     )
-    shown = len(page["jobs"])
-    if page["count"] > skip + shown:
-        console(stderr=True).print(f"{shown} of {page['count']} shown: use --skip {skip + shown}")
+    print_more_hint(shown=len(page["jobs"]), count=page["count"], skip=skip)
 
 
 @app.command("show")

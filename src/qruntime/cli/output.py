@@ -25,7 +25,9 @@ __all__ = [
     "console",
     "error",
     "fail",
+    "parse_time",
     "print_json",
+    "print_more_hint",
     "print_table",
     "reports_errors",
     "short_time",
@@ -67,6 +69,25 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc) or type(exc).__name__) from None
 
     return run
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or time given to ``option``; exit 2 with an example when it is not one."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option} {value!r}: give an ISO date or time, e.g. 2025-01-31 or 2025-01-31T12:00.",
+            code=EXIT_USAGE,
+        ) from None
+
+
+def print_more_hint(*, shown: int, count: int, skip: int) -> None:
+    """Say on stderr how to see the next page when a listing has more than it showed."""
+    if count > skip + shown:
+        console(stderr=True).print(f"{shown} of {count} shown: use --skip {skip + shown}")
 
 
 def print_json(data: Any) -> None:

@@ -16,7 +16,15 @@ from qruntime.cli.connect import (
     get_json,
     open_service,
 )
-from qruntime.cli.output import EXIT_USAGE, console, fail, print_json, print_table, reports_errors
+from qruntime.cli.output import (
+    EXIT_USAGE,
+    console,
+    fail,
+    print_json,
+    print_more_hint,
+    print_table,
+    reports_errors,
+)
 
 __all__ = ["app"]
 
@@ -71,10 +79,7 @@ def list_programs(
         ),
         flex="description",
     )
-    if page["count"] > skip + len(programs):
-        console(stderr=True).print(
-            f"{len(programs)} of {page['count']} shown: use --skip {skip + len(programs)}"
-        )
+    print_more_hint(shown=len(programs), count=page["count"], skip=skip)
 
 
 @app.command("show")

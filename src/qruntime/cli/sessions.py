@@ -14,7 +14,13 @@ from qruntime.cli.connect import (
     get_json,
     open_service,
 )
-from qruntime.cli.output import console, print_json, print_table, reports_errors, short_time
+from qruntime.cli.output import (
+    print_json,
+    print_more_hint,
+    print_table,
+    reports_errors,
+    short_time,
+)
 
 __all__ = ["app"]
 
@@ -100,9 +106,7 @@ def list_sessions(
             for s in page["sessions"]
         ),
     )
-    shown = len(page["sessions"])
-    if page["count"] > skip + shown:
-        console(stderr=True).print(f"{shown} of {page['count']} shown: use --skip {skip + shown}")
+    print_more_hint(shown=len(page["sessions"]), count=page["count"], skip=skip)
 
 
 @app.command("show")

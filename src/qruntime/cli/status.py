@@ -16,9 +16,8 @@ from qruntime.cli.connect import (
     open_service,
 )
 from qruntime.cli.output import (
-    EXIT_USAGE,
     console,
-    fail,
+    parse_time,
     print_json,
     print_table,
     reports_errors,
@@ -118,8 +117,8 @@ def usage(
         report = get_json(
             service,
             "/usage",
-            start=_iso(start, "--start"),
-            end=_iso(end, "--end"),
+            start=_isoformat(parse_time(start, "--start")),
+            end=_isoformat(parse_time(end, "--end")),
             user=user,
             all_users=all_users or None,
         )
@@ -138,16 +137,8 @@ def usage(
     console().print(f"{report['user']}: {report['usage_consumed_seconds']:.1f} s of job time")
 
 
-def _iso(value: str | None, option: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value).isoformat()
-    except ValueError:
-        raise fail(
-            f"{option} {value!r}: give an ISO date or time, e.g. 2025-01-31 or 2025-01-31T12:00.",
-            code=EXIT_USAGE,
-        ) from None
+def _isoformat(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 @reports_errors

@@ -294,10 +294,11 @@ def owned_job(db: Session, *, user: User, job_id: str) -> Job:
 
 
 def _owner_names(db: Session, user: User, jobs: list[Job]) -> dict[str, str]:
-    names = {user.id: user.name}
-    for owner_id in {job.owner_id for job in jobs} - set(names):
-        found = user_store.get_user(db, user_id=owner_id)
-        names[owner_id] = found.name if found is not None else owner_id
+    """Id -> name of the jobs' owners (one query, none when they are all the caller's)."""
+    others = {job.owner_id for job in jobs} - {user.id}
+    names = {owner_id: owner_id for owner_id in others}  # a deleted owner keeps its id
+    names.update(user_store.user_names(db, user_ids=others))
+    names[user.id] = user.name
     return names
 
 
@@ -484,16 +485,9 @@ def job_metrics(db: Session, *, user: User, job_id: str) -> dict[str, Any]:
     }
 
 
-def usage_seconds(
-    db: Session,
-    *,
-    user: User,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> float:
-    """How many seconds ``user``'s jobs have run, in all or of those that ended in
-    [``start``, ``end``)."""
-    return store.usage_seconds(db, owner_id=user.id, start=start, end=end)
+def usage_seconds(db: Session, *, user: User) -> float:
+    """How many seconds ``user``'s jobs have run, in all."""
+    return store.usage_seconds(db, owner_id=user.id)
 
 
 def usage_report(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -36,6 +37,7 @@ __all__ = [
     "set_secret",
     "user_for_access_token",
     "user_for_api_token",
+    "user_names",
 ]
 
 
@@ -52,6 +54,15 @@ def add_user(db: Session, *, user_id: str, name: str, is_admin: bool) -> User:
 
 def get_user(db: Session, *, user_id: str) -> User | None:
     return db.get(User, user_id)
+
+
+def user_names(db: Session, *, user_ids: Iterable[str]) -> dict[str, str]:
+    """Id -> name of those of ``user_ids`` that exist, in one query."""
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    rows = db.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {row[0]: row[1] for row in rows}
 
 
 def get_user_by_name(db: Session, *, name: str) -> User | None:
