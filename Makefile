@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What `make install` adds to the server: dev tools; CI adds the ray extra (its tests).
+EXTRAS ?= dev
 LINT_PATHS := src tests $(wildcard bench) $(wildcard examples)
 
-.PHONY: install serve test check lint format typecheck bench clean
+.PHONY: install serve test check lint format typecheck bench clean cluster
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +35,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# Two servers on one PostgreSQL and a two-node Ray cluster, on 127.0.0.1 (root; see README).
+cluster: $(STAMP)
+	$(BIN)/python deploy/cluster.py $(if $(CMD),--cmd "$(CMD)",)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)

@@ -139,6 +139,9 @@ class BackendSpec:
     factory: str | None = None
     #: Where an ``aer`` backend simulates: ``"CPU"``, or ``"GPU"`` (Aer's GPU build).
     aer_device: str = "CPU"
+    #: What one of its jobs needs of a Ray node (the ray executor only): ``num_cpus``,
+    #: ``num_gpus``, ``memory`` (bytes) and custom resources (``("lab_qpu_1", 1.0)``).
+    ray_resources: tuple[tuple[str, float], ...] = ()
 
 
 #: Why a GPU backend cannot run on this machine; what to install.

@@ -15,6 +15,8 @@ The format::
                                # or "provider" (a Python factory's BackendV2)
     lanes = 4                  # aer and provider only (a device runs one job at a time);
     method = "automatic"       # aer: also num_qubits, and device = "GPU" (qiskit-aer-gpu)
+    ray_resources = { num_cpus = 1 }   # any kind, ray executor only: what one job needs of
+                               # a node (num_cpus, num_gpus, memory in bytes, custom names)
 
     [backends.fake_27q]
     kind = "device"
@@ -65,6 +67,7 @@ _COMMON_KEYS: dict[str, type] = {
     "description": str,
     "max_shots": int,
     "max_experiments": int,
+    "ray_resources": dict,  # what one job needs of a Ray node (the ray executor only)
 }
 # A device-like backend runs one job at a time: only a simulator has lanes.
 _AER_KEYS: dict[str, type] = {"lanes": int, "method": str, "num_qubits": int, "device": str}
@@ -131,8 +134,27 @@ class _Reader:
             if key in _POSITIVE and isinstance(value, int) and value < 1:
                 self.fail("must be at least 1", backend=name, key=key)
         if kind == "provider":
-            return self._provider(name, table)
-        return self._aer(name, table) if kind == "aer" else self._device(name, table)
+            spec = self._provider(name, table)
+        else:
+            spec = self._aer(name, table) if kind == "aer" else self._device(name, table)
+        if "ray_resources" in table:
+            spec = replace(spec, ray_resources=self._ray_resources(name, table["ray_resources"]))
+        return spec
+
+    def _ray_resources(self, name: str, table: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+        """``{num_cpus = 1, num_gpus = 1, memory = 2e9, lab_qpu_1 = 1}``: amounts above 0."""
+        resources = []
+        for key, value in table.items():
+            if not BACKEND_NAME.match(key):
+                self.fail(f"{key!r} is not a resource name", backend=name, key="ray_resources")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                self.fail(
+                    f"{key} must be a number above 0, not {value!r}",
+                    backend=name,
+                    key="ray_resources",
+                )
+            resources.append((key, float(value)))
+        return tuple(sorted(resources))
 
     def _provider(self, name: str, table: dict[str, Any]) -> BackendSpec:
         factory = table.get("factory")

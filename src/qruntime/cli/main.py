@@ -27,6 +27,7 @@ from qruntime.cli.output import EXIT_USAGE, fail
 from qruntime.errors import QRuntimeError
 
 if TYPE_CHECKING:
+    from qruntime.server.executor.base import Executor
     from qruntime.server.settings import Settings
 
 app = typer.Typer(
@@ -93,6 +94,28 @@ def _check_before_start(settings: Settings) -> None:
             raise fail(str(error), code=EXIT_USAGE) from None
 
 
+class _NoZygote:
+    """What ``serve`` kills on a failed start when its jobs run on Ray: nothing."""
+
+    def kill(self) -> None:
+        pass
+
+
+def _check_executor(settings: Settings) -> bool:
+    """Whether jobs run on Ray; fail in one line on an unknown executor or a missing Ray."""
+    if settings.executor not in ("local", "ray"):
+        raise fail(f"Unknown executor {settings.executor!r}: use local or ray.", code=EXIT_USAGE)
+    if settings.executor == "local":
+        return False
+    from qruntime.server.executor.ray import import_ray
+
+    try:
+        import_ray()
+    except QRuntimeError as error:
+        raise fail(f"Cannot start: {error}.", code=EXIT_USAGE) from None
+    return True
+
+
 def _reset_hint(db: str | None, config: Path | None, settings: Settings) -> str:
     """The command that replaces a lost admin token on this server's database."""
     command = "qruntime users reset-token admin"
@@ -119,6 +142,20 @@ def serve(
             "drain_seconds in [server]).",
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Where jobs run: local (worker processes here, the default) or ray (a Ray "
+            "cluster; pip install 'qruntime[ray]'). executor in [server].",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster of --executor ray, as head:6379 (default RAY_ADDRESS). "
+            "ray_address in [server].",
+        ),
+    ] = None,
 ) -> None:
     """Start the server (SQLite, local workers and Aer backends unless configured otherwise).
 
@@ -128,14 +165,23 @@ def serve(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from qruntime.server.executor.local import launch_zygote
+    from qruntime.server.executor.local import LaunchedZygote, launch_zygote
 
-    settings = load_settings(db, config, host=host, port=port, drain_seconds=drain_seconds)
+    settings = load_settings(
+        db,
+        config,
+        host=host,
+        port=port,
+        drain_seconds=drain_seconds,
+        executor=executor,
+        ray_address=ray_address,
+    )
     _check_before_start(settings)
+    on_ray = _check_executor(settings)
     # The workers take longest to start (Qiskit, Aer, a warm-up): start them first, so
     # that they get ready while this process imports the server and prepares the database.
     try:
-        zygote = launch_zygote(catalogue_path=settings.config_file)
+        zygote = _NoZygote() if on_ray else launch_zygote(catalogue_path=settings.config_file)
     except QRuntimeError as error:  # a configuration file that cannot be read
         raise fail(str(error), code=EXIT_USAGE) from None
     try:
@@ -157,8 +203,15 @@ def serve(
         typer.echo(f"A lost admin token is replaced with: {_reset_hint(db, config, settings)}")
     typer.echo(f"Database: {database_label(settings.db_url)}")
     typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
-    executor = LocalExecutor.from_settings(settings, zygote=zygote)
-    app = create_app(settings, executor=executor, prepare=False)  # prepared just above
+    if on_ray:
+        from qruntime.server.executor.ray import RayExecutor
+
+        jobs_run: Executor = RayExecutor.from_settings(settings)
+        typer.echo(f"Executor: Ray ({settings.ray_address or 'RAY_ADDRESS'})")
+    else:
+        assert isinstance(zygote, LaunchedZygote)
+        jobs_run = LocalExecutor.from_settings(settings, zygote=zygote)
+    app = create_app(settings, executor=jobs_run, prepare=False)  # prepared just above
     serve_app(
         app,
         host=settings.host,

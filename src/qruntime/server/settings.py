@@ -85,6 +85,10 @@ class Settings:
     #: Seconds a stopping server (SIGTERM, SIGINT) waits for running jobs to finish; the
     #: jobs still running then are queued again, to run after the restart.
     drain_seconds: int = 30
+    #: Where jobs run: ``"local"`` (worker processes on this machine) or ``"ray"``.
+    executor: str = "local"
+    #: The Ray cluster of the ray executor (``head:6379``); None: ``RAY_ADDRESS``.
+    ray_address: str | None = None
 
     @classmethod
     def load(cls, *, config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -102,6 +106,10 @@ class Settings:
             values["drain_seconds"] = _env_seconds("QRUNTIME_DRAIN_SECONDS")
         if env.get("QRUNTIME_CACHES"):
             values["caches"] = env["QRUNTIME_CACHES"].lower() not in ("0", "false", "no", "off")
+        if env.get("QRUNTIME_EXECUTOR"):
+            values["executor"] = env["QRUNTIME_EXECUTOR"]
+        if env.get("QRUNTIME_RAY_ADDRESS"):
+            values["ray_address"] = env["QRUNTIME_RAY_ADDRESS"]
         if config_file is None and env.get("QRUNTIME_CONFIG"):
             config_file = Path(env["QRUNTIME_CONFIG"])
         if config_file is not None:
@@ -134,6 +142,8 @@ _FILE_KEYS = {
     "sandbox_tmp_bytes": "sandbox_tmp_bytes",
     "worker_memory_bytes": "worker_memory_bytes",
     "drain_seconds": "drain_seconds",
+    "executor": "executor",
+    "ray_address": "ray_address",
 }
 
 

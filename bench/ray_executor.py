@@ -1,0 +1,203 @@
+"""Issue "Beyond one machine": the Ray executor against the local one, and where time goes.
+
+A real Ray cluster (a head and one worker node) on 127.0.0.1, in a network namespace
+with only loopback (`bench.ray_cluster`): this module runs itself there
+(``python -m bench.ray_executor --inner``) and reads the rows back. Two servers run side
+by side on the same machine: one with local workers, one with ``--executor ray``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from bench.harness import Row, free_port, interleaved, median_ms, server
+from bench.primitives import VQE_PRECISION, bell, vqe_problem
+from bench.ray_cluster import RayCluster, loopback_namespace_command, netns_problem
+
+PUBLISHER = """
+import time
+def main(backend, user_messenger, **kwargs):
+    for i in range(kwargs["n"]):
+        user_messenger.publish({"i": i, "at": time.time()})
+        time.sleep(0.02)
+    return "done"
+"""
+
+
+def run() -> list[Row]:
+    problem = netns_problem()
+    if problem is not None:
+        print(f"ray_executor: skipped ({problem})", file=sys.stderr)
+        return []
+    command = loopback_namespace_command([sys.executable, "-m", "bench.ray_executor", "--inner"])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"the Ray benchmark failed:\n{done.stderr[-4000:]}")
+    return [Row(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def bell_rows(local: Any, on_ray: Any) -> list[Row]:
+    """A Bell circuit-runner job end to end on each, and where a Ray job's time went."""
+    circuit = bell()
+    phases: dict[str, list[float]] = {"submit": [], "dispatch": [], "actor_call": [], "run": []}
+    ray_jobs: list[Any] = []
+
+    def job_on(service: Any) -> Any:
+        started = time.perf_counter()
+        job = service.run(
+            "circuit-runner", inputs={"circuits": circuit, "shots": 100}, options=BACKEND
+        )
+        if service is on_ray:
+            phases["submit"].append(time.perf_counter() - started)
+        job.result(timeout=120)
+        return job
+
+    for service in (local, on_ray):  # warm both: pass managers, pooled workers
+        for _ in range(3):
+            job_on(service)
+
+    def ray_step(_i: int) -> None:
+        ray_jobs.append(job_on(on_ray))
+
+    samples = interleaved({"local": lambda _i: job_on(local), "ray": ray_step}, list(range(30)))
+    figure, baseline = median_ms(samples["ray"]), median_ms(samples["local"])
+    ends: list[float] = []
+    for job in ray_jobs:
+        metrics = job.metrics()
+        phases["dispatch"].append(metrics["ray"]["dispatch"])
+        phases["actor_call"].append(metrics["ray"]["actor_call"])
+        phases["run"].append(metrics["timing"]["run"])
+        stamps = metrics["timestamps"]
+        ends.append(_seconds(stamps["finished"]) - _seconds(stamps["created"]))
+    median = {name: statistics.median(values) * 1000 for name, values in phases.items()}
+    where = ", ".join(f"{name} {ms:.2f} ms" for name, ms in median.items())
+    return [
+        Row(
+            "Bell job end to end on Ray (median)",
+            figure,
+            baseline,
+            "ms",
+            "<= 1.5x local executor",
+            figure <= 1.5 * baseline,
+            f"baseline: the same job on the local executor; on Ray: {where}; created to "
+            f"finished in the store {statistics.median(ends) * 1000:.2f} ms (the rest is "
+            "the result write and the client's wait)",
+        )
+    ]
+
+
+def vqe_row(on_ray: Any) -> Row:
+    """100 EstimatorV2 iterations in a session on Ray against Aer's EstimatorV2 in-process."""
+    from qiskit_aer.primitives import EstimatorV2 as AerEstimator
+
+    from qruntime import EstimatorV2, Session
+
+    isa, observable, values = vqe_problem()
+    aer = AerEstimator(
+        options={"default_precision": VQE_PRECISION, "run_options": {"seed_simulator": 3}}
+    )
+
+    def aer_step(row: np.ndarray[Any, Any]) -> None:
+        aer.run([(isa, observable, row)]).result()
+
+    with Session(service=on_ray, backend="aer_simulator") as session:
+        estimator = EstimatorV2(
+            mode=session, options={"resilience_level": 0, "default_precision": VQE_PRECISION}
+        )
+
+        def ray_step(row: np.ndarray[Any, Any]) -> None:
+            estimator.run([(isa, observable, row)]).result()
+
+        for row in values[:3]:
+            aer_step(row)
+            ray_step(row)
+        samples = interleaved({"aer": aer_step, "ray": ray_step}, values)
+    figure, baseline = sum(samples["ray"]) * 1000, sum(samples["aer"]) * 1000
+    return Row(
+        f"EstimatorV2 VQE loop in a session on Ray ({len(values)} it.)",
+        figure,
+        baseline,
+        "ms",
+        "<= 2.5x in-process Aer",
+        figure <= 2.5 * baseline,
+        "baseline: Aer EstimatorV2 in-process; on Ray the session's worker is pinned to "
+        "one node; loops timed in alternating blocks of 10 iterations",
+    )
+
+
+def interim_row(on_ray: Any) -> Row:
+    """How long an interim result takes from ``publish()`` on a node to a client's callback."""
+    program_id = on_ray.upload_program(
+        data=PUBLISHER,
+        metadata={"name": "publisher", "description": "interim", "max_execution_time": 120},
+    )
+    delays: list[float] = []
+    lock = threading.Lock()
+
+    def heard(_job_id: str, message: Any) -> None:
+        if isinstance(message, dict) and "at" in message:
+            with lock:
+                delays.append(time.time() - message["at"])
+
+    for _ in range(3):
+        job = on_ray.run(program_id, inputs={"n": 20}, options=BACKEND, callback=heard)
+        job.result(timeout=120)
+        time.sleep(0.2)  # the stream's last messages
+    delays = delays[5:]  # the first ones reach a stream still being opened
+    figure = statistics.median(delays) * 1000
+    return Row(
+        "Interim result, publish() to callback on Ray",
+        figure,
+        None,
+        "ms",
+        "< 50 ms (median)",
+        figure < 50,
+        f"{len(delays)} interim results over a WebSocket; 95th percentile "
+        f"{np.percentile(delays, 95) * 1000:.1f} ms",
+    )
+
+
+BACKEND = {"backend": "aer_simulator"}
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def inner() -> list[Row]:
+    from qruntime import RuntimeService
+
+    cluster = RayCluster(port=free_port())
+    try:
+        cluster.start_head(num_cpus=2)
+        cluster.add_worker(num_cpus=2)
+        ray_env = {k: v for k, v in cluster.env.items() if k.startswith("RAY_")}
+        ray_env.update(QRUNTIME_EXECUTOR="ray", QRUNTIME_RAY_ADDRESS=cluster.address)
+        with (
+            server() as local_server,
+            server(**ray_env) as ray_server,
+            RuntimeService(url=local_server.url, token=local_server.token) as local,
+            RuntimeService(url=ray_server.url, token=ray_server.token) as on_ray,
+        ):
+            return [*bell_rows(local, on_ray), vqe_row(on_ray), interim_row(on_ray)]
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--inner"]:
+        print(json.dumps([asdict(row) for row in inner()]))
+    else:
+        for row in run():
+            print(row)
