@@ -13,6 +13,8 @@ from bench import (
     jobs,
     load,
     primitives,
+    ray_executor,
+    servers,
     sessions,
     startup,
 )
@@ -28,6 +30,8 @@ BENCHMARKS = {
     "devices": devices.run,
     "hostile": hostile.run,
     "anatomy": anatomy.run,
+    "servers": servers.run,
+    "ray": ray_executor.run,
 }
 
 

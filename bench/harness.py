@@ -61,15 +61,16 @@ def free_port() -> int:
 
 
 def start_server(
-    db: Path, *, token: str, port: int, config: Path | None = None, **env: str
+    db: Path | str, *, token: str, port: int, config: Path | None = None, **env: str
 ) -> subprocess.Popen[bytes]:
-    """Start `qruntime serve` on ``db`` and return once ``/health`` answers.
+    """Start `qruntime serve` on ``db`` (a SQLite file, or a database URL) and return
+    once ``/health`` answers.
 
     The server gets its own process group, so a benchmark or test can end it and its
     workers together.
     """
     command = [sys.executable, "-m", "qruntime.cli.main", "serve", "--port", str(port)]
-    command += ["--db", f"sqlite:///{db}", "--log-level", "warning"]
+    command += ["--db", db if isinstance(db, str) else f"sqlite:///{db}", "--log-level", "warning"]
     if config is not None:
         command += ["--config", str(config)]
     process = subprocess.Popen(

@@ -14,3 +14,8 @@ class Health(BaseModel):
         description="'stopping' while the server shuts down: it takes no new jobs."
     )
     version: str = Field(examples=["0.1.0"])
+    leader: bool = Field(
+        default=True,
+        description="Whether this server runs the scheduler: of several servers on one "
+        "PostgreSQL exactly one does (the others take over if it dies); a lone server does.",
+    )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qruntime._version import __version__
@@ -31,8 +33,10 @@ from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import auth as auth_service
 from qruntime.server.services import programs as program_service
 from qruntime.server.settings import Settings
+from qruntime.server.store.cluster import PREPARE_LOCK
 from qruntime.server.store.database import Database
 from qruntime.server.store.migrate import upgrade
+from qruntime.server.ui import install_dashboard
 
 __all__ = ["create_app", "prepare_database"]
 
@@ -47,15 +51,32 @@ def prepare_database(settings: Settings, db: Database | None = None) -> str | No
     own = db is None
     database = db or Database(settings.db_url)
     try:
-        upgrade(database.engine)
-        with database.session() as session:
-            token = auth_service.bootstrap(session, admin_token=settings.admin_token)
-            if settings.builtin_programs:
-                program_service.sync_builtin_programs(session)
+        with _prepare_lock(database):
+            upgrade(database.engine)
+            with database.session() as session:
+                token = auth_service.bootstrap(session, admin_token=settings.admin_token)
+                if settings.builtin_programs:
+                    program_service.sync_builtin_programs(session)
         return token
     finally:
         if own:
             database.dispose()
+
+
+@contextmanager
+def _prepare_lock(database: Database) -> Iterator[None]:
+    """On PostgreSQL, one server at a time prepares the database (servers started
+    together would otherwise race to migrate it and to create the admin)."""
+    if database.is_sqlite:
+        yield
+        return
+    with database.engine.connect() as connection:
+        connection.execute(select(func.pg_advisory_lock(PREPARE_LOCK)))
+        try:
+            yield
+        finally:
+            connection.execute(select(func.pg_advisory_unlock(PREPARE_LOCK)))
+            connection.commit()
 
 
 class _App(FastAPI):
@@ -83,6 +104,38 @@ class _App(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _executor(settings: Settings) -> Executor:
+    """The executor ``settings`` name: local worker processes, or a Ray cluster."""
+    if settings.executor == "ray":
+        from qruntime.server.executor.ray import RayExecutor
+
+        return RayExecutor.from_settings(settings)
+    return LocalExecutor.from_settings(settings)
+
+
+def _runtime(settings: Settings, *, catalogue: Catalogue, executor: Executor) -> JobRuntime:
+    """The job runtime: alone on SQLite; on PostgreSQL, one of any number of servers that
+    share the database, of which one leads (`ClusterRuntime`)."""
+    server_id = secrets.token_hex(4)
+    db = Database(settings.db_url, server_id=server_id)
+    if db.is_sqlite:
+        return JobRuntime(
+            db=db,
+            catalogue=catalogue,
+            executor=executor,
+            fair_share_window=settings.fair_share_window,
+        )
+    from qruntime.server.scheduler.cluster import ClusterRuntime
+
+    return ClusterRuntime(
+        db=db,
+        catalogue=catalogue,
+        executor=executor,
+        server_id=server_id,
+        fair_share_window=settings.fair_share_window,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -92,7 +145,8 @@ def create_app(
 ) -> FastAPI:
     """A qruntime server for ``settings``; nothing is opened until the app starts.
 
-    ``executor`` defaults to local sandboxed worker processes. ``prepare=False`` skips
+    ``executor`` defaults to the one ``settings.executor`` names (local sandboxed worker
+    processes, or a Ray cluster). ``prepare=False`` skips
     `prepare_database` at start, for a caller that has just run it (``qruntime serve``).
     """
 
@@ -101,12 +155,7 @@ def create_app(
         backends = catalogue or load_catalogue(settings.config_file)
         for reason in backends.unavailable.values():
             logger.warning("%s", reason)  # says what to install
-        runtime = JobRuntime(
-            db=Database(settings.db_url),
-            catalogue=backends,
-            executor=executor or LocalExecutor.from_settings(settings),
-            fair_share_window=settings.fair_share_window,
-        )
+        runtime = _runtime(settings, catalogue=backends, executor=executor or _executor(settings))
         db = runtime.db
         # The workers warm up (imports, simulators) while the database is prepared.
         runtime.start_executor()
@@ -153,6 +202,7 @@ def create_app(
         app.include_router(router)
     app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX
     install_docs(app)  # /docs, /redoc and their files, from this server
+    install_dashboard(app)  # / and /ui/...: the web dashboard, after every API route
     # Before every layer: bodies bounded by route, then a job's two requests skip
     # FastAPI's middleware, routing and dependencies; HotRoutes passes the rest to
     # FastAPI's full stack.
@@ -161,12 +211,18 @@ def create_app(
     )
 
     @app.get("/health", tags=["server"], response_model=Health, summary="Server health")
-    def health() -> dict[str, str]:
+    def health() -> dict[str, Any]:
         """Whether the server answers, and its version; no token needed. While the server
         shuts down (it lets running jobs finish, refuses new ones), ``status`` is
-        ``stopping``."""
+        ``stopping``. ``leader``: whether this server runs the scheduler (of several
+        servers on one PostgreSQL, one does; a lone server always does)."""
         state: AppState | None = getattr(app.state, "qruntime", None)
         stopping = state is not None and state.runtime.draining
-        return {"status": "stopping" if stopping else "ok", "version": __version__}
+        leader = state is None or getattr(state.runtime, "leading", True)
+        return {
+            "status": "stopping" if stopping else "ok",
+            "version": __version__,
+            "leader": leader,
+        }
 
     return app

@@ -9,6 +9,10 @@ The hub also knows which jobs are pending (queued or running in this process) an
 whose they are, until their final message: a waiter that subscribes to a job the
 hub knows as pending can skip that first read of the store, as the end of the job
 is bound to reach it.
+
+Watchers (`watch`) hear of every job: each message as ``(job_id, owner_id, message)``,
+and a ``Queued`` state message when a job is tracked. The dashboard's live lists use
+them; the owner is known while the job is pending (None otherwise).
 """
 
 from __future__ import annotations
@@ -24,10 +28,23 @@ class JobHub:
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._pending: dict[str, str] = {}  # job id -> owner id
+        self._watchers: set[asyncio.Queue[tuple[str, str | None, dict[str, Any]]]] = set()
 
     def track(self, job_id: str, owner_id: str) -> None:
         """``job_id`` (of ``owner_id``) is queued: pending until its final message."""
         self._pending[job_id] = owner_id
+        if self._watchers:
+            queued = {"type": "state", "status": "Queued", "final": False}
+            for watcher in self._watchers:
+                watcher.put_nowait((job_id, owner_id, queued))
+
+    def listens(self, job_id: str) -> bool:
+        """Whether anyone here would hear a message of ``job_id`` (worth reading it)."""
+        return bool(self._watchers) or job_id in self._subscribers
+
+    def pending(self, job_id: str) -> bool:
+        """Whether ``job_id`` is tracked here as pending."""
+        return job_id in self._pending
 
     def pending_for(self, job_id: str, owner_id: str) -> bool:
         """Whether ``job_id`` is ``owner_id``'s and has not ended (False when unknown)."""
@@ -45,7 +62,20 @@ class JobHub:
             if not queues:
                 del self._subscribers[job_id]
 
+    def watch(self) -> asyncio.Queue[tuple[str, str | None, dict[str, Any]]]:
+        """A queue of every job's messages, as ``(job_id, owner_id, message)``."""
+        queue: asyncio.Queue[tuple[str, str | None, dict[str, Any]]] = asyncio.Queue()
+        self._watchers.add(queue)
+        return queue
+
+    def unwatch(self, queue: asyncio.Queue[tuple[str, str | None, dict[str, Any]]]) -> None:
+        self._watchers.discard(queue)
+
     def publish(self, job_id: str, message: dict[str, Any]) -> None:
+        if self._watchers:
+            owner_id = self._pending.get(job_id)
+            for watcher in self._watchers:
+                watcher.put_nowait((job_id, owner_id, message))
         if message.get("final"):
             self._pending.pop(job_id, None)
         for queue in self._subscribers.get(job_id, ()):

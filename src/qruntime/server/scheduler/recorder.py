@@ -44,9 +44,11 @@ def final_state(event: WorkerEvent) -> tuple[JobState, str | None]:
 
 
 class Recorder:
-    def __init__(self, *, db: Database, hub: JobHub) -> None:
+    def __init__(
+        self, *, db: Database, hub: JobHub, fence: Callable[[Session], bool] | None = None
+    ) -> None:
         self.hub = hub
-        self._writer = StoreWriter(db)
+        self._writer = StoreWriter(db, fence=fence)
         self._interim_seq: dict[str, int] = {}
         self._started_at: dict[str, datetime] = {}
 
@@ -90,6 +92,11 @@ class Recorder:
 
     def close(self) -> None:
         self._writer.close()
+
+    def forget(self, job_id: str) -> None:
+        """Drop what is kept of a job whose events will not be recorded (abandoned)."""
+        self._interim_seq.pop(job_id, None)
+        self._started_at.pop(job_id, None)
 
     def _published(self, future: asyncio.Future[Any], job_id: str, message: dict[str, Any]) -> None:
         if future.exception() is not None:

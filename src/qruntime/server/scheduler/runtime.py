@@ -53,6 +53,12 @@ def _epoch(value: Any) -> float | None:
 class JobRuntime:
     """Owns dispatching, session clocks and recording; one per server process."""
 
+    #: Start a kept built-in job before the store marks it Running (the claim follows
+    #: as the writer's next write). Off where a claim can fail for want of the lead.
+    _start_before_claim = True
+    #: The leader's epoch that each claim must find current (several servers), or None.
+    _claim_epoch: int | None = None
+
     def __init__(
         self,
         *,
@@ -93,6 +99,10 @@ class JobRuntime:
         """Recover the queue and start dispatching; returns before the workers are warm."""
         self._loop = asyncio.get_running_loop()
         self.start_executor()
+        await self._lead()
+
+    async def _lead(self) -> None:
+        """Recover the queue and the sessions from the store, and start dispatching."""
         queued, sessions = await asyncio.to_thread(self._recover)
         for row in sessions:
             self._adopt_session(row)
@@ -456,7 +466,9 @@ class JobRuntime:
                 )
                 if job.session_id is not None:
                     self._job_session[job.job_id] = job.session_id
-            ready = [spec for job in chosen if (spec := self._ready.take(job.job_id))]
+            ready = []
+            if self._start_before_claim:
+                ready = [spec for job in chosen if (spec := self._ready.take(job.job_id))]
             if ready:
                 self._start_ready(ready, now)
             self._refill_ready()
@@ -464,7 +476,8 @@ class JobRuntime:
                 continue
             taken = {spec.job_id for spec in ready}
             rest = [job for job in chosen if job.job_id not in taken]
-            specs, activated, failed = await asyncio.to_thread(self._claim, rest)
+            kept = {job.job_id: spec for job in rest if (spec := self._ready.take(job.job_id))}
+            specs, activated, failed = await asyncio.to_thread(self._claim, rest, kept)
             claimed = {spec.job_id for spec in specs}
             for job in rest:
                 if job.job_id not in claimed:  # cancelled or failed while it waited
@@ -493,7 +506,8 @@ class JobRuntime:
                     spec = dataclasses.replace(spec, session_id=None)
             started.append(spec)
         ids = [spec.job_id for spec in started]
-        claim = self.recorder.run(lambda db: self._claim_started(db, ids, at))
+        epoch = self._claim_epoch
+        claim = self.recorder.run(lambda db: self._claim_started(db, ids, at, epoch))
         claim.add_done_callback(self._claimed)
         for spec in started:
             self.recorder.started(spec.job_id)
@@ -501,7 +515,7 @@ class JobRuntime:
 
     @staticmethod
     def _claim_started(
-        db: Session, job_ids: list[str], at: datetime
+        db: Session, job_ids: list[str], at: datetime, epoch: int | None = None
     ) -> tuple[list[str], dict[str, float | None]]:
         """Mark jobs that already started Running; returns those that were not Queued any
         more, and the max_time deadline of each session that ran one.
@@ -515,6 +529,7 @@ class JobRuntime:
                 sources=[JobState.QUEUED.value],
                 status=JobState.RUNNING.value,
                 running_at=at,
+                epoch=epoch,
             )
             if row is None:
                 lost.append(job_id)
@@ -542,14 +557,17 @@ class JobRuntime:
                 self._arm(session_id, "expire", at)
 
     def _claim(
-        self, chosen: list[QueuedJob]
+        self, chosen: list[QueuedJob], kept: dict[str, JobSpec] | None = None
     ) -> tuple[list[JobSpec], dict[str, float | None], dict[str, str]]:
         """Mark the chosen jobs Running in the store (each only if still Queued).
 
-        Returns their specs; for each session that ran a job, when its max_time clock
-        started (it starts with the session's first running job); and the jobs that
-        failed instead, with the reason.
+        Returns their specs (those of ``kept`` as they are, the others read from the
+        store); for each session that ran a job, when its max_time clock started (it
+        starts with the session's first running job); and the jobs that failed
+        instead, with the reason.
         """
+        kept = kept or {}
+        epoch = self._claim_epoch
         specs: list[JobSpec] = []
         activated: dict[str, float | None] = {}
         failed: dict[str, str] = {}
@@ -562,11 +580,13 @@ class JobRuntime:
                     sources=sources_of(JobState.RUNNING),
                     status=JobState.RUNNING.value,
                     running_at=now,
+                    epoch=epoch,
                 )
                 if job is None:
                     continue
-                program = job_store.program_to_run(db, program_id=job.program_id)
-                if program is None:
+                spec = kept.get(job.id)
+                program = None if spec else job_store.program_to_run(db, program_id=job.program_id)
+                if spec is None and program is None:
                     failed[job.id] = f"program {job.program_id} was deleted before the job ran"
                     _fail(db, job.id, failed[job.id])
                     continue
@@ -580,6 +600,10 @@ class JobRuntime:
                         )
                 # Only a dedicated session's jobs share a worker; a batch's run apart.
                 session_id = job.session_id if dedicated else None
+                if spec is not None:
+                    specs.append(dataclasses.replace(spec, session_id=session_id))
+                    continue
+                assert program is not None
                 specs.append(
                     _spec(
                         job,

@@ -5,6 +5,9 @@ the writer takes every write that is waiting (up to a batch), runs them in order
 transaction, commits once, and hands all their results back to the event loop at once.
 A write that fails is not allowed to take the others down with it: the batch is rolled
 back and its writes run again one transaction each.
+
+With several servers on one PostgreSQL, a ``fence`` runs first in each transaction:
+a leader that lost the lead writes nothing more (`ServiceUnavailableError`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from qruntime.errors import ServiceUnavailableError
 from qruntime.server.store.database import Database
 
 __all__ = ["StoreWriter"]
@@ -33,9 +37,16 @@ logger = logging.getLogger("qruntime.scheduler")
 class StoreWriter:
     """Runs writes in submission order on its own thread, batched into transactions."""
 
-    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 256,
+        fence: Callable[[Session], bool] | None = None,
+    ) -> None:
         self.db = db
         self.max_batch = max_batch
+        self.fence = fence
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,7 +92,11 @@ class StoreWriter:
     def _write(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         try:
             with self.db.session() as db:
+                if self.fence is not None and not self.fence(db):
+                    raise ServiceUnavailableError("this server no longer leads: nothing written")
                 results = [write(db) for write, _ in batch]
+        except ServiceUnavailableError as exc:
+            return [(False, exc)] * len(batch)
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]

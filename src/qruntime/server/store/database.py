@@ -112,7 +112,9 @@ class _SQLiteWriteLock:
 class Database:
     """An engine and its session factory for one database URL."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, server_id: str | None = None) -> None:
+        """``server_id`` (PostgreSQL): names this server in the notices its writes send
+        to the other servers (the ``qruntime.server`` setting of its connections)."""
         self.url = normalise_url(url)
         try:
             parsed = make_url(self.url)
@@ -131,6 +133,12 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
+            if server_id is not None:
+                given = parsed.query.get("options", "")
+                given = given if isinstance(given, str) else " ".join(given)
+                kwargs["connect_args"] = {
+                    "options": f"{given} -c qruntime.server={server_id}".strip()
+                }
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

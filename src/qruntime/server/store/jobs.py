@@ -10,7 +10,7 @@ from sqlalchemy import Table, bindparam, case, delete, func, insert, select, upd
 from sqlalchemy.orm import Session
 
 from qruntime.server.store.database import AnyRow
-from qruntime.server.store.tables import Job, JobCount, JobInterimResult, Program
+from qruntime.server.store.tables import ClusterLeader, Job, JobCount, JobInterimResult, Program
 
 __all__ = [
     "add_interim_result",
@@ -68,8 +68,22 @@ _CLAIM = (
     .where(
         _jobs.c.id == bindparam("job_id"), _jobs.c.status.in_(bindparam("sources", expanding=True))
     )
-    .values(status=bindparam("status"), running_at=bindparam("running_at"))
+    .values(
+        status=bindparam("status"),
+        running_at=bindparam("running_at"),
+        dispatches=_jobs.c.dispatches + 1,
+    )
     .returning(*_RUN_COLUMNS)
+)
+# With several servers: the claim also needs the leader's epoch to be current. FOR SHARE
+# makes a new leader's bump of the epoch wait for this claim's transaction, so the new
+# leader's recovery sees the job Running (and queues it again) or sees it Queued.
+_leader = cast(Table, ClusterLeader.__table__)
+_CLAIM_FENCED = _CLAIM.where(
+    select(_leader.c.id)
+    .where(_leader.c.id == 1, _leader.c.epoch == bindparam("epoch"))
+    .with_for_update(read=True)
+    .exists()
 )
 _FINISH = (
     update(_jobs)
@@ -102,19 +116,30 @@ def add_job(db: Session, **fields: Any) -> Job:
 
 
 def claim_job(
-    db: Session, *, job_id: str, sources: Sequence[str], status: str, running_at: datetime
+    db: Session,
+    *,
+    job_id: str,
+    sources: Sequence[str],
+    status: str,
+    running_at: datetime,
+    epoch: int | None = None,
 ) -> AnyRow | None:
     """Mark a job ``status`` (Running) if it is in one of ``sources``; the fields a run needs.
 
-    None when the job had moved on (cancelled while it waited, say).
+    None when the job had moved on (cancelled while it waited, say). With ``epoch``
+    (several servers), also None unless ``epoch`` is the leader's current one: one
+    statement, so a deposed leader cannot start the job.
     """
-    values = {
+    values: dict[str, Any] = {
         "job_id": job_id,
         "sources": list(sources),
         "status": status,
         "running_at": running_at,
     }
-    return db.connection().execute(_CLAIM, values).first()
+    if epoch is None:
+        return db.connection().execute(_CLAIM, values).first()
+    values["epoch"] = epoch
+    return db.connection().execute(_CLAIM_FENCED, values).first()
 
 
 def queued_builtin_jobs(db: Session, *, limit: int) -> list[AnyRow]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -153,6 +154,20 @@ class Job(Base):
     #: A private job's params are never returned; its result is deleted when first read.
     private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     result_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: How many times the job was dispatched (marked Running): more than 1 only for a
+    #: job queued again after its server died or stopped.
+    dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ClusterLeader(Base):
+    """The one row that says which server leads, under which epoch (migration 0007)."""
+
+    __tablename__ = "cluster_leader"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    server: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    elected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class JobCount(Base):

@@ -1,0 +1,144 @@
+"""Issue 15, several API servers on one PostgreSQL: throughput of two against one.
+
+The load benchmark's work (1,000 Bell ``circuit-runner`` jobs from 8 client threads as
+4 users, each awaited by its thread) against one `qruntime serve` on a fresh PostgreSQL
+database, then against two on another fresh one, the threads split between them. Both
+runs are in this process, one after the other, so the ratio compares like with like.
+
+Every job must end Completed with its own counts, and the store must have dispatched
+each exactly once (``jobs.dispatches``). What bounds the ratio on a 2-core machine: one
+leader runs every job's workers and writes every event, and the second server's API
+work shares the same two cores with it, PostgreSQL and the clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bench.harness import Row, Server, add_user, free_port, login, start_server, stop_server
+from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right
+
+PG_ADMIN_URL = os.environ.get("QRUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TARGET = 1.3
+
+
+@contextmanager
+def _database() -> Iterator[str]:
+    """A fresh PostgreSQL database's SQLAlchemy URL, dropped afterwards."""
+    import psycopg
+
+    name = f"qrt_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].split("://", 1)[1]
+    try:
+        yield f"postgresql+psycopg://{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _servers(db_url: str, count: int) -> Iterator[list[Server]]:
+    token = "qrt_bench_" + secrets.token_hex(16)
+    servers: list[Server] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            process = start_server(db_url, token=token, port=port)
+            servers.append(Server(f"http://127.0.0.1:{port}", token, process, db=None))  # type: ignore[arg-type]
+        yield servers
+    finally:
+        for srv in servers:
+            stop_server(srv.process)
+
+
+def _twice_dispatched(db_url: str) -> tuple[int, int]:
+    """(jobs dispatched other than once, jobs) in the store."""
+    import psycopg
+
+    from qruntime.server.store.cluster import conninfo
+
+    with psycopg.connect(conninfo(db_url)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE dispatches <> 1), count(*) FROM jobs"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _drive(servers: list[Server], *, jobs: int) -> tuple[list[Record], float]:
+    """As `bench.load.drive`, with thread ``t`` on server ``t % len(servers)``."""
+    tokens = [add_user(servers[0], f"load{u}") for u in range(USERS)]
+    clients = [login(servers[t % len(servers)].url, tokens[t % USERS]) for t in range(THREADS)]
+    circuit = encoded_bell()
+    errors: list[str] = []
+    for client in clients[: len(servers)]:  # warm-up, not counted: the pooled workers start
+        _client_thread(client, [Record(index=-1, shots=10)], circuit, errors)
+    records = [Record(index=i, shots=100 + i) for i in range(jobs)]
+    pool = [
+        threading.Thread(
+            target=_client_thread, args=(clients[t], records[t::THREADS], circuit, errors)
+        )
+        for t in range(THREADS)
+    ]
+    start = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    for client in clients:
+        client.close()
+    if errors:
+        print(f"servers: {len(errors)} client errors, first: {errors[0]}")
+    return records, elapsed
+
+
+def _measure(count: int, jobs: int) -> tuple[float, int, int]:
+    """(jobs per second, jobs right, jobs not dispatched exactly once) with ``count``
+    servers on a fresh database."""
+    with _database() as db_url, _servers(db_url, count) as servers:
+        records, elapsed = _drive(servers, jobs=jobs)
+        right = sum(is_right(record) for record in records)
+        wrong_dispatches, _ = _twice_dispatched(db_url)
+    return len(records) / elapsed, right, wrong_dispatches
+
+
+def run(jobs: int = 1000) -> list[Row]:
+    name = f"servers: {jobs} jobs, 2 servers / 1 (PostgreSQL)"
+    try:
+        import psycopg
+
+        with contextlib.closing(psycopg.connect(PG_ADMIN_URL, connect_timeout=2)):
+            pass
+    except Exception as error:
+        return [Row(name, 0.0, None, "/s", f">= {TARGET}x", False, f"no PostgreSQL: {error}")]
+    one_rate, one_right, one_twice = _measure(1, jobs)
+    two_rate, two_right, two_twice = _measure(2, jobs)
+    return [
+        Row(
+            name,
+            two_rate,
+            one_rate,
+            "/s",
+            f">= {TARGET}x",
+            two_rate >= TARGET * one_rate,
+            "ceiling: 2 cores for the leader's workers and writes, both APIs, PostgreSQL",
+        ),
+        Row(
+            "servers: jobs right, each dispatched once",
+            float(two_right + one_right),
+            float(2 * jobs),
+            "",
+            "all; none twice",
+            two_right + one_right == 2 * jobs and one_twice == two_twice == 0,
+            f"dispatched other than once: {one_twice} (1 server), {two_twice} (2 servers)",
+        ),
+    ]

@@ -1,0 +1,119 @@
+"""Data access for several servers on one PostgreSQL: the leader's epoch and notices.
+
+One server leads (it runs the scheduler): it holds the advisory lock `LEADER_LOCK`
+on a connection of its own and bumps the epoch in ``cluster_leader`` when it takes
+the lead. Its store writes are fenced by that epoch (`epoch_is_current`). Servers
+hear of one another's writes on channel `CHANNEL`: triggers (migration 0007) send
+most notices; `send_notice` sends the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from qruntime.server.store.tables import ClusterLeader, Job
+
+__all__ = [
+    "BUMP_EPOCH",
+    "CHANNEL",
+    "LEADER_LOCK",
+    "PREPARE_LOCK",
+    "conninfo",
+    "epoch_is_current",
+    "keepalive_options",
+    "leader",
+    "queued_by",
+    "send_notice",
+]
+
+#: The channel every server LISTENs on.
+CHANNEL = "qruntime"
+#: Advisory lock keys: the leader's (held as long as it leads), and the one that
+#: serialises preparing the database (migrations, the first users) at start.
+LEADER_LOCK = 0x71727400_0001
+PREPARE_LOCK = 0x71727400_0002
+
+#: TCP keepalive for the leader lock and listener connections, in seconds: a peer that
+#: vanishes without closing its socket (a dead machine, a cut network) is noticed after
+#: IDLE + INTERVAL * COUNT seconds (11 s) at the latest, by PostgreSQL (which then
+#: releases the dead leader's lock) and by the server itself (which then steps down).
+KEEPALIVE_IDLE = 5
+KEEPALIVE_INTERVAL = 2
+KEEPALIVE_COUNT = 3
+
+BUMP_EPOCH = (
+    "UPDATE cluster_leader SET epoch = epoch + 1, server = %s, elected_at = now() "
+    "WHERE id = 1 RETURNING epoch"
+)
+
+_leader = cast(Table, ClusterLeader.__table__)
+_jobs = cast(Table, Job.__table__)
+_FENCE = (
+    select(_leader.c.id)
+    .where(_leader.c.id == 1, _leader.c.epoch == bindparam("epoch"))
+    .with_for_update(read=True)
+)
+_QUEUED_BY = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.owner_id == bindparam("owner_id"), _jobs.c.status == "Queued")
+)
+
+
+def conninfo(url: str) -> str:
+    """A libpq connection string for a ``postgresql+psycopg://`` SQLAlchemy URL."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def keepalive_options() -> dict[str, Any]:
+    """psycopg connect arguments: keepalives on both ends of the connection.
+
+    PostgreSQL's own default (the kernel's, 7,200 s) would let a vanished leader hold
+    its lock for two hours.
+    """
+    server_side = (
+        f"-c tcp_keepalives_idle={KEEPALIVE_IDLE} "
+        f"-c tcp_keepalives_interval={KEEPALIVE_INTERVAL} "
+        f"-c tcp_keepalives_count={KEEPALIVE_COUNT} "
+        f"-c tcp_user_timeout={1000 * (KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT)}"
+    )
+    return {
+        "autocommit": True,
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE,
+        "keepalives_interval": KEEPALIVE_INTERVAL,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": 1000 * (KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT),
+        "options": server_side,
+    }
+
+
+def epoch_is_current(db: Session, *, epoch: int | None) -> bool:
+    """Whether ``epoch`` is the leader's current one; holds the row until the commit,
+    so that no new leader takes over while this transaction writes."""
+    if epoch is None:
+        return False
+    return db.connection().execute(_FENCE, {"epoch": epoch}).first() is not None
+
+
+def leader(db: Session) -> ClusterLeader | None:
+    """The leader's row: its epoch, its server id and when it was elected."""
+    return db.get(ClusterLeader, 1)
+
+
+def queued_by(db: Session, *, owner_id: str) -> int:
+    """How many jobs ``owner_id`` has queued, from the store (a partial index)."""
+    return int(db.connection().execute(_QUEUED_BY, {"owner_id": owner_id}).scalar_one())
+
+
+def send_notice(db: Session, payload: str) -> None:
+    """NOTIFY every server of ``payload``, when ``db``'s transaction commits."""
+    db.execute(
+        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+    )

@@ -1,0 +1,382 @@
+"""Two real `qruntime serve` processes on one PostgreSQL database: one leads, both serve.
+
+Executions are counted twice over: by the store (``jobs.dispatches``, bumped by each
+claim that marks a job Running) and by the program itself (a line in the job's log
+for every run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from bench.harness import free_port
+
+from qruntime import QuotaExceededError, RuntimeService, Session
+from qruntime.programs.hello_world import FINAL_MESSAGE
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+COUNTED = """
+import time
+
+def main(backend, user_messenger, **kwargs):
+    print("ran", kwargs["label"])
+    time.sleep(kwargs.get("seconds", 0))
+    return kwargs["label"]
+"""
+
+PUBLISHER = """
+import time
+
+def main(backend, user_messenger, **kwargs):
+    for step in range(kwargs["steps"]):
+        user_messenger.publish({"step": step})
+        time.sleep(0.05)
+    time.sleep(kwargs.get("seconds", 0))
+    return "published"
+"""
+
+AER = {"backend": "aer_simulator"}
+CONFIG = """
+[server]
+interactive_ttl = 1
+max_queued_jobs_per_user = 30
+
+[backends.one_lane]
+kind = "aer"
+lanes = 1
+
+[backends.two_lanes]
+kind = "aer"
+lanes = 2
+"""
+
+
+@dataclass
+class Node:
+    """One `qruntime serve` process of the pair."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def health(self) -> dict[str, object]:
+        reply: dict[str, object] = httpx.get(f"{self.url}/health", timeout=10).json()
+        return reply
+
+
+@dataclass
+class Pair:
+    db_url: str
+    token: str
+    nodes: list[Node]
+
+    def service(self, node: Node, token: str | None = None) -> RuntimeService:
+        return RuntimeService(url=node.url, token=token or self.token)
+
+    def roles(self) -> tuple[Node, Node]:
+        """(leader, follower), once exactly one leads."""
+        deadline = time.monotonic() + 60
+        while True:
+            leaders = [node for node in self.nodes if node.health()["leader"]]
+            if len(leaders) == 1:
+                follower = next(node for node in self.nodes if node is not leaders[0])
+                return leaders[0], follower
+            assert time.monotonic() < deadline, "no single leader"
+            time.sleep(0.05)
+
+    def add_user(self, name: str) -> str:
+        from qruntime.server.services import auth
+        from qruntime.server.store.database import Database
+
+        db = Database(self.db_url)
+        try:
+            with db.session() as session:
+                return auth.create_user(session, name=name)[1]
+        finally:
+            db.dispose()
+
+    def dispatches(self) -> dict[str, int]:
+        """Job id -> how many times the store marked it Running."""
+        from sqlalchemy import select
+
+        from qruntime.server.store.database import Database
+        from qruntime.server.store.tables import Job
+
+        db = Database(self.db_url)
+        try:
+            with db.session() as session:
+                return {row[0]: row[1] for row in session.execute(select(Job.id, Job.dispatches))}
+        finally:
+            db.dispose()
+
+
+def _serve(db_url: str, token: str, config: Path, log: Path) -> Node:
+    port = free_port()
+    command = [sys.executable, "-m", "qruntime.cli.main", "serve", "--port", str(port)]
+    command += ["--db", db_url, "--config", str(config), "--log-level", "warning"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, "QRUNTIME_ADMIN_TOKEN": token},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Node(url=f"http://127.0.0.1:{port}", process=process)
+
+
+def _wait_up(node: Node) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{node.url}/health", timeout=5).status_code == 200:
+                return
+        assert node.process.poll() is None, "a server failed to start"
+        assert time.monotonic() < deadline, "a server did not start"
+        time.sleep(0.05)
+
+
+def _stop(node: Node) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.process.pid, signal.SIGTERM)
+    try:
+        node.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.process.pid, signal.SIGKILL)
+        node.process.wait(timeout=30)
+
+
+@pytest.fixture
+def pair(postgres_url: str, tmp_path: Path) -> Iterator[Pair]:
+    """Two servers started together on a fresh PostgreSQL database."""
+    config = tmp_path / "q.toml"
+    config.write_text(CONFIG)
+    token = "qrt_pair_" + secrets.token_hex(12)
+    nodes = [_serve(postgres_url, token, config, tmp_path / f"server{i}.log") for i in range(2)]
+    try:
+        for node in nodes:
+            _wait_up(node)
+        yield Pair(db_url=postgres_url, token=token, nodes=nodes)
+    finally:
+        for node in nodes:
+            _stop(node)
+
+
+def _upload(service: RuntimeService, source: str, name: str) -> str:
+    return service.upload_program(
+        data=source,
+        metadata={"name": name, "description": name, "max_execution_time": 120, "is_public": True},
+    )
+
+
+def _runs(service: RuntimeService, job_id: str, label: str) -> int:
+    """How many times the program printed that it ran, in the job's log."""
+    return service.job(job_id).logs().splitlines().count(f"ran {label}")
+
+
+def _started(job: object) -> float:
+    return datetime.fromisoformat(job.metrics()["timestamps"]["running"]).timestamp()  # type: ignore[attr-defined]
+
+
+def _created(job: object) -> float:
+    return datetime.fromisoformat(job.metrics()["timestamps"]["created"]).timestamp()  # type: ignore[attr-defined]
+
+
+def _ended(job: object) -> float:
+    return datetime.fromisoformat(job.metrics()["timestamps"]["finished"]).timestamp()  # type: ignore[attr-defined]
+
+
+def test_exactly_one_server_leads_and_both_answer(pair: Pair) -> None:
+    leader, follower = pair.roles()
+    assert leader.health()["status"] == follower.health()["status"] == "ok"
+
+
+def test_jobs_submitted_alternately_to_both_servers_each_run_exactly_once(pair: Pair) -> None:
+    a, b = pair.nodes
+    with pair.service(a) as on_a, pair.service(b) as on_b:
+        program_id = _upload(on_a, COUNTED, "counted")
+        jobs = []
+        for i in range(24):
+            service = on_a if i % 2 else on_b
+            if i % 3:
+                inputs = {"label": f"j{i}"}
+                jobs.append((f"j{i}", service.run(program_id, inputs=inputs, options=AER)))
+            else:
+                hello = service.run("hello-world", inputs={"iterations": 1}, options=AER)
+                jobs.append((FINAL_MESSAGE, hello))
+        # Each result is read from the server that did not take the job.
+        for i, (expected, job) in enumerate(jobs):
+            other = on_b if i % 2 else on_a
+            assert other.job(job.job_id()).result(timeout=120) == expected
+        for expected, job in jobs:
+            if expected != FINAL_MESSAGE:
+                assert _runs(on_a, job.job_id(), expected) == 1
+    dispatches = pair.dispatches()
+    assert {dispatches[job.job_id()] for _, job in jobs} == {1}
+
+
+def test_a_client_on_one_server_streams_and_cancels_jobs_the_other_dispatched(
+    pair: Pair,
+) -> None:
+    _, follower = pair.roles()
+    with pair.service(follower) as service:
+        program_id = _upload(service, PUBLISHER, "publisher")
+        heard: list[object] = []
+        job = service.run(
+            program_id,
+            inputs={"steps": 5},
+            options=AER,
+            callback=lambda _job_id, message: heard.append(message),
+        )
+        assert job.result(timeout=120) == "published"
+        job.wait_for_final_state(timeout=60)
+        deadline = time.monotonic() + 30
+        while len(heard) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert heard == [{"step": step} for step in range(5)] + ["published"]
+        assert service.job(job.job_id()).interim_results() == [{"step": s} for s in range(5)]
+
+        # A running job that the follower is asked to cancel is killed by the leader.
+        slow = service.run(program_id, inputs={"steps": 1, "seconds": 60}, options=AER)
+        deadline = time.monotonic() + 60
+        while slow.status().name != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        slow.cancel()
+        slow.wait_for_final_state(timeout=60)
+        assert slow.status().name == "CANCELLED"
+    assert pair.dispatches()[slow.job_id()] == 1
+
+
+def test_sigkill_of_the_leader_under_load_loses_no_job(pair: Pair) -> None:
+    a, b = pair.nodes
+    with pair.service(a) as on_a, pair.service(b) as on_b:
+        program_id = _upload(on_a, COUNTED, "counted")
+        labels = [f"k{i}" for i in range(16)]
+        jobs = [
+            (on_a if i % 2 else on_b).run(
+                program_id,
+                inputs={"label": label, "seconds": 0.3},
+                options={"backend": "two_lanes"},
+            )
+            for i, label in enumerate(labels)
+        ]
+        jobs[2].wait_for_final_state(timeout=120)  # the load is under way
+    leader, survivor = pair.roles()
+    leader.process.kill()  # SIGKILL to the server alone: its workers die with it
+    leader.process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while not survivor.health()["leader"]:
+        assert time.monotonic() < deadline, "the survivor did not take the lead"
+        time.sleep(0.05)
+    with pair.service(survivor) as service:
+        for label, job in zip(labels, jobs, strict=True):
+            assert service.job(job.job_id()).result(timeout=120) == label
+        dispatches = pair.dispatches()
+        again = [job.job_id() for job in jobs if dispatches[job.job_id()] > 1]
+        # Only the jobs that ran at the kill run again (two lanes), as after a restart.
+        assert len(again) <= 2
+        for label, job in zip(labels, jobs, strict=True):
+            runs = _runs(service, job.job_id(), label)
+            if job.job_id() in again:
+                assert 1 <= runs <= dispatches[job.job_id()]
+            else:
+                assert dispatches[job.job_id()] == 1
+                assert runs == 1, f"job {label} ran {runs} times"
+        assert service.jobs(pending=True) == []
+
+
+def test_fair_share_and_session_priority_hold_across_servers(pair: Pair) -> None:
+    leader, follower = pair.roles()
+    alice = pair.service(leader, pair.add_user("alice"))
+    bob = pair.service(follower, pair.add_user("bob"))
+    try:
+        program_id = _upload(alice, COUNTED, "counted")
+        flood = [
+            alice.run(
+                program_id,
+                inputs={"label": f"a{i}", "seconds": 0.2},
+                options={"backend": "one_lane"},
+            )
+            for i in range(30)
+        ]
+        flood[0].wait_for_final_state(timeout=60)
+        # Fair share: bob's job, sent to the other server, is among the next two to start.
+        newcomer = bob.run(program_id, inputs={"label": "b"}, options={"backend": "one_lane"})
+        newcomer.result(timeout=120)
+        submitted = _created(newcomer)
+        before = [
+            job
+            for job in flood
+            if job.status().name != "QUEUED" and submitted < _started(job) < _started(newcomer)
+        ]
+        assert len(before) <= 1, f"{len(before)} of alice's jobs started before bob's"
+        # Session priority: while bob's session (on the follower) is active, none of
+        # alice's jobs (on the leader) start.
+        session = Session(service=bob, backend="one_lane")
+        first = session.run(program_id, inputs={"label": "s0"})
+        first.result(timeout=120)
+        follow = []
+        for i in range(3):
+            job = session.run(program_id, inputs={"label": f"s{i + 1}"})
+            job.result(timeout=60)
+            follow.append(job)
+        window = (_started(first), _ended(follow[-1]))
+        starts = [_started(job) for job in flood if job.status().name != "QUEUED"]
+        assert not [t for t in starts if window[0] < t < window[1]]
+        session.close()
+        for job in flood:
+            if job.status().name == "QUEUED":
+                job.cancel()
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_the_per_user_queue_limit_counts_jobs_queued_through_either_server(pair: Pair) -> None:
+    leader, follower = pair.roles()
+    carol = pair.add_user("carol")
+    with pair.service(leader, carol) as on_leader, pair.service(follower, carol) as on_follower:
+        program_id = _upload(on_leader, COUNTED, "counted")
+        inputs = {"label": "c", "seconds": 60}
+        jobs = [on_leader.run(program_id, inputs=inputs, options={"backend": "one_lane"})]
+        deadline = time.monotonic() + 60
+        while jobs[0].status().name != "RUNNING":  # the workers are warm
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        jobs += [
+            (on_follower if i % 2 else on_leader).run(
+                program_id, inputs=inputs, options={"backend": "one_lane"}
+            )
+            for i in range(30)  # they wait: the limit
+        ]
+        try:
+            with pytest.raises(QuotaExceededError):
+                on_follower.run(program_id, inputs=inputs, options={"backend": "one_lane"})
+            deadline = time.monotonic() + 30
+            while True:  # the leader counts what it has heard of; it hears within moments
+                try:
+                    extra = on_leader.run(
+                        program_id, inputs=inputs, options={"backend": "one_lane"}
+                    )
+                except QuotaExceededError:
+                    break
+                extra.cancel()
+                assert time.monotonic() < deadline, "the leader never counted the follower's jobs"
+        finally:
+            for job in jobs:
+                with contextlib.suppress(Exception):
+                    job.cancel()

@@ -1,0 +1,134 @@
+"""Several servers on one PostgreSQL: the epoch fence on dispatch, and the notices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from qruntime.server.app import prepare_database
+from qruntime.server.scheduler.notices import Notice, parse_notice
+from qruntime.server.services import auth
+from qruntime.server.settings import Settings
+from qruntime.server.store import cluster
+from qruntime.server.store import jobs as job_store
+from qruntime.server.store.database import Database
+from qruntime.server.store.tables import utcnow
+
+
+@pytest.fixture
+def database(postgres_url: str) -> Iterator[Database]:
+    assert prepare_database(Settings(db_url=postgres_url, builtin_programs=False)) is not None
+    db = Database(postgres_url)
+    yield db
+    db.dispose()
+
+
+def _bump(db: Database) -> int:
+    with psycopg.connect(cluster.conninfo(db.url), autocommit=True) as conn:
+        row = conn.execute(cluster.BUMP_EPOCH, ("test",)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _queue(db: Database, job_id: str) -> None:
+    with db.session() as session:
+        user, _ = auth.create_user(session, name=f"u{job_id}")
+        job_store.add_job(
+            session,
+            id=job_id,
+            owner_id=user.id,
+            program_id="p",
+            backend="aer_simulator",
+            status="Queued",
+            params="{}",
+            max_execution_time=60,
+            created_at=utcnow(),
+        )
+
+
+def _claim(db: Database, job_id: str, epoch: int | None) -> bool:
+    with db.session() as session:
+        row = job_store.claim_job(
+            session,
+            job_id=job_id,
+            sources=["Queued"],
+            status="Running",
+            running_at=utcnow(),
+            epoch=epoch,
+        )
+        return row is not None
+
+
+def _state(db: Database, job_id: str) -> tuple[str, int]:
+    with db.session() as session:
+        job = job_store.get_job(session, job_id=job_id)
+        assert job is not None
+        return job.status, job.dispatches
+
+
+@pytest.mark.postgres
+def test_a_stale_epoch_cannot_dispatch(database: Database) -> None:
+    _queue(database, "j1")
+    old = _bump(database)
+    new = _bump(database)  # another server took the lead
+    assert not _claim(database, "j1", old)
+    assert _state(database, "j1") == ("Queued", 0)
+    assert _claim(database, "j1", new)
+    assert _state(database, "j1") == ("Running", 1)
+    assert not _claim(database, "j1", new), "a job is claimed once"
+    assert _state(database, "j1") == ("Running", 1)
+
+
+@pytest.mark.postgres
+def test_a_new_leader_waits_for_a_claim_in_flight(database: Database) -> None:
+    _queue(database, "j2")
+    epoch = _bump(database)
+    with database.session() as session:
+        assert cluster.epoch_is_current(session, epoch=epoch)
+        row = job_store.claim_job(
+            session,
+            job_id="j2",
+            sources=["Queued"],
+            status="Running",
+            running_at=utcnow(),
+            epoch=epoch,
+        )
+        assert row is not None
+        # The claim's transaction is open: a bump (a new leader) cannot pass it.
+        with psycopg.connect(cluster.conninfo(database.url), autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                conn.execute(cluster.BUMP_EPOCH, ("usurper",))
+    assert _bump(database) == epoch + 1  # once it committed
+    with database.session() as session:
+        assert not cluster.epoch_is_current(session, epoch=epoch)
+        assert cluster.epoch_is_current(session, epoch=epoch + 1)
+
+
+@pytest.mark.postgres
+def test_writes_send_notices_in_their_transaction(database: Database) -> None:
+    with psycopg.connect(cluster.conninfo(database.url), autocommit=True) as conn:
+        conn.execute(f"LISTEN {cluster.CHANNEL}")
+        _queue(database, "j3")
+        with database.session() as session:
+            job_store.update_job(session, job_id="j3", status="Cancelled")
+            job_store.append_log(session, job_id="j3", text="not announced\n")
+        heard = [parse_notice(n.payload) for n in conn.notifies(timeout=5, stop_after=2)]
+    assert [n.kind for n in heard if n is not None] == ["q", "j"]
+    queued, changed = heard
+    assert queued is not None
+    assert changed is not None
+    assert (queued.key, queued.fields[2:]) == ("j3", ("-", "aer_simulator"))
+    assert changed.fields[:2] == ("Queued", "Cancelled")
+
+
+def test_notices_are_parsed_and_malformed_ones_ignored() -> None:
+    assert parse_notice("q ab12 job1 7 owner - my backend") == Notice(
+        kind="q", server="ab12", key="job1", fields=("7", "owner", "-", "my backend")
+    )
+    assert parse_notice("i - job1 3") == Notice(kind="i", server="-", key="job1", fields=("3",))
+    assert parse_notice("S ab12 sess") == Notice(kind="S", server="ab12", key="sess")
+    for bad in ("", "z a b", "q ab12 job1", "i ab12"):
+        assert parse_notice(bad) is None
