@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench import (
     anatomy,
+    dashboard,
     deep_queue,
     devices,
     hostile,
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "anatomy": anatomy.run,
     "servers": servers.run,
     "ray": ray_executor.run,
+    "dashboard": dashboard.run,
 }
 
 

@@ -37,7 +37,11 @@ def test_jobs_sessions_and_cancels_work_on_each_store(
     assert sum(counts.values()) == 500
     assert job.metrics()["timestamps"]["running"] is not None
 
-    hello = service.run("hello-world", inputs={"iterations": 2}, options={"backend": "one_lane"})
+    hello = service.run(
+        "hello-world",
+        inputs={"iterations": 2},
+        options={"backend": "one_lane", "job_tags": ["greeting", "two"]},
+    )
     assert hello.result(timeout=60) == FINAL_MESSAGE
     assert len(hello.interim_results()) == 2
 
@@ -63,6 +67,12 @@ def test_jobs_sessions_and_cancels_work_on_each_store(
         queued.result(timeout=10)
     blocker.cancel()
     assert queued.status() is JobStatus.CANCELLED
+
+    # Tags filter in SQL on either store: every tag asked for must be there.
+    assert [j.job_id() for j in service.jobs(job_tags=["greeting"])] == [hello.job_id()]
+    assert [j.job_id() for j in service.jobs(job_tags=["two", "greeting"])] == [hello.job_id()]
+    assert service.jobs(job_tags=["greeting", "three"]) == []
+    assert service.jobs(job_tags=["gree"]) == []
 
     listed = service.jobs(limit=3)
     assert [j.job_id() for j in listed] == [queued.job_id(), blocker.job_id(), in_session.job_id()]
