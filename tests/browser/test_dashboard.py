@@ -136,6 +136,9 @@ def test_a_job_appears_streams_live_and_is_cancelled_from_its_page(
     assert driver.find_element(By.ID, "job-log").text.count("step 0 done") == 1
     assert driver.find_element(By.ID, "job-status").text == "Running"
     assert job.status().name == "RUNNING"
+    # The timeline shows when it started, whether it started before or after the page loaded.
+    _wait(driver, lambda d: "—" not in d.find_elements(By.CSS_SELECTOR, "#timeline li")[1].text)
+    assert _still_marked(driver)
     shot(driver, "job-running")
 
     driver.find_element(By.ID, "cancel-job").click()

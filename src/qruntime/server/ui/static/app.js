@@ -138,6 +138,8 @@
         if (message.final) {
           stream.close();
           window.location.reload();  // the result, metrics and timeline, rendered by the server
+        } else {
+          refresh("timeline");  // the time it started, as the server recorded it
         }
       },
       interim: function (message) {
