@@ -115,14 +115,16 @@ class RayCluster:
         """The live nodes as ``ray list nodes`` would tell (id, resources)."""
         code = (
             f"import json, ray; ray.init(address={self.address!r}, log_to_driver=False); "
-            "print(json.dumps([n for n in ray.nodes() if n['Alive']]))"
+            "print('nodes:', json.dumps([n for n in ray.nodes() if n['Alive']]))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], env=self.env, capture_output=True, timeout=120
         )
-        if out.returncode != 0:
+        # Ray may print warnings (a node with lagging heartbeats) around the answer.
+        lines = [line for line in out.stdout.decode().splitlines() if line.startswith("nodes: ")]
+        if out.returncode != 0 or not lines:
             return []
-        nodes: list[dict[str, Any]] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        nodes: list[dict[str, Any]] = json.loads(lines[-1].removeprefix("nodes: "))
         return nodes
 
     def wait_for_nodes(self, count: int, *, timeout: float = 120) -> None:

@@ -48,7 +48,13 @@ def run() -> list[Row]:
 def bell_rows(local: Any, on_ray: Any) -> list[Row]:
     """A Bell circuit-runner job end to end on each, and where a Ray job's time went."""
     circuit = bell()
-    phases: dict[str, list[float]] = {"submit": [], "dispatch": [], "actor_call": [], "run": []}
+    phases: dict[str, list[float]] = {
+        "submit": [],
+        "dispatch": [],
+        "actor_call": [],
+        "run": [],
+        "back": [],
+    }
     ray_jobs: list[Any] = []
 
     def job_on(service: Any) -> Any:
@@ -76,6 +82,7 @@ def bell_rows(local: Any, on_ray: Any) -> list[Row]:
         phases["dispatch"].append(metrics["ray"]["dispatch"])
         phases["actor_call"].append(metrics["ray"]["actor_call"])
         phases["run"].append(metrics["timing"]["run"])
+        phases["back"].append(metrics["ray"]["back"])
         stamps = metrics["timestamps"]
         ends.append(_seconds(stamps["finished"]) - _seconds(stamps["created"]))
     median = {name: statistics.median(values) * 1000 for name, values in phases.items()}

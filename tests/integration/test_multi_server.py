@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from bench.harness import free_port
 
@@ -74,6 +75,12 @@ class Node:
     def health(self) -> dict[str, object]:
         reply: dict[str, object] = httpx.get(f"{self.url}/health", timeout=10).json()
         return reply
+
+    def zygotes(self) -> int:
+        """How many worker zygotes this server started (only a leader starts one; the
+        workers are the zygote's children)."""
+        children = psutil.Process(self.process.pid).children()
+        return sum("qruntime.worker.zygote" in " ".join(_cmdline(p)) for p in children)
 
 
 @dataclass
@@ -135,6 +142,20 @@ def _serve(db_url: str, token: str, config: Path, log: Path) -> Node:
             start_new_session=True,
         )
     return Node(url=f"http://127.0.0.1:{port}", process=process)
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # it ended meanwhile
+        return []
+
+
+def _wait_zygote(node: Node) -> None:
+    deadline = time.monotonic() + 60
+    while node.zygotes() == 0:
+        assert time.monotonic() < deadline, "the leader started no workers"
+        time.sleep(0.05)
 
 
 def _wait_up(node: Node) -> None:
@@ -199,9 +220,15 @@ def _ended(job: object) -> float:
     return datetime.fromisoformat(job.metrics()["timestamps"]["finished"]).timestamp()  # type: ignore[attr-defined]
 
 
-def test_exactly_one_server_leads_and_both_answer(pair: Pair) -> None:
+def test_exactly_one_server_leads_and_only_the_leader_runs_workers(pair: Pair) -> None:
     leader, follower = pair.roles()
     assert leader.health()["status"] == follower.health()["status"] == "ok"
+    _wait_zygote(leader)
+    with pair.service(follower) as service:  # a job through the standby runs on the leader
+        job = service.run("hello-world", inputs={"iterations": 1}, options=AER)
+        assert job.result(timeout=120) == FINAL_MESSAGE
+    assert follower.zygotes() == 0
+    assert leader.zygotes() == 1
 
 
 def test_jobs_submitted_alternately_to_both_servers_each_run_exactly_once(pair: Pair) -> None:
@@ -276,12 +303,14 @@ def test_sigkill_of_the_leader_under_load_loses_no_job(pair: Pair) -> None:
         ]
         jobs[2].wait_for_final_state(timeout=120)  # the load is under way
     leader, survivor = pair.roles()
+    assert survivor.zygotes() == 0  # a standby starts its workers once it leads
     leader.process.kill()  # SIGKILL to the server alone: its workers die with it
     leader.process.wait(timeout=30)
     deadline = time.monotonic() + 60
     while not survivor.health()["leader"]:
         assert time.monotonic() < deadline, "the survivor did not take the lead"
         time.sleep(0.05)
+    _wait_zygote(survivor)
     with pair.service(survivor) as service:
         for label, job in zip(labels, jobs, strict=True):
             assert service.job(job.job_id()).result(timeout=120) == label
@@ -297,6 +326,37 @@ def test_sigkill_of_the_leader_under_load_loses_no_job(pair: Pair) -> None:
                 assert dispatches[job.job_id()] == 1
                 assert runs == 1, f"job {label} ran {runs} times"
         assert service.jobs(pending=True) == []
+
+
+def test_a_leader_that_loses_its_lock_stops_its_workers_and_the_other_takes_over(
+    pair: Pair,
+) -> None:
+    import psycopg
+
+    from qruntime.server.store.cluster import conninfo
+
+    leader, follower = pair.roles()
+    _wait_zygote(leader)
+    # The leader lives but the connection that holds its lock goes, as when its network
+    # to PostgreSQL breaks.
+    with psycopg.connect(conninfo(pair.db_url), autocommit=True) as conn:
+        dropped = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())"
+        ).fetchall()
+    assert dropped == [(True,)]
+    deadline = time.monotonic() + 60
+    while not follower.health()["leader"] or leader.zygotes():
+        assert time.monotonic() < deadline, "the lead and the workers did not move"
+        time.sleep(0.05)
+    _wait_zygote(follower)
+    with pair.service(leader) as service:  # the deposed leader still accepts jobs
+        job = service.run("hello-world", inputs={"iterations": 1}, options=AER)
+        assert job.result(timeout=120) == FINAL_MESSAGE
+    assert leader.health()["leader"] is False
+    assert leader.zygotes() == 0
+    assert pair.dispatches()[job.job_id()] == 1
 
 
 def test_fair_share_and_session_priority_hold_across_servers(pair: Pair) -> None:

@@ -95,7 +95,8 @@ def _check_before_start(settings: Settings) -> None:
 
 
 class _NoZygote:
-    """What ``serve`` kills on a failed start when its jobs run on Ray: nothing."""
+    """What ``serve`` kills on a failed start when it launched no zygote ahead (its jobs
+    run on Ray, or it shares PostgreSQL and starts workers only if it leads): nothing."""
 
     def kill(self) -> None:
         pass
@@ -180,8 +181,13 @@ def serve(
     on_ray = _check_executor(settings)
     # The workers take longest to start (Qiskit, Aer, a warm-up): start them first, so
     # that they get ready while this process imports the server and prepares the database.
+    # Not on PostgreSQL: there only the server that takes the lead starts its workers.
+    lone = settings.db_url.startswith("sqlite")
     try:
-        zygote = _NoZygote() if on_ray else launch_zygote(catalogue_path=settings.config_file)
+        if on_ray or not lone:
+            zygote: LaunchedZygote | _NoZygote = _NoZygote()
+        else:
+            zygote = launch_zygote(catalogue_path=settings.config_file)
     except QRuntimeError as error:  # a configuration file that cannot be read
         raise fail(str(error), code=EXIT_USAGE) from None
     try:
@@ -209,8 +215,8 @@ def serve(
         jobs_run: Executor = RayExecutor.from_settings(settings)
         typer.echo(f"Executor: Ray ({settings.ray_address or 'RAY_ADDRESS'})")
     else:
-        assert isinstance(zygote, LaunchedZygote)
-        jobs_run = LocalExecutor.from_settings(settings, zygote=zygote)
+        launched = zygote if isinstance(zygote, LaunchedZygote) else None
+        jobs_run = LocalExecutor.from_settings(settings, zygote=launched)
     app = create_app(settings, executor=jobs_run, prepare=False)  # prepared just above
     serve_app(
         app,

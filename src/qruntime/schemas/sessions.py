@@ -59,6 +59,11 @@ class SessionOut(BaseModel):
     last_job_completed: str | None = None
     closed_at: str | None = None
     timestamps: list[SessionTimestamp]
+    node: str | None = Field(
+        default=None,
+        description="The Ray node a dedicated session's jobs run on (its pin); "
+        "null on one machine and before its first job.",
+    )
 
 
 class SessionList(BaseModel):

@@ -27,11 +27,18 @@ if not (os.environ.get("QRUNTIME_RAY_NETNS") == "1" and in_loopback_namespace())
 
 # Only the worker node has it: a job of the backend below runs there, nowhere else.
 WORKER_RESOURCE = "qruntime_test_worker"
+# Only the head has it: a test can hold the head with a job.
+HEAD_RESOURCE = "qruntime_test_head"
 CONFIG = f"""
 [backends.worker_sim]
 kind = "aer"
 lanes = 2
 ray_resources = {{ num_cpus = 1, {WORKER_RESOURCE} = 1 }}
+
+[backends.head_sim]
+kind = "aer"
+lanes = 2
+ray_resources = {{ {HEAD_RESOURCE} = 1 }}
 
 [backends.two_gpus]
 kind = "aer"
@@ -49,11 +56,22 @@ class RayServer:
     cluster: RayCluster
     worker: subprocess.Popen[bytes]
     process: subprocess.Popen[bytes]
+    config: Path
+    env: dict[str, str]
 
     def service(self) -> Any:
         from qruntime import RuntimeService
 
         return RuntimeService(url=self.url, token=self.token)
+
+    def restart(self) -> None:
+        """Stop the server and start another on the same database and cluster."""
+        stop_server(self.process)
+        port = free_port()
+        self.process = start_server(
+            self.db, token=self.token, port=port, config=self.config, **self.env
+        )
+        self.url = f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -61,33 +79,29 @@ def ray_server() -> Iterator[RayServer]:
     cluster = RayCluster(port=free_port())
     folder = Path(tempfile.mkdtemp(prefix="qrray-server"))
     try:
-        cluster.start_head(num_cpus=2)
+        cluster.start_head(num_cpus=2, resources={HEAD_RESOURCE: 2})
         worker = cluster.add_worker(num_cpus=2, resources={WORKER_RESOURCE: 2})
         config = folder / "qruntime.toml"
         config.write_text(CONFIG)
         token = "qrt_admin_" + secrets.token_hex(16)
         port = free_port()
         ray_env = {k: v for k, v in cluster.env.items() if k.startswith("RAY_")}
-        process = start_server(
+        env = {"QRUNTIME_EXECUTOR": "ray", "QRUNTIME_RAY_ADDRESS": cluster.address, **ray_env}
+        process = start_server(folder / "qruntime.db", token=token, port=port, config=config, **env)
+        server = RayServer(
+            f"http://127.0.0.1:{port}",
+            token,
             folder / "qruntime.db",
-            token=token,
-            port=port,
-            config=config,
-            QRUNTIME_EXECUTOR="ray",
-            QRUNTIME_RAY_ADDRESS=cluster.address,
-            **ray_env,
+            cluster,
+            worker,
+            process,
+            config,
+            env,
         )
         try:
-            yield RayServer(
-                f"http://127.0.0.1:{port}",
-                token,
-                folder / "qruntime.db",
-                cluster,
-                worker,
-                process,
-            )
+            yield server
         finally:
-            stop_server(process)
+            stop_server(server.process)  # a test may have restarted it
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -265,6 +265,45 @@ def test_a_job_no_node_can_run_is_refused_with_a_reason(service: Any) -> None:
         job.result(timeout=60)
 
 
+def session_node(service: Any, session_id: str) -> Any:
+    """The node the store records for a session (``GET /sessions/{id}``)."""
+    return service._api.get_json(f"/sessions/{session_id}")["node"]
+
+
+def test_a_sessions_node_is_recorded_and_kept_by_a_restarted_server(
+    ray_server: RayServer,
+) -> None:
+    sleeper_inputs = {"seconds": 120}
+    with ray_server.service() as service:
+        sleeper = upload(service, SLEEPER, "placeholder")
+        # The head is busy: the session goes to the worker node (once its host is ready).
+        warm = service.run("hello-world", inputs={}, options={"backend": "worker_sim"})
+        assert warm.result(timeout=180) == "All done!"
+        held = service.run(sleeper, inputs=sleeper_inputs, options={"backend": "head_sim"})
+        wait_running(held)
+        session = Session(service=service, backend="aer_simulator")
+        first = session.run("hello-world", inputs={})
+        assert first.result(timeout=180) == "All done!"
+        held.cancel()
+        node = first.metrics()["ray"]["node"]
+        assert node == warm.metrics()["ray"]["node"]
+        session_id = session.session_id
+        assert session_id is not None
+        assert session_node(service, session_id) == node
+    ray_server.restart()  # as a new leader would, it reads the pin from the store
+    with ray_server.service() as service:
+        # Now the worker node is the busy one: a session placed afresh would go to the head.
+        busy = service.run(sleeper, inputs=sleeper_inputs, options={"backend": "worker_sim"})
+        wait_running(busy)
+        session = Session.from_id(session_id, service=service)
+        again = session.run("hello-world", inputs={})
+        assert again.result(timeout=180) == "All done!"
+        busy.cancel()
+        assert again.metrics()["ray"]["node"] == node
+        assert session_node(service, session_id) == node
+        session.close()
+
+
 def test_a_crashed_node_fails_its_job_and_the_next_runs(
     ray_server: RayServer, service: Any
 ) -> None:
@@ -276,7 +315,12 @@ def test_a_crashed_node_fails_its_job_and_the_next_runs(
         job.result(timeout=120)
     after = service.run("hello-world", inputs={}, options={"backend": "aer_simulator"})
     assert after.result(timeout=120) == "All done!"
-    # A node that joins later is picked up: the worker-only backend runs again.
+    # A node that joins later is picked up: the worker-only backend runs again. (Once
+    # Ray lists the dead one no more: add_worker waits for one node more than it lists.)
+    deadline = time.monotonic() + 60
+    while len(ray_server.cluster.alive_nodes()) != 1:  # [] if Ray did not answer
+        assert time.monotonic() < deadline, "Ray still lists the killed node"
+        time.sleep(0.5)
     ray_server.cluster.add_worker(num_cpus=2, resources={WORKER_RESOURCE: 2})
     deadline = time.monotonic() + 120
     while True:

@@ -2,7 +2,8 @@
 
 An executor starts a job when the scheduler submits it and streams back
 ``WorkerEvent``s. Implementations: ``local`` (worker processes on this
-machine) and ``inline`` (one unsandboxed worker process, for tests).
+machine), ``ray`` (the nodes of a Ray cluster) and ``inline`` (one unsandboxed worker
+process, for tests).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class JobSpec:
     ``logging`` level name below which the program's records are dropped.
     ``session_id`` set: the job belongs to a dedicated session and runs in that
     session's own long-lived worker, which keeps its caches from job to job.
+    ``node``: the node that session is pinned to, as the store recorded it (an earlier
+    job's ``running`` event said so, perhaps to another server): an executor with
+    several nodes runs the job there if that node is still alive, else anywhere; one
+    node's executor ignores it.
     """
 
     job_id: str
@@ -43,6 +48,7 @@ class JobSpec:
     max_execution_time: float = 300.0
     log_level: str = "WARNING"
     session_id: str | None = None
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class WorkerEvent:
     {"started", "decode", "run", "encode"}}``, counted for this job alone (``timing``:
     when the worker began it, and the seconds it spent decoding the inputs, in ``main``
     and encoding the result). None when the process died before it could report.
+    ``node``: only on ``running``, from an executor with several nodes: the node the job
+    runs on (the runtime records a dedicated session's, and passes it back in
+    `JobSpec.node`).
     """
 
     job_id: str
@@ -65,6 +74,7 @@ class WorkerEvent:
     reason: ErrorReason | None = None
     message: str | None = None
     metrics: dict[str, Any] | None = None
+    node: str | None = None
 
 
 class Executor(ABC):

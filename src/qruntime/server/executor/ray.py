@@ -8,19 +8,23 @@ that no live node could ever run is refused at once with a reason; one that fits
 node that is busy waits here for the next job to end there.
 
 Each node runs one `NodeHost` actor (pinned to the node), which launches the zygote as
-a fresh process and runs the job there, sandboxed as on one machine, streaming the
-job's events back over a Ray streaming generator. A dedicated session's jobs all go to
-the node its first job ran on, where its worker keeps the session's caches; the pin
-lives in this executor (a new leader or a restarted server pins afresh). A job whose
-node or actor dies ends with a reason that says so. Ray is an optional extra, imported
-when this executor starts.
+a fresh process and runs jobs there, sandboxed as on one machine. A job goes there by
+a call whose reply nobody waits for; every job's events come back on one stream per
+host, read by a thread here for as long as the host lives. A dedicated session's jobs
+all go to the node its first job ran on, where its worker keeps the session's caches: the
+``running`` event names the node, the runtime records it in the store and passes it
+back in `JobSpec.node`, so a new leader or a restarted server places the session there
+too (afresh if that node is gone). A job whose node or actor dies ends with a reason
+that says so. Ray is an optional extra, imported when this executor starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,7 +88,9 @@ class _Job:
     on_event: Callable[[WorkerEvent], None]
     request: dict[str, float]
     submitted: float = field(default_factory=time.time)
+    called: float = 0.0  # when it was handed to a node's host
     node: _Node | None = None
+    started: bool = False  # its ``running`` event was passed on
     done: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -259,6 +265,9 @@ class RayExecutor(Executor):
         )
 
     def _place(self, job: _Job) -> _Node | None:
+        if job.spec.session_id is not None and job.spec.node is not None:
+            # The store's pin (perhaps an earlier leader's): until this executor pins anew.
+            self._pins.setdefault(job.spec.session_id, job.spec.node)
         pinned = self._pins.get(job.spec.session_id or "")
         if pinned is not None:
             node = self._nodes.get(pinned)
@@ -275,6 +284,8 @@ class RayExecutor(Executor):
 
     def _dispatch(self) -> None:
         for job in list(self._pending):
+            if job.node is not None or job.done:  # placed by a call made from an event
+                continue
             refusal = self._refusal(job)
             if refusal is not None:
                 self._pending.remove(job)
@@ -286,35 +297,82 @@ class RayExecutor(Executor):
             self._pending.remove(job)
             job.node = node
             node.running[job.spec.job_id] = job.request
-            self._track(asyncio.get_running_loop().create_task(self._drive(job, node)))
+            self._send(job, node)
 
-    async def _drive(self, job: _Job, node: _Node) -> None:
-        """Run ``job`` on ``node``'s host and pass its events on, in order."""
-        called = time.time()
+    def _send(self, job: _Job, node: _Node) -> None:
+        """Hand ``job`` to ``node``'s host; its events come back on the host's stream."""
+        job.called = time.time()
         try:
-            stream = node.handle.run.options(num_returns="streaming").remote(job.spec, called)
-            async for ref in stream:
-                event: WorkerEvent = await ref
-                if event.kind in _TERMINAL:
-                    event = _with_timing(event, job, node, called)
-                self._deliver(job, event)
-        except self._ray.exceptions.RayError as exc:
-            logger.warning("lost the Ray node %s: %s", node.label, type(exc).__name__)
-            self._node_lost(node)
-            message = f"the Ray node running the job was lost ({node.label}): {_first_line(exc)}"
-            self._finish(job, "crashed", message)
-        finally:
+            # Nobody waits for the reply (a thread hop and a wake-up of this loop per
+            # job): the job's events are the answer, and a dead host ends its stream.
+            node.handle.submit.remote(job.spec, job.called)
+        except Exception as exc:
             node.running.pop(job.spec.job_id, None)
-            if not job.done:
-                self._finish(job, "crashed", "the node host ended the job without a result")
-            if not self._stopping:
-                self._dispatch()
+            message = f"could not hand the job to the Ray node {node.label}: {_first_line(exc)}"
+            asyncio.get_running_loop().call_soon(self._finish, job, "crashed", message)
+            return
+        # Running from now on, as a local job is once a worker is handed it: the node has
+        # room for it (placed by what it holds), and its host sends no ``running`` back,
+        # which spares every job a stream item.
+        self._deliver(job, WorkerEvent(job.spec.job_id, "running"))
+
+    def _open_stream(self, node: _Node) -> None:
+        """Start reading ``node``'s event stream, for as long as its host lives."""
+        stream = node.handle.events.options(num_returns="streaming").remote()
+        reader = threading.Thread(
+            target=self._read_stream,
+            args=(node, stream, asyncio.get_running_loop()),
+            name=f"qruntime-ray-events-{node.node_id[:8]}",
+            daemon=True,
+        )
+        reader.start()
+
+    def _read_stream(self, node: _Node, stream: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """(Its own thread.) Pass each item of ``node``'s event stream on to the loop.
+
+        A thread that blocks in Ray, not a task: awaiting a stream's item costs this
+        loop two wake-ups from Ray's threads; this costs it one per item.
+        """
+        why = "its host's event stream ended"
+        try:
+            for ref in stream:
+                batch = self._ray.get(ref)
+                loop.call_soon_threadsafe(self._on_batch, node, batch, time.time())
+        except Exception as exc:  # RayError: the actor or its node died
+            why = _first_line(exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+            loop.call_soon_threadsafe(self._stream_ended, node, why)
+
+    def _on_batch(self, node: _Node, batch: list[WorkerEvent], received: float) -> None:
+        """Pass on events from ``node``'s stream, in order; place waiting jobs if one ended."""
+        ended = False
+        for event in batch:
+            job = self._jobs.get(event.job_id)
+            if job is None or job.node is not node:
+                continue
+            if event.kind in _TERMINAL:
+                node.running.pop(job.spec.job_id, None)
+                event = _with_timing(event, job, node, received)
+                ended = True
+            self._deliver(job, event)
+        if ended and not self._stopping:
+            self._dispatch()
+
+    def _stream_ended(self, node: _Node, why: str) -> None:
+        if self._stopping or self._nodes.get(node.node_id) is not node or not node.alive:
+            return
+        logger.warning("lost the Ray node %s: %s", node.label, why)
+        self._node_lost(node, why)
 
     def _deliver(self, job: _Job, event: WorkerEvent) -> None:
         if job.done:
             return
         if event.kind in _TERMINAL:
             self._end(job)
+        elif event.kind == "running":
+            job.started = True
+        if event.kind == "running" and job.node is not None:
+            event = dataclasses.replace(event, node=job.node.node_id)  # recorded for sessions
         try:
             job.on_event(event)
         except Exception:  # a broken callback must not break the executor
@@ -329,9 +387,8 @@ class RayExecutor(Executor):
         """End ``job`` here (it got no terminal event from a node): ``running``, then the error."""
         if job.done:
             return
-        started = job.node is not None
         self._end(job)
-        if not started:
+        if not job.started:
             job.on_event(WorkerEvent(job.spec.job_id, "running"))
         job.on_event(WorkerEvent(job.spec.job_id, "error", reason=reason, message=message))
 
@@ -381,17 +438,26 @@ class RayExecutor(Executor):
             logger.error("qruntime's workers did not start on %s: %s", node.label, exc)
             self._node_lost(node)
             return
+        if node.alive:
+            self._open_stream(node)
         node.ready = node.alive
         logger.info("Ray node %s runs qruntime's workers (%s)", node.label, info.get("host"))
         if self._changed is not None:
             self._changed.set()
         self._dispatch()
 
-    def _node_lost(self, node: _Node) -> None:
-        """A node (or its host) is gone: jobs go elsewhere; a new host if it comes back."""
+    def _node_lost(self, node: _Node, why: str = "it left the Ray cluster") -> None:
+        """A node (or its host) is gone: its jobs fail, others go elsewhere; a new host if
+        it comes back."""
         if not node.alive:
             return
         node.alive = node.ready = False
+        for job_id in list(node.running):
+            job = self._jobs.get(job_id)
+            del node.running[job_id]
+            if job is not None:
+                message = f"the Ray node running the job was lost ({node.label}): {why}"
+                self._finish(job, "crashed", message)
         if self._nodes.get(node.node_id) is node:
             del self._nodes[node.node_id]  # listed alive again later: a fresh host
         with contextlib.suppress(Exception):
@@ -413,21 +479,21 @@ def backend_request(spec: Any) -> dict[str, float]:
     return request
 
 
-def _with_timing(event: WorkerEvent, job: _Job, node: _Node, called: float) -> WorkerEvent:
-    """The terminal event, its metrics telling where the job's time went on Ray."""
+def _with_timing(event: WorkerEvent, job: _Job, node: _Node, received: float) -> WorkerEvent:
+    """The terminal event, its metrics telling where the job's time went on Ray.
+
+    ``dispatch``: waiting here for a node; ``actor_call``: the call reaching the node's
+    host; ``back``: the event's way from the host to here (``received``).
+    """
     metrics = dict(event.metrics or {})
     ray_timing = dict(metrics.get("ray") or {})
-    ray_timing["dispatch"] = max(0.0, called - job.submitted)
+    sent = ray_timing.pop("sent", None)
+    if isinstance(sent, float):
+        ray_timing["back"] = max(0.0, received - sent)
+    ray_timing["dispatch"] = max(0.0, job.called - job.submitted)
     ray_timing["total"] = max(0.0, time.time() - job.submitted)
     metrics["ray"] = {**ray_timing, "node": node.node_id}
-    return WorkerEvent(
-        event.job_id,
-        event.kind,
-        data=event.data,
-        reason=event.reason,
-        message=event.message,
-        metrics=metrics,
-    )
+    return dataclasses.replace(event, metrics=metrics)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,9 @@
 """The job runtime of one server among several on one PostgreSQL.
 
 Every server accepts jobs and serves reads, long polls and streams; exactly one, the
-leader, runs the scheduler and the executor's jobs, as a lone server does. It holds
+leader, runs the scheduler and the executor, as a lone server does: the executor starts
+when a server takes the lead and stops when it loses it, so a standby keeps no workers
+(and, on Ray, no host actors); recovered jobs wait for it to start. The leader holds
 the leader's advisory lock (`LeaderLock`); the others wait on that lock and take over
 when the leader's connection goes: the new leader bumps the epoch, recovers as after a
 restart (jobs that ran under the old leader are queued again, or fail with the reason
@@ -19,6 +21,7 @@ itself it has told its hub already.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections import OrderedDict
@@ -83,6 +86,8 @@ class ClusterRuntime(JobRuntime):
         self._reading = False
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._abandoned: set[str] = set()
+        #: Stopping the executor after the lead was lost; a new start waits for it.
+        self._executor_stopped: asyncio.Task[None] | None = None
         # While a new leader reads the queue: the ids it enqueued, so that the notices of
         # jobs it read already (they arrive until its marker does) add nothing twice.
         self._seen: set[str] | None = None
@@ -108,12 +113,32 @@ class ClusterRuntime(JobRuntime):
     async def start(self) -> None:
         """Listen for notices, then stand for the lead; returns at once."""
         self._loop = asyncio.get_running_loop()
-        self.start_executor()
         self._listener.start(self._loop)  # the lock is sought once it listens
+
+    def start_executor(self) -> None:
+        """Start the executor if this server leads (and once a stop under way is over);
+        a standby starts none."""
+        if self.leading and self._executor_started is None:
+            stopped = self._executor_stopped
+            self._executor_started = asyncio.create_task(self._start_executor(stopped))
+
+    async def _start_executor(self, stopped: asyncio.Task[None] | None) -> None:
+        if stopped is not None:
+            with contextlib.suppress(Exception):
+                await stopped
+        await self.executor.start()
+
+    async def _stop_executor(self, started: asyncio.Task[None]) -> None:
+        with contextlib.suppress(Exception):
+            await started  # stopping it half-way through its start would leak processes
+        await self.executor.stop()
 
     async def stop(self) -> None:
         """As `JobRuntime.stop`; the lock is let go only once the running jobs are queued
         again, so that the next leader finds them so."""
+        if self._executor_stopped is not None:
+            with contextlib.suppress(Exception):
+                await self._executor_stopped
         await self._halt()
         self._stopping = True
         await asyncio.to_thread(self._stop_threads)
@@ -147,6 +172,7 @@ class ClusterRuntime(JobRuntime):
         logger.warning("server %s leads now (epoch %d)", self.server_id, epoch)
         self._claim_epoch = epoch
         self.leading = True
+        self.start_executor()  # before the dispatcher, which waits for it
         self._spawn(self._catch_up())
 
     async def _catch_up(self) -> None:
@@ -179,8 +205,9 @@ class ClusterRuntime(JobRuntime):
     def _on_lost(self) -> None:
         """The lock's connection is gone while this server lived: stop leading.
 
-        Its running jobs are killed and what they report is dropped (the new leader
-        queues them again); it stands for the lead again.
+        Its executor is stopped, which kills its running jobs and its sessions' workers;
+        what they report is dropped (the new leader queues them again). It stands for the
+        lead again.
         """
         if not self.leading or self._stopping:
             return
@@ -200,11 +227,14 @@ class ClusterRuntime(JobRuntime):
         for job_id in [job_id for jobs in self._running.values() for job_id in jobs]:
             self._abandoned.add(job_id)
             self.recorder.forget(job_id)
-            self._spawn(self.executor.cancel(job_id))
-        for session_id in list(self.scheduler.sessions):
-            self._spawn(self.executor.end_session(session_id))
+        started, self._executor_started = self._executor_started, None
+        if started is not None:
+            self._executor_stopped = asyncio.get_running_loop().create_task(
+                self._stop_executor(started)
+            )
         self._running.clear()
         self._job_session.clear()
+        self._session_nodes.clear()
         self.scheduler = Scheduler(usage_window=self._window)
         self._ready = ReadySpecs()
         self._seen = None

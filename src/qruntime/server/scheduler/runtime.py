@@ -78,6 +78,8 @@ class JobRuntime:
         self._task: asyncio.Task[None] | None = None
         self._running: defaultdict[str, set[str]] = defaultdict(set)
         self._job_session: dict[str, str] = {}
+        #: Dedicated session id -> the executor's node it is pinned to (as recorded).
+        self._session_nodes: dict[str, str] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executor_started: asyncio.Task[None] | None = None
@@ -289,6 +291,8 @@ class JobRuntime:
             )
             self.scheduler.sessions[row.id] = info
         info.accepting_jobs = row.accepting_jobs
+        if row.node is not None:  # what this server placed since is newer than the row
+            self._session_nodes.setdefault(row.id, row.node)
         if row.activated_at is not None:
             self._arm(row.id, "expire", row.activated_at.timestamp() + row.max_ttl)
         if info.state == "active" and info.last_job_ended_at is not None:
@@ -318,6 +322,7 @@ class JobRuntime:
         if info.accepting_jobs or info.running or self.scheduler.queued_in_session(info.session_id):
             return
         self.scheduler.sessions.pop(info.session_id, None)
+        self._session_nodes.pop(info.session_id, None)
         for kind in ("idle", "expire"):
             timer = self._timers.pop((info.session_id, kind), None)
             if timer is not None:
@@ -433,10 +438,12 @@ class JobRuntime:
         return [_spec(row, builtin=row.builtin, session_id=row.session_id) for row in rows]
 
     async def _dispatch_forever(self) -> None:
-        assert self._executor_started is not None
+        started = self._executor_started
+        if started is None:  # the lead was lost before the dispatcher ran (several servers)
+            return
         try:
             # Shielded: stopping the dispatcher must not cancel the workers' start half-way.
-            await asyncio.shield(self._executor_started)
+            await asyncio.shield(started)
         except Exception:
             logger.exception("the workers failed to start: no job can run")
             raise
@@ -488,7 +495,12 @@ class JobRuntime:
             self._arm_expiry(activated)
             for spec in specs:
                 self.recorder.started(spec.job_id)
-                self.executor.submit(spec, self._on_event)
+                self.executor.submit(self._pinned(spec), self._on_event)
+
+    def _pinned(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with the node its dedicated session is pinned to, if one is recorded."""
+        node = self._session_nodes.get(spec.session_id) if spec.session_id else None
+        return spec if node is None else dataclasses.replace(spec, node=node)
 
     def _start_ready(self, specs: list[JobSpec], now: float) -> None:
         """Start kept built-in jobs at once; the store learns they run alongside.
@@ -504,7 +516,7 @@ class JobRuntime:
                 info = self.scheduler.sessions.get(spec.session_id)
                 if info is None or not info.dedicated:  # a batch's jobs run side by side
                     spec = dataclasses.replace(spec, session_id=None)
-            started.append(spec)
+            started.append(self._pinned(spec))
         ids = [spec.job_id for spec in started]
         epoch = self._claim_epoch
         claim = self.recorder.run(lambda db: self._claim_started(db, ids, at, epoch))
@@ -630,6 +642,21 @@ class JobRuntime:
         self.recorder.record(event, session_id=session_id)
         if event.kind in ("result", "error"):
             self._release(event.job_id, ended=True)
+        elif event.node is not None and session_id is not None:
+            self._pin_session(session_id, event.node)
+
+    def _pin_session(self, session_id: str, node: str) -> None:
+        """A job of the session runs on ``node``: if the session is dedicated and that is
+        new (its first job, or its node was lost), record it, in order with the job's
+        events, so that whichever server leads next places the session there too."""
+        info = self.scheduler.sessions.get(session_id)
+        if info is None or not info.dedicated or self._session_nodes.get(session_id) == node:
+            return
+        self._session_nodes[session_id] = node
+        write = self.recorder.run(
+            lambda db: session_store.update_session(db, session_id=session_id, node=node)
+        )
+        write.add_done_callback(_pin_recorded)
 
     def _release(self, job_id: str, *, ended: bool) -> None:
         """A job no longer holds its lane: it ended, or its claim failed."""
@@ -650,6 +677,12 @@ class JobRuntime:
             self._spawn(self._settle_session(info))
         self._wakeup.set()
         self._released.set()
+
+
+def _pin_recorded(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        # This server still places the session there; only a later leader may not.
+        logger.warning("could not record a session's node", exc_info=future.exception())
 
 
 def _fail(db: Session, job_id: str, reason: str) -> None:

@@ -259,4 +259,5 @@ def to_wire(
         "last_job_completed": _iso(session.last_job_ended_at),
         "closed_at": _iso(session.closed_at),
         "timestamps": timestamps,
+        "node": session.node,
     }

@@ -211,3 +211,6 @@ class RuntimeSession(Base):
     last_job_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_job_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The executor's node a dedicated session is pinned to (a Ray node id): its jobs
+    #: run there, whichever server leads. None on one machine.
+    node: Mapped[str | None] = mapped_column(String(128), nullable=True)
