@@ -129,6 +129,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at"),
         Index("ix_jobs_status_backend", "status", "backend"),
+        Index("ix_jobs_finished_at", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
