@@ -48,6 +48,10 @@ def test_serve_creates_admin_prints_its_token_and_serves(tmp_path: Path) -> None
             lines.append(line)
             if line.startswith("API:"):
                 break
+        assert (
+            process.stdout.readline()
+            == f"Dashboard: http://127.0.0.1:{port}/  (sign in with an API token)\n"
+        )
         token = lines[lines.index("Created the user 'admin'. Its API token (shown once):\n") + 1]
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -61,6 +65,7 @@ def test_serve_creates_admin_prints_its_token_and_serves(tmp_path: Path) -> None
             time.sleep(0.1)
         assert login(url, token.strip()).status_code == 200
         assert httpx.get(f"{url}/docs").status_code == 200
+        assert httpx.get(f"{url}/").headers["location"].endswith("/ui/")
         assert (db.stat().st_mode & 0o777) == 0o600
     finally:
         process.terminate()

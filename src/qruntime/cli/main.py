@@ -209,6 +209,7 @@ def serve(
         typer.echo(f"A lost admin token is replaced with: {_reset_hint(db, config, settings)}")
     typer.echo(f"Database: {database_label(settings.db_url)}")
     typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI docs at /docs)")
+    typer.echo(f"Dashboard: http://{settings.host}:{settings.port}/  (sign in with an API token)")
     if on_ray:
         from qruntime.server.executor.ray import RayExecutor
 
