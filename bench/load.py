@@ -147,6 +147,21 @@ def drive(
     # warm-up so the pooled workers exist; not counted
     warm = Record(index=-1, shots=10)
     _client_thread(clients[0], [warm], circuit, errors)
+    elapsed = run_threads(clients, records, circuit, errors, label="load")
+    return records, elapsed
+
+
+def run_threads(
+    clients: list[httpx.Client],
+    records: list[Record],
+    circuit: Any,
+    errors: list[str],
+    *,
+    label: str,
+) -> float:
+    """Run ``records`` from one thread per client (round robin), then close the clients;
+    the wall-clock seconds from the first submit to the last result."""
+    threads = len(clients)
     pool = [
         threading.Thread(
             target=_client_thread, args=(clients[t], records[t::threads], circuit, errors)
@@ -162,8 +177,8 @@ def drive(
     for client in clients:
         client.close()
     if errors:
-        print(f"load: {len(errors)} client errors, first: {errors[0]}")
-    return records, elapsed
+        print(f"{label}: {len(errors)} client errors, first: {errors[0]}")
+    return elapsed
 
 
 def run(jobs: int = 1000) -> list[Row]:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bench.harness import Row, Server, add_user, free_port, login, start_server, stop_server
-from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right
+from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right, run_threads
 
 PG_ADMIN_URL = os.environ.get("QRUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET = 1.3
@@ -82,22 +80,7 @@ def _drive(servers: list[Server], *, jobs: int) -> tuple[list[Record], float]:
     for client in clients[: len(servers)]:  # warm-up, not counted: the pooled workers start
         _client_thread(client, [Record(index=-1, shots=10)], circuit, errors)
     records = [Record(index=i, shots=100 + i) for i in range(jobs)]
-    pool = [
-        threading.Thread(
-            target=_client_thread, args=(clients[t], records[t::THREADS], circuit, errors)
-        )
-        for t in range(THREADS)
-    ]
-    start = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    for client in clients:
-        client.close()
-    if errors:
-        print(f"servers: {len(errors)} client errors, first: {errors[0]}")
+    elapsed = run_threads(clients, records, circuit, errors, label="servers")
     return records, elapsed
 
 

@@ -313,19 +313,20 @@ def list_jobs(
     *,
     user: User,
     limit: int,
-    offset: int,
-    pending: bool | None,
-    program_id: str | None,
-    backend: str | None,
-    session_id: str | None,
-    tags: list[str] | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    descending: bool,
+    offset: int = 0,
+    pending: bool | None = None,
+    program_id: str | None = None,
+    backend: str | None = None,
+    session_id: str | None = None,
+    tags: list[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    descending: bool = True,
     owner: str | None = None,
     all_users: bool = False,
 ) -> tuple[list[JobOut], int]:
-    """A page of the caller's jobs; an admin's of one user (``owner``) or of everyone's."""
+    """A page of the caller's jobs; an admin's of one user (``owner``) or of everyone's.
+    A filter left out (None) does not filter."""
     owner_id = listed_owner(db, user=user, owner=owner, all_users=all_users, what="jobs")
     statuses = None
     if pending is True:

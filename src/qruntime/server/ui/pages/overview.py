@@ -24,14 +24,7 @@ def overview(request: Request, db: DbDep, state: StateDep, user: UiCaller) -> Re
         db,
         user=user,
         limit=PENDING_SHOWN,
-        offset=0,
         pending=True,
-        program_id=None,
-        backend=None,
-        session_id=None,
-        tags=None,
-        created_after=None,
-        created_before=None,
         descending=False,
     )
     return render(

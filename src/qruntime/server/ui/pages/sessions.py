@@ -82,15 +82,7 @@ def session(
         db,
         user=user,
         limit=JOBS_SHOWN,
-        offset=0,
-        pending=None,
-        program_id=None,
-        backend=None,
         session_id=session_id,
-        tags=None,
-        created_after=None,
-        created_before=None,
-        descending=True,
         all_users=user.is_admin,  # an admin sees another user's session: its jobs too
     )
     return render(
