@@ -22,6 +22,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 
+from qruntime.server.http_protocol import HttpProtocol
+
 __all__ = ["DrainingServer", "serve"]
 
 #: Seconds uvicorn waits, once the jobs are drained, for the requests still open before it
@@ -70,6 +72,7 @@ def serve(app: FastAPI, *, host: str, port: int, drain_seconds: float, log_level
         port=port,
         log_level=log_level,
         timeout_graceful_shutdown=REQUEST_GRACE_SECONDS,
+        http=HttpProtocol,
     )
     server = DrainingServer(config, app=app, drain_seconds=drain_seconds)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises the SIGINT it caught again
