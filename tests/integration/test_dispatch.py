@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 from pathlib import Path
 
 from qruntime.backends import load_catalogue
+from qruntime.errors import RuntimeInvalidStateError
 from qruntime.schemas.jobs import JobCreate
 from qruntime.schemas.programs import ProgramCreate
+from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.app import prepare_database
 from qruntime.server.executor import InlineExecutor
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services import programs as program_service
+from qruntime.server.services import sessions as session_service
 from qruntime.server.settings import Settings
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store.database import Database
-from qruntime.server.store.tables import User
+from qruntime.server.store.tables import Job, User
 
 
 def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
@@ -138,4 +142,174 @@ def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
         row = job_store.job_outcome(db, job_id=job.id)
         assert row is not None
         assert row.status == "Failed"
+    database.dispose()
+
+
+def _runtime_parts(tmp_path: Path) -> tuple[Settings, Database, User]:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
+    database = Database(url)
+    prepare_database(settings, database)
+    with database.session() as db:
+        admin = db.query(User).filter(User.name == "admin").one()
+        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
+    return settings, database, user
+
+
+async def _final(runtime: JobRuntime, job_id: str) -> dict[str, object]:
+    queue = runtime.hub.subscribe(job_id)
+    async with asyncio.timeout(60):
+        while not (message := await queue.get()).get("final"):
+            pass
+    return message
+
+
+def test_a_stored_job_runs_even_when_nobody_awaits_its_submission(tmp_path: Path) -> None:
+    """A submission joins the store writer's next commit; if its request goes away while
+    it waits (the client hung up, the server stops), the job is stored and still queued:
+    never a stored job that the scheduler does not know."""
+    settings, database, user = _runtime_parts(tmp_path)
+    catalogue = load_catalogue(None)
+
+    async def scenario() -> tuple[str, dict[str, object]]:
+        runtime = JobRuntime(db=database, catalogue=catalogue, executor=InlineExecutor())
+        await runtime.start()
+        try:
+            payload = JobCreate(
+                program_id="hello-world", backend="aer_simulator", params={"iterations": 1}
+            )
+            with database.session() as db:
+                new = job_service.check_job(
+                    db, user=user, payload=payload, catalogue=catalogue, settings=settings
+                )
+            stored = runtime.store_job(
+                functools.partial(job_service.store_new_job, user=user, new=new),
+                builtin=new.builtin,
+            )
+            request = asyncio.ensure_future(asyncio.shield(stored))
+            await asyncio.sleep(0)
+            request.cancel()  # the request is gone before the commit
+            job_id = str(new.fields["id"])
+            return job_id, await _final(runtime, job_id)
+        finally:
+            await runtime.stop()
+
+    job_id, final = asyncio.run(scenario())
+    assert final["status"] == "Completed"
+    with database.session() as db:
+        row = job_store.job_outcome(db, job_id=job_id)
+        assert row is not None
+        assert row.status == "Completed"
+    database.dispose()
+
+
+def test_a_session_that_stopped_taking_jobs_refuses_only_its_own(tmp_path: Path) -> None:
+    """Submissions stored in one commit: the one whose session was closed after its checks
+    is refused with the session's reason; the others are stored and run."""
+    settings, database, user = _runtime_parts(tmp_path)
+    catalogue = load_catalogue(None)
+    with database.session() as db:
+        session = session_service.create_session(
+            db,
+            user=user,
+            payload=SessionCreate(backend="aer_simulator"),
+            catalogue=catalogue,
+            interactive_ttl=60,
+            max_ttl_limit=600,
+        )
+    params = {"iterations": 1}
+
+    async def scenario() -> list[object]:
+        runtime = JobRuntime(db=database, catalogue=catalogue, executor=InlineExecutor())
+        await runtime.start()
+        try:
+            news = []
+            with database.session() as db:
+                for session_id in (None, session.id, None):
+                    payload = JobCreate(
+                        program_id="hello-world",
+                        backend="aer_simulator",
+                        params=params,
+                        session_id=session_id,
+                    )
+                    news.append(
+                        job_service.check_job(
+                            db, user=user, payload=payload, catalogue=catalogue, settings=settings
+                        )
+                    )
+            with database.session() as db:  # closed after the checks, before the insert
+                session_service.close_session(db, user=user, session_id=session.id)
+            outcomes: list[object] = list(
+                await asyncio.gather(
+                    *(
+                        runtime.store_job(
+                            functools.partial(job_service.store_new_job, user=user, new=new),
+                            builtin=new.builtin,
+                        )
+                        for new in news
+                    )
+                )
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, Job):
+                    outcomes.append((await _final(runtime, outcome.id))["status"])
+            return outcomes
+        finally:
+            await runtime.stop()
+
+    first, refused, third, *ends = asyncio.run(scenario())
+    assert isinstance(first, Job)
+    assert isinstance(third, Job)
+    assert isinstance(refused, RuntimeInvalidStateError)
+    assert "does not accept new jobs" in str(refused)
+    assert ends == ["Completed", "Completed"]
+    with database.session() as db:
+        assert job_store.job_outcome(db, job_id=first.id) is not None
+        stored = db.query(Job).filter(Job.session_id == session.id).count()
+    assert stored == 0
+    database.dispose()
+
+
+def test_a_job_that_starts_its_session_stores_both_in_one_write(tmp_path: Path) -> None:
+    """``start_session`` (the 0.12 protocol): the dedicated session takes the job's id and
+    is stored with the job; the runtime learns of the session, and the job runs in it
+    (it waited for ever: the scheduler holds a session's jobs until it knows the session).
+    """
+    settings, database, user = _runtime_parts(tmp_path)
+    catalogue = load_catalogue(None)
+
+    async def scenario() -> tuple[object, dict[str, object]]:
+        runtime = JobRuntime(db=database, catalogue=catalogue, executor=InlineExecutor())
+        await runtime.start()
+        try:
+            payload = JobCreate(
+                program_id="hello-world",
+                backend="aer_simulator",
+                params={"iterations": 1},
+                start_session=True,
+                session_time=120,
+            )
+            with database.session() as db:
+                new = job_service.check_job(
+                    db, user=user, payload=payload, catalogue=catalogue, settings=settings
+                )
+            job = await runtime.store_job(
+                functools.partial(job_service.store_new_job, user=user, new=new),
+                builtin=new.builtin,
+                opens_session=True,
+            )
+            assert isinstance(job, Job)
+            return job, await _final(runtime, job.id)
+        finally:
+            await runtime.stop()
+
+    job, final = asyncio.run(scenario())
+    assert isinstance(job, Job)
+    assert job.session_id == job.id
+    assert final["status"] == "Completed"
+    with database.session() as db:
+        session = session_service.owned_session(db, user=user, session_id=job.id)
+        assert session.backend == "aer_simulator"
+        assert session.max_ttl == 120
+        assert session.mode == "dedicated"
     database.dispose()

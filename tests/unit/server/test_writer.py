@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy import func, insert, select
 
+from qruntime.errors import ServiceUnavailableError
 from qruntime.server.scheduler.writer import StoreWriter
 from qruntime.server.store.tables import ServerSecret
 
@@ -45,3 +46,43 @@ def test_close_writes_what_is_queued(sqlite_database) -> None:
     asyncio.run(scenario())
     with sqlite_database.session() as db:
         assert db.scalar(select(func.count()).select_from(ServerSecret)) == 10
+
+
+def test_a_failed_fence_refuses_fenced_writes_and_lets_the_others_through(
+    sqlite_database,
+) -> None:
+    """A server that no longer leads must not write what only the leader writes (a job's
+    start or end), but still stores what any server may (a job's submission)."""
+    leading = [True]
+    fences: list[bool] = []
+
+    def fence(db) -> bool:
+        fences.append(leading[0])
+        return leading[0]
+
+    async def scenario() -> list[object]:
+        writer = StoreWriter(sqlite_database, fence=fence)
+        outcomes = await asyncio.gather(
+            writer.submit(_add("leader-1")), writer.submit(_add("anyone-1"), fenced=False)
+        )
+        leading[0] = False
+        later = await asyncio.gather(
+            writer.submit(_add("leader-2")),
+            writer.submit(_add("anyone-2"), fenced=False),
+            return_exceptions=True,
+        )
+        # A batch of unfenced writes alone does not ask the fence.
+        asked = len(fences)
+        alone = await writer.submit(_add("anyone-3"), fenced=False)
+        writer.close()
+        return [*outcomes, *later, alone, len(fences) - asked]
+
+    *outcomes, alone, asked_after = asyncio.run(scenario())
+    assert outcomes[:2] == ["leader-1", "anyone-1"]
+    assert isinstance(outcomes[2], ServiceUnavailableError)
+    assert outcomes[3] == "anyone-2"
+    assert alone == "anyone-3"
+    assert asked_after == 0
+    with sqlite_database.session() as db:
+        names = set(db.scalars(select(ServerSecret.name)))
+    assert names == {"leader-1", "anyone-1", "anyone-2", "anyone-3"}

@@ -6,7 +6,7 @@ match over every route, dependency solving and response validation: about half o
 the server's CPU per job, measured with py-spy on a loop of small jobs.
 
 `HotRoutes` answers the ordinary case of these two requests itself, with the same
-functions the routes call (`routes.jobs.queue_job`, `routes.jobs.results_response`):
+functions the routes call (`AppState.queue_job`, `routes.jobs.results_response`):
 a JSON body that validates, a token the token cache knows, a well-formed ``wait``.
 Anything else (an unknown token, a body that fails validation, an odd query, a body
 without a length) goes to FastAPI unchanged, the body replayed, so every error answer
@@ -32,7 +32,7 @@ from qruntime.schemas.jobs import JobCreate
 from qruntime.server.api.body_limit import route_path
 from qruntime.server.api.deps import token_of
 from qruntime.server.api.errors import error_response, unexpected_error_response
-from qruntime.server.api.routes.jobs import queue_job, results_response
+from qruntime.server.api.routes.jobs import results_response
 from qruntime.server.api.state import AppState
 from qruntime.server.store.tables import User
 
@@ -86,13 +86,13 @@ class HotRoutes:
         response: Response
         try:
             state = _state(scope)
-            job_id, backend = await state.in_thread(queue_job, state, user, payload)
+            job = await state.queue_job(user, payload)
         except QRuntimeError as error:
             response = error_response(error)
         except Exception as exc:  # the application's 500, never a dropped request
             response = unexpected_error_response(exc)
         else:
-            text = json.dumps({"id": job_id, "backend": backend}, separators=(",", ":"))
+            text = json.dumps({"id": job.id, "backend": job.backend}, separators=(",", ":"))
             response = Response(text, status_code=201, media_type="application/json")
         await response(scope, receive, send)
 

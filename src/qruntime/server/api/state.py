@@ -9,11 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy.orm import Session
-
 from qruntime.backends import Catalogue
 from qruntime.encoding import DecodedCircuits
-from qruntime.errors import ServiceUnavailableError
+from qruntime.errors import QRuntimeError, ServiceUnavailableError
 from qruntime.schemas.jobs import JobCreate
 from qruntime.server.api.login_throttle import LoginThrottle
 from qruntime.server.scheduler.runtime import JobRuntime
@@ -65,8 +63,9 @@ class AppState:
         call = functools.partial(func, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.store_threads, call)
 
-    def queue_job(self, db: Session, user: User, payload: JobCreate) -> Job:
-        """`services.jobs.queue_job` with what this server holds (call on a thread).
+    async def queue_job(self, user: User, payload: JobCreate) -> Job:
+        """Check a submission on a store thread, then store it through the runtime's
+        writer (`JobRuntime.store_job`): the job is durable before this returns.
 
         Refused while the server stops (`JobRuntime.drain`): it starts no job any more.
         """
@@ -75,17 +74,31 @@ class AppState:
                 "The server is shutting down and takes no new jobs; submit the job again "
                 "once it has restarted."
             )
-        return job_service.queue_job(
-            db,
-            user=user,
-            payload=payload,
-            catalogue=self.catalogue,
-            settings=self.settings,
-            runtime=self.runtime,
-            builtins=self.builtins,
-            circuits=self.circuits,
-            checked=self.checked,
+        new = await self.in_thread(self._check_job, user, payload)
+        stored = self.runtime.store_job(
+            functools.partial(job_service.store_new_job, user=user, new=new),
+            builtin=new.builtin,
+            opens_session=new.session is not None,
         )
+        # Once stored, the job is queued whether or not this request is still awaited.
+        outcome = await asyncio.shield(stored)
+        if isinstance(outcome, QRuntimeError):
+            raise outcome
+        return outcome
+
+    def _check_job(self, user: User, payload: JobCreate) -> job_service.NewJob:
+        with self.db.session() as db:
+            return job_service.check_job(
+                db,
+                user=user,
+                payload=payload,
+                catalogue=self.catalogue,
+                settings=self.settings,
+                queued_by_user=self.runtime.queued_by(user.id),
+                builtins=self.builtins,
+                circuits=self.circuits,
+                checked=self.checked,
+            )
 
     def close(self) -> None:
         self.store_threads.shutdown(wait=False, cancel_futures=True)

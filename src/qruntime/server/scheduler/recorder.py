@@ -86,9 +86,12 @@ class Recorder:
         future = self._writer.submit(write)
         future.add_done_callback(lambda f: self._published(f, job_id, message))
 
-    def run(self, write: Callable[[Session], T]) -> asyncio.Future[T]:
-        """Run another store write, ``write(db)``, in order with the events. On the loop."""
-        return self._writer.submit(write)
+    def run(self, write: Callable[[Session], T], *, fenced: bool = True) -> asyncio.Future[T]:
+        """Run another store write, ``write(db)``, in order with the events. On the loop.
+
+        ``fenced=False``: a write any server may make, not only the leader (`StoreWriter`).
+        """
+        return self._writer.submit(write, fenced=fenced)
 
     def close(self) -> None:
         self._writer.close()

@@ -212,6 +212,44 @@ class JobRuntime:
         ready = None if builtin is None else _spec(job, builtin=builtin, session_id=job.session_id)
         self._loop.call_soon_threadsafe(self._enqueue, _queued(job), ready)
 
+    def store_job(
+        self,
+        write: Callable[[Session], Job | QRuntimeError],
+        *,
+        builtin: str | None = None,
+        opens_session: bool = False,
+    ) -> asyncio.Future[Job | QRuntimeError]:
+        """Store a checked job as the store writer's next write, then queue it. On the loop.
+
+        The insert is committed with whatever else the writer writes at that moment
+        (other submissions, jobs' starts and ends): one commit for all of them, where a
+        submission on a route's thread was a transaction and a commit of its own. Any
+        server may store a job (the write is not fenced). ``write`` returns the stored
+        job, or the refusal to answer with; the job is queued here once committed,
+        whether or not anyone still awaits the future (shield it). ``opens_session``: the
+        write also stored the job's own session (``start_session``), which the scheduler
+        reads then.
+        """
+        stored = self.recorder.run(write, fenced=False)
+        stored.add_done_callback(lambda future: self._stored(future, builtin, opens_session))
+        return stored
+
+    def _stored(
+        self,
+        future: asyncio.Future[Job | QRuntimeError],
+        builtin: str | None,
+        opens_session: bool,
+    ) -> None:
+        if future.cancelled() or future.exception() is not None or self._loop is None:
+            return
+        job = future.result()
+        if isinstance(job, QRuntimeError):
+            return
+        ready = None if builtin is None else _spec(job, builtin=builtin, session_id=job.session_id)
+        self._enqueue(_queued(job), ready)
+        if opens_session and job.session_id is not None:
+            self.refresh_session(job.session_id)
+
     def unqueue(self, job: Job, *, reason: str) -> None:
         """A queued job was cancelled in the store (any thread): forget it, tell waiters."""
         if self._loop is not None:

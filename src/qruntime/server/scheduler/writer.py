@@ -6,8 +6,10 @@ transaction, commits once, and hands all their results back to the event loop at
 A write that fails is not allowed to take the others down with it: the batch is rolled
 back and its writes run again one transaction each.
 
-With several servers on one PostgreSQL, a ``fence`` runs first in each transaction:
-a leader that lost the lead writes nothing more (`ServiceUnavailableError`).
+With several servers on one PostgreSQL, a ``fence`` runs first in each transaction that
+holds a fenced write: a leader that lost the lead writes nothing more of what only the
+leader may write (`ServiceUnavailableError`). Writes that any server may make (a job's
+submission) are not fenced, and are written whoever leads.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ __all__ = ["StoreWriter"]
 
 T = TypeVar("T")
 Write = Callable[[Session], Any]
-_Item = tuple[Write, "asyncio.Future[Any]"]
+_Item = tuple[Write, "asyncio.Future[Any]", bool]  # the write, its future, fenced
 
 logger = logging.getLogger("qruntime.scheduler")
 
@@ -51,14 +53,17 @@ class StoreWriter:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(self, write: Callable[[Session], T]) -> asyncio.Future[T]:
-        """Queue ``write(db)``; the future gets its result once it is committed. On the loop."""
+    def submit(self, write: Callable[[Session], T], *, fenced: bool = True) -> asyncio.Future[T]:
+        """Queue ``write(db)``; the future gets its result once it is committed. On the loop.
+
+        ``fenced=False``: written even when the fence says this server no longer leads.
+        """
         if self._thread is None:
             self._loop = asyncio.get_running_loop()
             self._thread = threading.Thread(target=self._run, name="qrt-writer", daemon=True)
             self._thread.start()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put((write, future))
+        self._queue.put((write, future, fenced))
         return future
 
     def close(self) -> None:
@@ -92,21 +97,27 @@ class StoreWriter:
     def _write(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         try:
             with self.db.session() as db:
-                if self.fence is not None and not self.fence(db):
-                    raise ServiceUnavailableError("this server no longer leads: nothing written")
-                results = [write(db) for write, _ in batch]
-        except ServiceUnavailableError as exc:
-            return [(False, exc)] * len(batch)
+                leads = True
+                if self.fence is not None and any(fenced for _, _, fenced in batch):
+                    leads = self.fence(db)
+                results: list[tuple[bool, Any]] = [
+                    (True, write(db)) if leads or not fenced else (False, _not_leading())
+                    for write, _, fenced in batch
+                ]
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
             logger.warning("a batch of %d writes failed; writing them one by one", len(batch))
             return [self._write([item])[0] for item in batch]
-        return [(True, result) for result in results]
+        return results
+
+
+def _not_leading() -> ServiceUnavailableError:
+    return ServiceUnavailableError("this server no longer leads: nothing written")
 
 
 def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
-    for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+    for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
         if future.cancelled():
             continue
         if ok:

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from qruntime.errors import (
     InputValueError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    QRuntimeError,
     QuotaExceededError,
     RuntimeInvalidStateError,
     RuntimeJobNotFound,
@@ -40,12 +42,15 @@ from qruntime.spec_schema import best_validation_error
 if TYPE_CHECKING:
     from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.store import jobs as store
+from qruntime.server.store import sessions as session_store
 from qruntime.server.store import users as user_store
 from qruntime.server.store.tables import Job, User, utcnow
 
 __all__ = [
+    "NewJob",
     "cancel_and_kill",
     "cancel_job",
+    "check_job",
     "delete_job",
     "get_job",
     "interim_results",
@@ -56,7 +61,7 @@ __all__ = [
     "job_result",
     "list_jobs",
     "owned_job",
-    "queue_job",
+    "store_new_job",
     "submit_job",
     "to_wire",
     "update_tags",
@@ -163,7 +168,18 @@ def _check_backend(catalogue: Catalogue, *, name: str, requirements: dict[str, A
         raise InputValueError(f"The program needs {kind}; backend {name} is not one.")
 
 
-def submit_job(
+@dataclass(frozen=True)
+class NewJob:
+    """A submission that passed its checks: the row to insert, the built-in program's
+    module (None for an uploaded program), and the row of the dedicated session it opens
+    (``start_session``), inserted with it."""
+
+    fields: dict[str, Any]
+    builtin: str | None
+    session: dict[str, Any] | None = None
+
+
+def check_job(
     db: Session,
     *,
     user: User,
@@ -174,11 +190,11 @@ def submit_job(
     builtins: BuiltinHeads | None = None,
     circuits: DecodedCircuits | None = None,
     checked: CheckedInputs | None = None,
-) -> tuple[Job, str | None]:
-    """Check a submission and store it as Queued (in its session, if it names one).
+) -> NewJob:
+    """Check a submission (nothing is written): quota, program, backend, inputs, options.
 
-    Returns the job and, for a built-in program, the name of its module. Inputs of a
-    built-in program that ``checked`` remembers for this user are not checked again.
+    Inputs of a built-in program that ``checked`` remembers for this user are not checked
+    again. The session a job joins is checked where the job is stored (`store_new_job`).
     """
     if queued_by_user >= settings.max_queued_jobs_per_user:
         raise QuotaExceededError(
@@ -222,13 +238,10 @@ def submit_job(
         cost = min(cost, payload.cost)
     job_id = secrets.token_hex(10)
     session_id = payload.session_id
-    if session_id is not None:
-        session_service.session_for_job(
-            db, user=user, session_id=session_id, backend=payload.backend
-        )
-    elif payload.start_session:  # the 0.12 protocol: the first job's id is the session's
-        session_service.create_session(
-            db,
+    session = None
+    if session_id is None and payload.start_session:
+        # The 0.12 protocol: a dedicated session for this job, whose id is the job's.
+        session = session_service.new_session(
             user=user,
             payload=SessionCreate(backend=payload.backend, max_ttl=payload.session_time),
             catalogue=catalogue,
@@ -237,52 +250,78 @@ def submit_job(
             session_id=job_id,
         )
         session_id = job_id
-    job = store.add_job(
-        db,
-        id=job_id,
-        owner_id=user.id,
-        program_id=program.id,
-        backend=payload.backend,
-        status=JobState.QUEUED.value,
-        params=params,
-        session_id=session_id,
-        tags=list(payload.tags),
-        log_level=log_level,
-        max_execution_time=cost,
-        created_at=utcnow(),
-        logs="",
-        private=payload.private,
-    )
-    return job, program.builtin
+    fields = {
+        "id": job_id,
+        "owner_id": user.id,
+        "program_id": program.id,
+        "backend": payload.backend,
+        "status": JobState.QUEUED.value,
+        "params": params,
+        "session_id": session_id,
+        "tags": list(payload.tags),
+        "log_level": log_level,
+        "max_execution_time": cost,
+        "created_at": utcnow(),
+        "logs": "",
+        "private": payload.private,
+    }
+    return NewJob(fields=fields, builtin=program.builtin, session=session)
 
 
-def queue_job(
+def store_new_job(db: Session, *, user: User, new: NewJob) -> Job | QRuntimeError:
+    """Insert a checked job as Queued, if the session it joins (if any) still takes it.
+
+    A session's refusal is returned, not raised: this runs as one of the store writer's
+    writes, and a raised error would roll back the others of its transaction.
+    """
+    session_id = new.fields["session_id"]
+    if new.session is not None:
+        session_store.add_session(db, **new.session)
+    elif session_id is not None:
+        try:
+            session_service.session_for_job(
+                db, user=user, session_id=session_id, backend=new.fields["backend"]
+            )
+        except QRuntimeError as refusal:
+            return refusal
+    # Created when stored, in submission (seq) order with the jobs stored around it.
+    return store.add_job(db, **{**new.fields, "created_at": utcnow()})
+
+
+def submit_job(
     db: Session,
     *,
     user: User,
     payload: JobCreate,
     catalogue: Catalogue,
     settings: Settings,
-    runtime: JobRuntime,
+    queued_by_user: int = 0,
     builtins: BuiltinHeads | None = None,
     circuits: DecodedCircuits | None = None,
     checked: CheckedInputs | None = None,
-) -> Job:
-    """Submit a job, commit it (durable before its id leaves the server), wake the scheduler."""
-    job, builtin = submit_job(
+) -> tuple[Job, str | None]:
+    """`check_job` and `store_new_job` in ``db``'s transaction, a refusal raised: the job
+    (not committed) and, for a built-in program, the name of its module.
+
+    The server's routes check on a store thread and store through the runtime's writer
+    (`qruntime.server.api.state.AppState.queue_job`); this is for whoever holds a
+    transaction of their own.
+    """
+    new = check_job(
         db,
         user=user,
         payload=payload,
         catalogue=catalogue,
         settings=settings,
-        queued_by_user=runtime.queued_by(user.id),
+        queued_by_user=queued_by_user,
         builtins=builtins,
         circuits=circuits,
         checked=checked,
     )
-    db.commit()
-    runtime.notify(job, builtin=builtin)
-    return job
+    stored = store_new_job(db, user=user, new=new)
+    if isinstance(stored, QRuntimeError):
+        raise stored
+    return stored, new.builtin
 
 
 def owned_job(db: Session, *, user: User, job_id: str) -> Job:

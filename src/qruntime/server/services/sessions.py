@@ -29,6 +29,7 @@ __all__ = [
     "close_session",
     "create_session",
     "list_sessions",
+    "new_session",
     "open_and_notify",
     "owned_session",
     "session_for_job",
@@ -48,24 +49,44 @@ def create_session(
     max_ttl_limit: int,
     session_id: str | None = None,
 ) -> RuntimeSession:
+    fields = new_session(
+        user=user,
+        payload=payload,
+        catalogue=catalogue,
+        interactive_ttl=interactive_ttl,
+        max_ttl_limit=max_ttl_limit,
+        session_id=session_id,
+    )
+    return store.add_session(db, **fields)
+
+
+def new_session(
+    *,
+    user: User,
+    payload: SessionCreate,
+    catalogue: Catalogue,
+    interactive_ttl: int,
+    max_ttl_limit: int,
+    session_id: str | None = None,
+) -> dict[str, Any]:
+    """Check a new session and return the row to insert (`create_session` inserts it)."""
     catalogue.get(payload.backend)  # BackendNotFoundError for an unknown name
     max_ttl = payload.max_ttl or max_ttl_limit
     if max_ttl > max_ttl_limit:
         raise InputValueError(
             f"max_time {max_ttl} s is over this server's limit of {max_ttl_limit} s."
         )
-    return store.add_session(
-        db,
-        id=session_id or secrets.token_hex(10),
-        owner_id=user.id,
-        backend=payload.backend,
-        mode=payload.mode,
-        state="open",
-        accepting_jobs=True,
-        max_ttl=max_ttl,
-        interactive_ttl=interactive_ttl,
-        created_at=utcnow(),
-    )
+    return {
+        "id": session_id or secrets.token_hex(10),
+        "owner_id": user.id,
+        "backend": payload.backend,
+        "mode": payload.mode,
+        "state": "open",
+        "accepting_jobs": True,
+        "max_ttl": max_ttl,
+        "interactive_ttl": interactive_ttl,
+        "created_at": utcnow(),
+    }
 
 
 def owned_session(db: Session, *, user: User, session_id: str) -> RuntimeSession:

@@ -14,8 +14,10 @@ from qruntime.server.api.deps import DbDep, StateDep, UserDep
 from qruntime.server.api.ibm import models, shapes
 from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.api.openapi import errors
+from qruntime.server.api.state import AppState
 from qruntime.server.services import jobs as service
 from qruntime.server.services import sessions as session_service
+from qruntime.server.store.tables import User
 
 router = APIRouter()
 
@@ -57,12 +59,12 @@ class IbmJobCreate(BaseModel):
         ),
     },
 )
-def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dict[str, Any]:
+async def submit(body: IbmJobCreate, user: UserDep, state: StateDep) -> dict[str, Any]:
     """Queue a job as ``POST /jobs`` does; a job in a session may leave ``backend`` out."""
     backend = body.backend
     if backend is None and body.session_id is not None:
         # IBM lets a session's job leave the backend out: the session names it.
-        backend = session_service.owned_session(db, user=user, session_id=body.session_id).backend
+        backend = await state.in_thread(_session_backend, state, user, body.session_id)
     if not backend:
         raise InputValueError("backend: a job needs a backend, or the session_id of a session.")
     payload = JobCreate(
@@ -77,8 +79,13 @@ def submit(body: IbmJobCreate, db: DbDep, user: UserDep, state: StateDep) -> dic
         cost=body.cost,
         private=body.private,
     )
-    job = state.queue_job(db, user, payload)
+    job = await state.queue_job(user, payload)
     return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
+
+
+def _session_backend(state: AppState, user: User, session_id: str) -> str:
+    with state.db.session() as db:
+        return session_service.owned_session(db, user=user, session_id=session_id).backend
 
 
 @router.get(
