@@ -8,6 +8,7 @@ from sqlalchemy import func, insert, select
 
 from qruntime.errors import ServiceUnavailableError
 from qruntime.server.scheduler.writer import StoreWriter
+from qruntime.server.store.database import Database
 from qruntime.server.store.tables import ServerSecret
 
 
@@ -86,3 +87,32 @@ def test_a_failed_fence_refuses_fenced_writes_and_lets_the_others_through(
     with sqlite_database.session() as db:
         names = set(db.scalars(select(ServerSecret.name)))
     assert names == {"leader-1", "anyone-1", "anyone-2", "anyone-3"}
+
+
+def test_a_lost_connection_costs_no_write(postgres_url: str) -> None:
+    """The writer keeps one connection; when PostgreSQL drops it (a restart, an operator's
+    pg_terminate_backend), the next batch is written on a new one, not failed."""
+    from qruntime.server.app import prepare_database
+    from qruntime.server.settings import Settings
+
+    database = Database(postgres_url)
+    prepare_database(Settings(db_url=postgres_url, admin_token="qrt_test_" + "0" * 32), database)
+
+    async def scenario() -> list[str]:
+        writer = StoreWriter(database)
+        names = [await writer.submit(_add("before"))]
+        pid = await writer.submit(
+            lambda db: db.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        )
+        with database.session() as db:
+            db.connection().exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        names.append(await writer.submit(_add("after")))
+        writer.close()
+        return names
+
+    try:
+        assert asyncio.run(scenario()) == ["before", "after"]
+        with database.session() as db:
+            assert set(db.scalars(select(ServerSecret.name))) >= {"before", "after"}
+    finally:
+        database.dispose()

@@ -6,6 +6,9 @@ transaction, commits once, and hands all their results back to the event loop at
 A write that fails is not allowed to take the others down with it: the batch is rolled
 back and its writes run again one transaction each.
 
+The thread keeps one connection for as long as it writes (no checkout from the pool, and
+on PostgreSQL no ping, per transaction); after a failed transaction it takes a new one.
+
 With several servers on one PostgreSQL, a ``fence`` runs first in each transaction that
 holds a fenced write: a leader that lost the lead writes nothing more of what only the
 leader may write (`ServiceUnavailableError`). Writes that any server may make (a job's
@@ -22,6 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from qruntime.errors import ServiceUnavailableError
@@ -52,6 +57,7 @@ class StoreWriter:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._connection: Connection | None = None  # the thread's own
 
     def submit(self, write: Callable[[Session], T], *, fenced: bool = True) -> asyncio.Future[T]:
         """Queue ``write(db)``; the future gets its result once it is committed. On the loop.
@@ -93,10 +99,19 @@ class StoreWriter:
             assert self._loop is not None
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 self._loop.call_soon_threadsafe(_deliver, batch, outcomes)
+        self._drop_connection()
 
-    def _write(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # a broken one: the pool discards it
+                self._connection.close()
+            self._connection = None
+
+    def _write(self, batch: list[_Item], *, again: bool = True) -> list[tuple[bool, Any]]:
         try:
-            with self.db.session() as db:
+            if self._connection is None:
+                self._connection = self.db.engine.connect()
+            with self._connection.begin(), self.db.bound_session(self._connection) as db:
                 leads = True
                 if self.fence is not None and any(fenced for _, _, fenced in batch):
                     leads = self.fence(db)
@@ -104,7 +119,14 @@ class StoreWriter:
                     (True, write(db)) if leads or not fenced else (False, _not_leading())
                     for write, _, fenced in batch
                 ]
+                db.flush()  # what the writes added; the connection's transaction commits
         except Exception as exc:
+            self._drop_connection()
+            if again and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # The database dropped the kept connection (it restarted, or an operator
+                # ended the session): the same batch on a new one.
+                logger.warning("the store writer's connection was lost; writing on a new one")
+                return self._write(batch, again=False)
             if len(batch) == 1:
                 return [(False, exc)]
             logger.warning("a batch of %d writes failed; writing them one by one", len(batch))

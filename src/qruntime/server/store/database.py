@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import Engine, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -155,6 +155,11 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    def bound_session(self, connection: Connection) -> Session:
+        """A session on ``connection`` inside the transaction it has begun: the caller
+        commits (or rolls back) the connection's transaction, the session only flushes."""
+        return Session(bind=connection, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
