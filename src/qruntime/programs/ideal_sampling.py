@@ -12,10 +12,16 @@ saved is Aer's memory of one hexadecimal string per shot, parsed again into bits
 
 Anything else (noise, twirling, mid-circuit measurements, many measured qubits) runs
 shot by shot, as before.
+
+Both steps are content-keyed (`qruntime.programs.cache.cached_preparation`, by the
+circuit's content key): a circuit sent again finds its plan made, and one without
+parameters, measuring at most ``CACHED_MEASURED`` qubits, finds its probabilities
+computed: only the shots are drawn again, fresh, for each job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +31,7 @@ from qiskit.circuit import CONTROL_FLOW_OP_NAMES
 
 from qruntime.primitives.options import PrimitiveOptions
 from qruntime.programs.aer_runs import assemble, run_once
+from qruntime.programs.cache import cached_preparation
 from qruntime.programs.circuit_runner import few_qubit_run_options
 from qruntime.programs.exact_estimation import is_noisy
 
@@ -36,6 +43,8 @@ _STOCHASTIC = frozenset({"reset", "initialize", *CONTROL_FLOW_OP_NAMES})
 _PASSIVE = frozenset({"barrier", "delay"})
 # Probabilities kept per parameter set, at most: 2**MAX_MEASURED of them.
 MAX_MEASURED = 16
+# Probabilities kept between jobs: of at most this many measured qubits (8 KiB each).
+CACHED_MEASURED = 10
 _MAX_PROBABILITIES = 1 << 22  # over all parameter sets of one PUB (32 MiB of floats)
 _LABEL = "qruntime_probabilities"
 
@@ -54,15 +63,31 @@ class ProbabilityPlan:
 
 
 def probability_plan(
-    circuit: QuantumCircuit, backend: Any, options: PrimitiveOptions, *, bindings: int
+    circuit: QuantumCircuit,
+    backend: Any,
+    options: PrimitiveOptions,
+    *,
+    bindings: int,
+    content: Hashable | None = None,
 ) -> ProbabilityPlan | None:
-    """How to draw ``circuit``'s shots from its probabilities; None: run it shot by shot."""
+    """How to draw ``circuit``'s shots from its probabilities; None: run it shot by shot.
+
+    ``content``: the circuit's content key, under which its plan is kept for later jobs.
+    """
     if is_noisy(backend, options) or getattr(backend.options, "method", None) in (
         "extended_stabilizer",
         "unitary",
         "superop",
     ):
         return None
+    plan = cached_preparation("ideal_sampling.plan", content, lambda: _plan(circuit))
+    if plan is None or (1 << len(plan.clbits)) * bindings > _MAX_PROBABILITIES:
+        return None
+    return plan
+
+
+def _plan(circuit: QuantumCircuit) -> ProbabilityPlan | None:
+    """The plan of a circuit whose measurements all come last, else None."""
     measured: dict[int, int] = {}  # qubit -> clbit
     written: set[int] = set()
     for instruction in circuit.data:
@@ -80,7 +105,7 @@ def probability_plan(
         elif name not in _PASSIVE and (instruction.clbits or measured.keys() & set(qubits)):
             return None  # acts on a measured qubit, or reads or writes a classical bit
     count = len(measured)
-    if not count or count > MAX_MEASURED or (1 << count) * bindings > _MAX_PROBABILITIES:
+    if not count or count > MAX_MEASURED:
         return None
     from qiskit_aer.library import SaveProbabilities  # Aer only where a job runs
 
@@ -100,14 +125,27 @@ def sample_shots(
     *,
     shots: int,
     rng: np.random.Generator,
+    content: Hashable | None = None,
 ) -> list[_BoolArray]:
-    """The bits (shots, clbits) of each row of parameter ``values``, drawn by ``rng``."""
+    """The bits (shots, clbits) of each row of parameter ``values``, drawn by ``rng``.
+
+    ``content``: the circuit's content key; the probabilities of a circuit without
+    parameters are kept under it, for this very backend, for later jobs.
+    """
     circuit = plan.circuit
-    run_options: dict[str, Any] = {"shots": 1}
-    run_options.update(few_qubit_run_options(backend, [circuit], run_options))
     parameters = list(circuit.parameters)
-    columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
-    saved = _saved_data(circuit, backend, columns, run_options)
+
+    def simulate() -> list[Any]:
+        run_options: dict[str, Any] = {"shots": 1}
+        run_options.update(few_qubit_run_options(backend, [circuit], run_options))
+        columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
+        return _saved_data(circuit, backend, columns, run_options, content=key)
+
+    key = None if content is None else (content, getattr(backend.options, "method", None))
+    if parameters or len(plan.clbits) > CACHED_MEASURED:
+        saved = simulate()
+    else:
+        saved = cached_preparation("ideal_sampling.probabilities", key, simulate, backend=backend)
     shifts = np.arange(len(plan.clbits))
     clbits = list(plan.clbits)
     out = []
@@ -127,14 +165,19 @@ def _saved_data(
     backend: Any,
     columns: dict[Any, list[float]],
     run_options: dict[str, Any],
+    *,
+    content: Hashable | None = None,
 ) -> list[Any]:
     """What ``circuit`` saved at each parameter set (once, without parameters).
 
     Run on this thread where Aer allows it (`qruntime.programs.aer_runs`), else by
-    ``backend.run``.
+    ``backend.run``. A circuit with parameters is kept in Aer's form under ``content``
+    (its key), for this very backend: a loop binding new values converts only those.
     """
     if columns:
-        assembled = assemble(backend, circuit)
+        assembled = cached_preparation(
+            "ideal_sampling.assembled", content, lambda: assemble(backend, circuit), backend=backend
+        )
         if assembled is not None:
             return assembled.run(columns, run_options)
     else:

@@ -41,7 +41,7 @@ from qiskit.transpiler.passes import (
 from qruntime.errors import InputValueError
 from qruntime.primitives.options import PrimitiveOptions, TwirlingOptions
 from qruntime.primitives.pubs import check_width, parse_inputs, validate_inputs
-from qruntime.programs.cache import cached_preparation
+from qruntime.programs.cache import cached_preparation, decoded_key
 from qruntime.programs.circuit_runner import cached_transpile, few_qubit_run_options
 from qruntime.programs.ideal_sampling import probability_plan, sample_shots
 from qruntime.programs.method_choice import check_simulable, describe_simulation, sample_chosen
@@ -144,7 +144,10 @@ def _run_pub(
     rng: np.random.Generator,
 ) -> SamplerPubResult:
     shots = int(pub.shots if pub.shots is not None else options.default_shots or 1)
-    circuit = prepare_circuit(pub.circuit, backend, options)
+    content = decoded_key(pub.circuit)
+    circuit = prepare_circuit(pub.circuit, backend, options, content=content)
+    if circuit is not pub.circuit:
+        content = None  # transpiled or padded here: keyed by what was sent, not what runs
     twirling = options.twirling
     plan = twirl_plan(shots, twirling)
     variants = [circuit]
@@ -164,10 +167,12 @@ def _run_pub(
     # circuit's measurements all come last (see qruntime.programs.ideal_sampling).
     ideal = None
     if len(variants) == 1 and not twirling.enable_measure:
-        ideal = probability_plan(circuit, backend, options, bindings=len(values))
+        ideal = probability_plan(circuit, backend, options, bindings=len(values), content=content)
     if ideal is not None:
         draws = rng if seed is None else np.random.default_rng(seed)
-        samples = [sample_shots(ideal, backend, values, shots=plan.total_shots, rng=draws)]
+        samples = [
+            sample_shots(ideal, backend, values, shots=plan.total_shots, rng=draws, content=content)
+        ]
     else:
         samples = run_batch(
             backend,

@@ -305,8 +305,9 @@ def run_one(channel: FrameSocket, *, catalogue_path: Path | None = None) -> None
 def serve_pool(channel: FrameSocket, *, catalogue_path: Path | None = None) -> None:
     """The body of a pooled or session worker: run ``run`` frames one after another until EOF.
 
-    Transpiled circuits are kept from one job to the next only while every job
-    names the same ``session_id``: a worker shared by several users forgets them.
+    Transpiled circuits (and decoded ones, and their preparations) are kept from one job
+    to the next only while every job names the same ``cache_scope`` (the server's: one
+    session, or one owner): a worker shared by several users forgets them.
     A ``cpu_seconds`` in a run frame caps that job's CPU time (a session's
     sandboxed worker outlives many jobs, so one rlimit cannot cap each of them).
     """
@@ -321,9 +322,9 @@ def serve_pool(channel: FrameSocket, *, catalogue_path: Path | None = None) -> N
             os.close(fd)
         if header.get("op") != "run":
             continue
-        session_id = header.get("session_id")
-        keep = isinstance(session_id, str) and session_id == scope
-        scope = session_id if isinstance(session_id, str) else None
+        job_scope = header.get("cache_scope")
+        keep = isinstance(job_scope, str) and job_scope == scope
+        scope = job_scope if isinstance(job_scope, str) else None
         cpu_seconds = header.get("cpu_seconds")
         if isinstance(cpu_seconds, int | float) and cpu_seconds > 0:
             _limit_cpu(float(cpu_seconds))

@@ -136,6 +136,24 @@ def test_pool_jobs_report_metrics_but_never_share_transpiled_circuits(harness: H
         assert events[-1].metrics["cache"]["transpile_hits"] == 0
 
 
+def test_a_pooled_worker_keeps_its_caches_for_the_same_owner_only(harness: Harness) -> None:
+    """A user's next job finds the circuits a pooled worker transpiled for their last one;
+    another user's job between them makes the worker forget them (no cache hit, and no
+    timing, tells one user what another ran)."""
+    spec = {"builtin": "circuit_runner", "backend": "fake_5q"}
+
+    def hits(owner: str) -> int:
+        events = harness.run(harness.spec(inputs=runner_inputs(), owner_id=owner, **spec))
+        assert events[-1].metrics is not None
+        assert events[-1].metrics["worker"] == "pool"
+        return int(events[-1].metrics["cache"]["transpile_hits"])
+
+    assert hits("alice") == 0
+    assert hits("alice") >= 1  # her circuit, transpiled for her last job
+    assert hits("bob") == 0  # the same circuit: transpiled again, not hers
+    assert hits("alice") == 0  # bob's job came between: the worker forgot
+
+
 def test_uploaded_job_outside_a_session_reports_a_sandbox_worker(harness: Harness) -> None:
     events = harness.run(harness.spec(source=PID))
     assert events[-1].metrics is not None

@@ -144,3 +144,45 @@ def test_a_noisy_device_runs_shot_by_shot() -> None:
     result = run(device, [(isa, None, 500)], seed_simulator=1)
     assert result[0].metadata["simulation"] == "sampled"
     assert result[0].data.meas.num_shots == 500
+
+
+def test_a_circuit_sent_again_reuses_its_probabilities_and_draws_fresh_shots(
+    ideal_backend: AerSimulator,
+) -> None:
+    """The plan and the probabilities are kept by the circuit's content: a job that sends
+    the same circuit again runs no simulation, and still gets shots of its own."""
+    from qruntime.programs import cache
+
+    cache.begin_job(keep_transpiled=False)  # a worker whose caches hold nothing yet
+    first = run(ideal_backend, [(ghz(3), None, 2000)])
+    cold = cache.end_job()
+    cache.begin_job(keep_transpiled=True)  # the same owner's next job
+    second = run(ideal_backend, [(ghz(3), None, 2000)])  # a new object, the same content
+    warm = cache.end_job()
+    assert second[0].metadata["simulation"] == "probabilities"
+    assert warm["preparation_hits"] >= cold["preparation_hits"] + 2  # plan, probabilities
+    assert warm["preparation_misses"] == 0
+    assert not np.array_equal(first[0].data.meas.array, second[0].data.meas.array)
+    assert_close(frequencies(second[0].data.meas.get_counts()), {"000": 0.5, "111": 0.5}, 2000)
+    cache.begin_job(keep_transpiled=False)  # another owner's job: nothing is reused
+    run(ideal_backend, [(ghz(3), None, 10)])
+    assert cache.end_job()["preparation_hits"] == 0
+
+
+def test_a_parameterized_circuit_keeps_aer_s_form_and_binds_new_values(
+    ideal_backend: AerSimulator,
+) -> None:
+    from qruntime.programs import cache
+
+    theta = Parameter("t")
+    circuit = QuantumCircuit(1)
+    circuit.ry(theta, 0)
+    circuit.measure_all()
+    cache.begin_job(keep_transpiled=False)
+    run(ideal_backend, [(circuit, np.array([[0.0]]), 100)])
+    cache.end_job()
+    cache.begin_job(keep_transpiled=True)
+    result = run(ideal_backend, [(circuit, np.array([[np.pi]]), 100)])
+    warm = cache.end_job()
+    assert warm["preparation_misses"] == 0
+    assert result[0].data.meas.get_counts() == {"1": 100}  # the new value, not the old

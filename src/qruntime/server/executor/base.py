@@ -33,6 +33,9 @@ class JobSpec:
     job's ``running`` event said so, perhaps to another server): an executor with
     several nodes runs the job there if that node is still alive, else anywhere; one
     node's executor ignores it.
+    ``owner_id``: whose job it is. A pooled worker keeps what it cached (decoded and
+    transpiled circuits, their preparations) for the next job only if that job is of
+    the same owner (or the same session): it never lets one user's cache serve another.
     """
 
     job_id: str
@@ -49,6 +52,7 @@ class JobSpec:
     log_level: str = "WARNING"
     session_id: str | None = None
     node: str | None = None
+    owner_id: str | None = None
 
 
 @dataclass(frozen=True)

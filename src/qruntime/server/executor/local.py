@@ -112,6 +112,7 @@ class _Proc:
     gone: bool = False
     session: _SessionWorker | None = None
     jobs: int = 0  # how many jobs were sent to it
+    scope: str | None = None  # the cache scope of its last job (see _cache_scope)
     spawn_error: str | None = None  # why the zygote could not start it
     gone_event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -440,6 +441,9 @@ class LocalExecutor(Executor):
             "builtin": spec.builtin,
             "log_level": spec.log_level,
             "session_id": spec.session_id,
+            # What the worker's caches may be kept for: the next job of the same session,
+            # or of the same owner; another's makes the worker forget them.
+            "cache_scope": _cache_scope(spec),
             "caches": self.caches,
             "max_result_bytes": self.max_result_bytes,
             "decode_limits": self.decode_limits,
@@ -482,19 +486,31 @@ class LocalExecutor(Executor):
 
     def _dispatch(self) -> None:
         while self._queue and self._idle:
-            # The worker idle for the shortest time: its caches are warm and its core is
-            # likelier awake (waking an idle core costs a few hundred microseconds here).
-            proc = self._idle.pop()
+            # The worker whose caches are the job's (its last job was of the same owner),
+            # else the one idle for the shortest time: its core is likelier awake (waking
+            # an idle core costs a few hundred microseconds here).
+            proc = self._take_idle(_cache_scope(self._queue[0].spec))
             if proc.gone or proc.writer is None:
                 continue
             run = self._queue.popleft()
             self._send_run(proc, run, self._job_header(run.spec))
+
+    def _take_idle(self, scope: str | None) -> _Proc:
+        """The idle worker to give a job of cache ``scope``, out of ``_idle``."""
+        if scope is not None:
+            for index in range(len(self._idle) - 1, -1, -1):
+                proc = self._idle[index]
+                if proc.scope == scope:
+                    del self._idle[index]
+                    return proc
+        return self._idle.pop()
 
     def _send_run(self, proc: _Proc, run: _Run, header: Header) -> None:
         """Hand ``run`` to the idle worker ``proc``; its clock starts now."""
         assert proc.writer is not None
         proc.run, run.proc = run, proc
         proc.jobs += 1
+        proc.scope = header.get("cache_scope")
         proc.writer.writelines(encode_frame(header, run.spec.inputs.encode()))
         self._ensure_running(run)
         self._start_timer(run)
@@ -865,3 +881,11 @@ def _describe_exit(status: tuple[int | None, int | None] | None) -> Kill:
     if code == 0:
         return "crashed", "exited before returning a result"
     return "crashed", f"exited with code {code} before returning a result"
+
+
+def _cache_scope(spec: JobSpec) -> str | None:
+    if spec.session_id is not None:
+        return f"session {spec.session_id}"
+    if spec.owner_id is not None:
+        return f"owner {spec.owner_id}"
+    return None

@@ -778,6 +778,7 @@ def _spec(
         max_execution_time=float(job.max_execution_time),
         log_level=job.log_level or "WARNING",
         session_id=session_id,
+        owner_id=getattr(job, "owner_id", None),
     )
 
 

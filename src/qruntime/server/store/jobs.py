@@ -76,6 +76,7 @@ _RUN_COLUMNS = (
     _jobs.c.session_id,
     _jobs.c.log_level,
     _jobs.c.max_execution_time,
+    _jobs.c.owner_id,
 )
 _CLAIM = (
     update(_jobs)
