@@ -16,6 +16,9 @@ Connections are kept alive in a small pool. One that the server closed while it 
 idle (uvicorn closes idle connections after 5 s) is noticed before it is used and
 replaced; a request that fails on a reused connection before any answer arrives is
 sent once more on a fresh one only when repeating it is harmless (not a POST).
+
+``http.client`` sends a request's headers, then its body: two segments, and a server that
+wakes for the headers only to wait for the body. `_Connection` sends them in one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import select
 import socket
 import threading
 import urllib.request
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -143,7 +147,7 @@ class PlainLane:
                 connection.timeout = timeout
                 return connection, True
             connection.close()
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout), False
+        return _Connection(self.host, self.port, timeout=timeout), False
 
     def _release(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -157,6 +161,35 @@ class PlainLane:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+class _Connection(http.client.HTTPConnection):
+    """``http.client``'s connection, sending each request (headers and body) in one send."""
+
+    _held: list[bytes] | None = None
+
+    def request(  # type: ignore[override]  # the same parameters, passed on
+        self, method: str, url: str, body: bytes | None = None, headers: Any = None, **kw: Any
+    ) -> None:
+        self._held = []
+        try:
+            super().request(method, url, body, {} if headers is None else headers, **kw)
+        finally:
+            held, self._held = self._held, None
+        if held:
+            super().send(b"".join(held))  # connects first if need be, as http.client does
+
+    def send(self, data: Any) -> None:
+        if self._held is None:
+            super().send(data)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            self._held.append(bytes(data))
+        else:  # a file-like body: what is held goes first, the rest as http.client sends it
+            held, self._held = self._held, None
+            if held:
+                super().send(b"".join(held))
+            super().send(data)
+            self._held = []
 
 
 def _readable(sock: socket.socket) -> bool:

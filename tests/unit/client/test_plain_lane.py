@@ -217,3 +217,36 @@ def test_a_base_path_prefixes_every_request(served: Any, clients: list[ApiClient
     api = client(clients, url + "/api/")
     api.get_json("/jobs/abc")
     assert recorder.requests[-1]["path"] == "/api/jobs/abc"
+
+
+def test_a_request_and_its_body_leave_in_one_send(served: Any) -> None:
+    """http.client sends a request's headers, then its body; the lane sends them together
+    (one segment: the server does not wake for the headers only to wait for the body)."""
+    from qruntime.client._plain import _Connection
+
+    url, recorder, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    connection = _Connection(host, int(port), timeout=10)
+    connection.connect()
+    sends: list[bytes] = []
+    real = connection.sock
+
+    class Counting:
+        def sendall(self, data: bytes) -> None:
+            sends.append(bytes(data))
+            real.sendall(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    connection.sock = Counting()  # type: ignore[assignment]
+    body = json.dumps({"program_id": "sampler", "params": {"x": "y" * 5000}}).encode()
+    connection.request("POST", "/jobs", body=body, headers={"Content-Length": str(len(body))})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    assert answer.status == 200
+    assert len(sends) == 1
+    assert sends[0].startswith(b"POST /jobs HTTP/1.1\r\n")
+    assert sends[0].endswith(b"\r\n\r\n" + body)
+    assert recorder.requests[-1]["body"] == body
