@@ -13,13 +13,25 @@ work shares the same two cores with it, PostgreSQL and the clients.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench.harness import Row, Server, add_user, free_port, login, start_server, stop_server
+from bench.deep_queue import CONFIG, HELLO, SLEEPER, _hold_lane, _wait_status
+from bench.harness import (
+    Row,
+    Server,
+    add_user,
+    free_port,
+    login,
+    rss_mb,
+    start_server,
+    stop_server,
+)
 from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right, run_threads
 
 PG_ADMIN_URL = os.environ.get("QRUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -94,6 +106,111 @@ def _measure(count: int, jobs: int) -> tuple[float, int, int]:
     return len(records) / elapsed, right, wrong_dispatches
 
 
+# Columns of a queued copy of a job that differ from the job's own (the rest is copied).
+_QUEUED_COPY = {
+    "id": "substr(md5(random()::text || g::text), 1, 20)",
+    "seq": "(SELECT max(seq) FROM jobs) + g",
+    "status": "'Queued'",
+    "created_at": "t.created_at + g * interval '1 microsecond'",
+    "running_at": "NULL",
+    "finished_at": "NULL",
+    "usage_seconds": "NULL",
+    "metrics": "NULL",
+    "result": "NULL",
+    "result_read_at": "NULL",
+    "reason": "NULL",
+    "reason_code": "NULL",
+    "logs": "''",
+    "dispatches": "0",
+}
+
+
+def _queue_copies(db_url: str, *, job_id: str, count: int, params: str | None = None) -> list[str]:
+    """Insert ``count`` Queued copies of job ``job_id`` (its ``params`` replaced), in one
+    statement, after every job there is; their ids."""
+    import psycopg
+
+    from qruntime.server.store.cluster import conninfo
+
+    with psycopg.connect(conninfo(db_url)) as conn:
+        columns = [
+            row[0]
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'jobs' AND table_schema = current_schema()"
+            )
+        ]
+        values = [_QUEUED_COPY.get(c, f"t.{c}") for c in columns]
+        if params is not None:
+            values[columns.index("params")] = "%(params)s"
+        rows = conn.execute(
+            f"INSERT INTO jobs ({', '.join(columns)}) SELECT {', '.join(values)} "
+            "FROM jobs t, generate_series(1, %(count)s) g WHERE t.id = %(job)s ORDER BY g "
+            "RETURNING id",
+            {"count": count, "job": job_id, "params": params},
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def memory_row(queued: int = 20_000) -> Row:
+    """The leader's memory per queued job on PostgreSQL, as `bench.deep_queue` measures it
+    on SQLite: one server, its lane held by a sleeping job, ``queued`` jobs behind it."""
+    import tempfile
+    from pathlib import Path
+
+    name = f"servers: leader memory per queued job ({queued}, PostgreSQL)"
+    token = "qrt_bench_" + secrets.token_hex(16)
+    with _database() as db_url, tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "deep.toml"
+        config.write_text(CONFIG)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = start_server(db_url, token=token, port=port, config=config)
+        try:
+            user_token = add_user(Server(url, token, process, db=None), "deep")  # type: ignore[arg-type]
+            with login(url, user_token) as client:
+                data = base64.b64encode(SLEEPER.encode()).decode()
+                body = {"name": "sleeper", "data": data, "cost": 900, "description": "sleeps"}
+                sleeper = client.post("/programs", json=body).json()["id"]
+                holder = _hold_lane(client, sleeper)
+                template = client.post("/jobs", json=HELLO).json()["id"]
+                client.post(f"/jobs/{holder}/cancel").raise_for_status()
+                _wait_status(client, template, {"Completed"}, 60)
+        finally:
+            stop_server(process)
+        # The same server on the same database, its queue empty: what it holds anyway.
+        process = start_server(db_url, token=token, port=port, config=config)
+        try:
+            with login(url, user_token) as client:
+                client.get("/jobs", params={"limit": 10})
+                empty_rss = rss_mb(process.pid)
+        finally:
+            stop_server(process)
+        (first,) = _queue_copies(
+            db_url, job_id=holder, count=1, params=json.dumps({"seconds": 600})
+        )
+        _queue_copies(db_url, job_id=template, count=queued)
+        process = start_server(db_url, token=token, port=port, config=config)
+        try:
+            with login(url, user_token) as client:
+                _wait_status(client, first, {"Running"}, 120)  # the leader has the queue
+                client.get("/jobs", params={"limit": 10})
+                deep_rss = rss_mb(process.pid)
+                client.post(f"/jobs/{first}/cancel")
+        finally:
+            stop_server(process)
+    per_job = (deep_rss - empty_rss) * 1024 * 1024 / queued - len(json.dumps(HELLO["params"]))
+    return Row(
+        name,
+        per_job,
+        None,
+        "B",
+        "< 2048 B",
+        per_job < 2048,
+        f"RSS {empty_rss:.0f} -> {deep_rss:.0f} MB with the queue recovered by the leader",
+    )
+
+
 def run(jobs: int = 1000) -> list[Row]:
     name = f"servers: {jobs} jobs, 2 servers / 1 (PostgreSQL)"
     try:
@@ -105,6 +222,7 @@ def run(jobs: int = 1000) -> list[Row]:
         return [Row(name, 0.0, None, "/s", f">= {TARGET}x", False, f"no PostgreSQL: {error}")]
     one_rate, one_right, one_twice = _measure(1, jobs)
     two_rate, two_right, two_twice = _measure(2, jobs)
+    memory = memory_row()
     return [
         Row(
             name,
@@ -124,4 +242,5 @@ def run(jobs: int = 1000) -> list[Row]:
             two_right + one_right == 2 * jobs and one_twice == two_twice == 0,
             f"dispatched other than once: {one_twice} (1 server), {two_twice} (2 servers)",
         ),
+        memory,
     ]
