@@ -111,6 +111,29 @@ def test_the_same_sampler_job_submitted_again_runs_again(service: RuntimeService
         assert sum(counts.values()) == 300
 
 
+def test_a_users_next_sampler_job_reuses_what_the_worker_prepared(
+    service: RuntimeService,
+) -> None:
+    """A pooled worker keeps what it derived from a circuit (the plan, its exact
+    probabilities) for the same user's next job, which says so in its metrics, and still
+    draws shots of its own."""
+    sampler = SamplerV2(mode="aer_simulator", service=service)
+    circuit = QuantumCircuit(3)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.cx(1, 2)
+    circuit.measure_all()
+    first = sampler.run([circuit], shots=2000)
+    first_bits = first.result()[0].data.meas
+    second = sampler.run([circuit], shots=2000)
+    second_bits = second.result()[0].data.meas
+    assert second.metrics()["cache"]["preparation_hits"] >= 2
+    assert not np.array_equal(first_bits.array, second_bits.array)
+    counts = second_bits.get_counts()
+    assert set(counts) == {"000", "111"}
+    assert abs(counts["000"] - 1000) < 200
+
+
 def test_sampler_in_a_session_returns_ghz_counts(service: RuntimeService) -> None:
     ghz = QuantumCircuit(4)
     ghz.h(0)

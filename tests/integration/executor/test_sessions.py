@@ -163,6 +163,8 @@ def test_uploaded_job_outside_a_session_reports_a_sandbox_worker(harness: Harnes
         "transpile_misses",
         "simulator_builds",
         "pass_manager_builds",
+        "preparation_hits",
+        "preparation_misses",
     }
 
 

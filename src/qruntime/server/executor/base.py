@@ -63,10 +63,11 @@ class WorkerEvent:
     log text for ``log``. ``reason`` and ``message`` only for ``error``.
     ``metrics``: only on a terminal event, when the worker reported them:
     ``{"cache": {"transpile_hits", "transpile_misses", "simulator_builds",
-    "pass_manager_builds"}, "worker": "session" | "pool" | "sandbox", "timing":
-    {"started", "decode", "run", "encode"}}``, counted for this job alone (``timing``:
-    when the worker began it, and the seconds it spent decoding the inputs, in ``main``
-    and encoding the result). None when the process died before it could report.
+    "pass_manager_builds", "preparation_hits", "preparation_misses"}, "worker": "session"
+    | "pool" | "sandbox", "timing": {"started", "decode", "run", "encode"}}``, counted for
+    this job alone (``timing``: when the worker began it, and the seconds it spent
+    decoding the inputs, in ``main`` and encoding the result). None when the process died
+    before it could report.
     ``node``: only on ``running``, from an executor with several nodes: the node the job
     runs on (the runtime records a dedicated session's, and passes it back in
     `JobSpec.node`).

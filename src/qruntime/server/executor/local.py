@@ -55,7 +55,14 @@ __all__ = ["LaunchedZygote", "LocalExecutor", "launch_zygote"]
 logger = logging.getLogger(__name__)
 
 _REASONS = ("failed", "ran_too_long", "cancelled", "crashed", "limit_exceeded")
-_CACHE_COUNTERS = ("transpile_hits", "transpile_misses", "simulator_builds", "pass_manager_builds")
+_CACHE_COUNTERS = (
+    "transpile_hits",
+    "transpile_misses",
+    "simulator_builds",
+    "pass_manager_builds",
+    "preparation_hits",
+    "preparation_misses",
+)
 # What the metrics call each kind of process.
 _ROLES = {"pool": "pool", "session": "session", "job": "sandbox"}
 # Bounds of the timing a worker reports (seconds): anything else is not believed.
