@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from qruntime.errors import QRuntimeError
+from qruntime.programs.cache import COUNTER_NAMES
 from qruntime.server.executor.base import ErrorReason, Executor, JobSpec, WorkerEvent
 from qruntime.worker.protocol import (
     FrameParser,
@@ -55,14 +56,8 @@ __all__ = ["LaunchedZygote", "LocalExecutor", "launch_zygote"]
 logger = logging.getLogger(__name__)
 
 _REASONS = ("failed", "ran_too_long", "cancelled", "crashed", "limit_exceeded")
-_CACHE_COUNTERS = (
-    "transpile_hits",
-    "transpile_misses",
-    "simulator_builds",
-    "pass_manager_builds",
-    "preparation_hits",
-    "preparation_misses",
-)
+# The worker's cache counters (qruntime.programs.cache): the only ones a report may carry.
+_CACHE_COUNTERS = COUNTER_NAMES
 # What the metrics call each kind of process.
 _ROLES = {"pool": "pool", "session": "session", "job": "sandbox"}
 # Bounds of the timing a worker reports (seconds): anything else is not believed.
