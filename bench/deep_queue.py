@@ -59,6 +59,22 @@ def _wait_status(client: httpx.Client, job_id: str, wanted: set[str], timeout: f
     raise RuntimeError(f"job {job_id} did not reach {wanted} in {timeout} s")
 
 
+def upload_sleeper(client: httpx.Client) -> str:
+    """Upload the program that sleeps for its ``seconds``; its id."""
+    source = base64.b64encode(SLEEPER.encode()).decode()
+    body = {"name": "sleeper", "data": source, "cost": 900, "description": "sleeps"}
+    reply = client.post("/programs", json=body)
+    reply.raise_for_status()
+    program_id: str = reply.json()["id"]
+    return program_id
+
+
+def per_queued_job(empty_rss: float, deep_rss: float, queued: int) -> float:
+    """Bytes of a server's memory per queued job (MB of RSS before and after), less the
+    job's inputs."""
+    return (deep_rss - empty_rss) * 1024 * 1024 / queued - len(json.dumps(HELLO["params"]))
+
+
 def _hold_lane(client: httpx.Client, program_id: str) -> str:
     body = {"program_id": program_id, "backend": "one_lane", "params": {"seconds": 600}}
     job_id: str = client.post("/jobs", json=body).json()["id"]
@@ -170,12 +186,7 @@ def run(queued: int = 20_000, repeat: int = 30) -> list[Row]:
         try:
             user_token = add_user(Server(url, token, process, db), "deep")
             with login(url, user_token) as client:
-                source = base64.b64encode(SLEEPER.encode()).decode()
-                body = {"name": "sleeper", "data": source, "cost": 900, "description": "sleeps"}
-                reply = client.post("/programs", json=body)
-                reply.raise_for_status()
-                sleeper = reply.json()["id"]
-                holder = _hold_lane(client, sleeper)
+                holder = _hold_lane(client, upload_sleeper(client))
                 empty_submit, empty_list, ids = _api_times(client, repeat)
                 client.post(f"/jobs/{holder}/cancel").raise_for_status()
                 _drain(client, ids)
@@ -194,7 +205,6 @@ def run(queued: int = 20_000, repeat: int = 30) -> list[Row]:
 
         # 3. Deep queue: the sleeper again first, then ``queued`` hello-world jobs.
         inserted = _insert_queued(db, sleeper_id=holder, template_id=ids[-1], count=queued)
-        payload = len(json.dumps(HELLO["params"]))
         started = time.perf_counter()
         process = start()
         start_s = time.perf_counter() - started
@@ -211,7 +221,7 @@ def run(queued: int = 20_000, repeat: int = 30) -> list[Row]:
         finally:
             stop_server(process)
 
-    per_job = (deep_rss - empty_rss) * 1024 * 1024 / queued - payload
+    per_job = per_queued_job(empty_rss, deep_rss, queued)
     rows = [
         _ratio_row("submit a job", deep_submit, empty_submit, queued),
         _ratio_row("list a user's first page", deep_list, empty_list, queued),

@@ -13,7 +13,6 @@ work shares the same two cores with it, PostgreSQL and the clients.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -21,7 +20,14 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench.deep_queue import CONFIG, HELLO, SLEEPER, _hold_lane, _wait_status
+from bench.deep_queue import (
+    CONFIG,
+    HELLO,
+    _hold_lane,
+    _wait_status,
+    per_queued_job,
+    upload_sleeper,
+)
 from bench.harness import (
     Row,
     Server,
@@ -169,10 +175,7 @@ def memory_row(queued: int = 20_000) -> Row:
         try:
             user_token = add_user(Server(url, token, process, db=None), "deep")  # type: ignore[arg-type]
             with login(url, user_token) as client:
-                data = base64.b64encode(SLEEPER.encode()).decode()
-                body = {"name": "sleeper", "data": data, "cost": 900, "description": "sleeps"}
-                sleeper = client.post("/programs", json=body).json()["id"]
-                holder = _hold_lane(client, sleeper)
+                holder = _hold_lane(client, upload_sleeper(client))
                 template = client.post("/jobs", json=HELLO).json()["id"]
                 client.post(f"/jobs/{holder}/cancel").raise_for_status()
                 _wait_status(client, template, {"Completed"}, 60)
@@ -199,7 +202,7 @@ def memory_row(queued: int = 20_000) -> Row:
                 client.post(f"/jobs/{first}/cancel")
         finally:
             stop_server(process)
-    per_job = (deep_rss - empty_rss) * 1024 * 1024 / queued - len(json.dumps(HELLO["params"]))
+    per_job = per_queued_job(empty_rss, deep_rss, queued)
     return Row(
         name,
         per_job,

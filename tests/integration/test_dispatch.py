@@ -24,6 +24,17 @@ from qruntime.server.store.database import Database
 from qruntime.server.store.tables import Job, User
 
 
+def _runtime_parts(tmp_path: Path) -> tuple[Settings, Database, User]:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
+    database = Database(url)
+    prepare_database(settings, database)
+    with database.session() as db:
+        admin = db.query(User).filter(User.name == "admin").one()
+        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
+    return settings, database, user
+
+
 def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
     tmp_path: Path,
 ) -> None:
@@ -31,16 +42,10 @@ def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
     in the store in that moment (before the runtime heard of the cancel), it is killed,
     its end does not overwrite the cancel, waiters hear "Cancelled", and its lane is freed.
     """
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
-    database = Database(url)
-    prepare_database(settings, database)
+    settings, database, user = _runtime_parts(tmp_path)
     config = tmp_path / "q.toml"
     config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
     catalogue = load_catalogue(config)
-    with database.session() as db:
-        admin = db.query(User).filter(User.name == "admin").one()
-        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
 
     async def scenario() -> tuple[list[dict[str, object]], str, dict[str, object]]:
         # One lane: the next job can only run if the killed one gave its lane back.
@@ -98,15 +103,10 @@ def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
     """The dispatcher fails a queued job whose program is gone, and says so through the
     hub, so a long poll on it ends then, not when its own time runs out.
     """
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
-    database = Database(url)
-    prepare_database(settings, database)
+    settings, database, user = _runtime_parts(tmp_path)
     catalogue = load_catalogue(None)
     source = "def main(backend, user_messenger, **kw):\n    return 1\n"
     with database.session() as db:
-        admin = db.query(User).filter(User.name == "admin").one()
-        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
         program = ProgramCreate(
             name="doomed",
             data=base64.b64encode(source.encode()).decode(),
@@ -143,17 +143,6 @@ def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
         assert row is not None
         assert row.status == "Failed"
     database.dispose()
-
-
-def _runtime_parts(tmp_path: Path) -> tuple[Settings, Database, User]:
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
-    database = Database(url)
-    prepare_database(settings, database)
-    with database.session() as db:
-        admin = db.query(User).filter(User.name == "admin").one()
-        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
-    return settings, database, user
 
 
 async def _final(runtime: JobRuntime, job_id: str) -> dict[str, object]:

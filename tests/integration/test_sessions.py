@@ -367,31 +367,19 @@ def test_a_job_that_starts_its_own_session_runs_in_it(server) -> None:
     login = httpx.post(f"{server.url}/users/loginWithToken", json={"apiToken": server.admin_token})
     headers = {"Authorization": f"Bearer {login.json()['id']}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-        first = http.post(
-            "/jobs",
-            json={
-                "program_id": "hello-world",
-                "backend": "aer_simulator",
-                "params": {"iterations": 1},
-                "start_session": True,
-                "session_time": 300,
-            },
-        )
+        hello = {
+            "program_id": "hello-world",
+            "backend": "aer_simulator",
+            "params": {"iterations": 1},
+        }
+        first = http.post("/jobs", json={**hello, "start_session": True, "session_time": 300})
         assert first.status_code == 201, first.text
         job_id = first.json()["id"]
         assert http.get(f"/jobs/{job_id}/results", params={"wait": 30}).status_code == 200
         session = http.get(f"/sessions/{job_id}").json()
         assert session["max_ttl"] == 300
         assert session["mode"] == "dedicated"
-        second = http.post(
-            "/jobs",
-            json={
-                "program_id": "hello-world",
-                "backend": "aer_simulator",
-                "params": {"iterations": 1},
-                "session_id": job_id,
-            },
-        )
+        second = http.post("/jobs", json={**hello, "session_id": job_id})
         assert second.status_code == 201, second.text
         reply = http.get(f"/jobs/{second.json()['id']}/results", params={"wait": 30})
         assert reply.status_code == 200

@@ -134,6 +134,7 @@ def sample_shots(
     """
     circuit = plan.circuit
     parameters = list(circuit.parameters)
+    key = None if content is None else (content, getattr(backend.options, "method", None))
 
     def simulate() -> list[Any]:
         run_options: dict[str, Any] = {"shots": 1}
@@ -141,7 +142,6 @@ def sample_shots(
         columns = {p: values[:, j].tolist() for j, p in enumerate(parameters)}
         return _saved_data(circuit, backend, columns, run_options, content=key)
 
-    key = None if content is None else (content, getattr(backend.options, "method", None))
     if parameters or len(plan.clbits) > CACHED_MEASURED:
         saved = simulate()
     else:

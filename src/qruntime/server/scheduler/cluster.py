@@ -241,14 +241,6 @@ class ClusterRuntime(JobRuntime):
 
     # -- what routes call --------------------------------------------------------------------
 
-    def notify(self, job: Job, *, builtin: str | None = None) -> None:
-        if self._loop is None:
-            return
-        if self.leading:
-            super().notify(job, builtin=builtin)
-        else:  # the leader hears of it from the store's notice
-            self._loop.call_soon_threadsafe(self._track, job.id, job.owner_id)
-
     def queued_by(self, owner_id: str) -> int:
         if self.leading:
             return super().queued_by(owner_id)
@@ -278,7 +270,7 @@ class ClusterRuntime(JobRuntime):
     # -- the queue -------------------------------------------------------------------------
 
     def _enqueue(self, job: QueuedJob, ready: JobSpec | None = None) -> None:
-        if not self.leading:
+        if not self.leading:  # the leader hears of it from the store's notice
             self._track(job.job_id, job.owner_id)
             return
         if job.job_id in self.scheduler or any(job.job_id in r for r in self._running.values()):

@@ -207,10 +207,12 @@ class JobRuntime:
         ``builtin``: the job runs that built-in program, so what it needs to run is all
         in ``job``; it is kept, and the job's dispatch needs no read of the store.
         """
-        if self._loop is None:
-            return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._queue_stored, job, builtin)
+
+    def _queue_stored(self, job: Job, builtin: str | None) -> None:
         ready = None if builtin is None else _spec(job, builtin=builtin, session_id=job.session_id)
-        self._loop.call_soon_threadsafe(self._enqueue, _queued(job), ready)
+        self._enqueue(_queued(job), ready)
 
     def store_job(
         self,
@@ -245,8 +247,7 @@ class JobRuntime:
         job = future.result()
         if isinstance(job, QRuntimeError):
             return
-        ready = None if builtin is None else _spec(job, builtin=builtin, session_id=job.session_id)
-        self._enqueue(_queued(job), ready)
+        self._queue_stored(job, builtin)
         if opens_session and job.session_id is not None:
             self.refresh_session(job.session_id)
 

@@ -170,9 +170,9 @@ def _check_backend(catalogue: Catalogue, *, name: str, requirements: dict[str, A
 
 @dataclass(frozen=True)
 class NewJob:
-    """A submission that passed its checks: the row to insert, the built-in program's
-    module (None for an uploaded program), and the row of the dedicated session it opens
-    (``start_session``), inserted with it."""
+    """A submission that passed its checks: the row to insert (but for ``created_at``, set
+    when it is stored), the built-in program's module (None for an uploaded program), and
+    the row of the dedicated session it opens (``start_session``), inserted with it."""
 
     fields: dict[str, Any]
     builtin: str | None
@@ -261,7 +261,6 @@ def check_job(
         "tags": list(payload.tags),
         "log_level": log_level,
         "max_execution_time": cost,
-        "created_at": utcnow(),
         "logs": "",
         "private": payload.private,
     }
@@ -285,7 +284,7 @@ def store_new_job(db: Session, *, user: User, new: NewJob) -> Job | QRuntimeErro
         except QRuntimeError as refusal:
             return refusal
     # Created when stored, in submission (seq) order with the jobs stored around it.
-    return store.add_job(db, **{**new.fields, "created_at": utcnow()})
+    return store.add_job(db, **new.fields, created_at=utcnow())
 
 
 def submit_job(
