@@ -73,6 +73,27 @@ def dash(browser_paths: tuple[str, str], make_server: Callable[..., Any]) -> Das
     return dashboard
 
 
+def wait(driver: Any, condition: Callable[[Any], Any], timeout: float = WAIT) -> Any:
+    """``WebDriverWait.until``, riding out elements made stale meanwhile: a page that
+    reloads (after a POST, at a job's end) or a live row that is drawn again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    waiting = WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+    return waiting.until(condition)
+
+
+def click(driver: Any, css: str) -> None:
+    """Click what ``css`` finds, found again if a live update replaced it meanwhile."""
+    from selenium.webdriver.common.by import By
+
+    def clicked(d: Any) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait(driver, clicked)
+
+
 def sign_in(driver: Any, url: str, token: str) -> None:
     """Sign in through the sign-in form, as a person does."""
     from selenium.webdriver.common.by import By

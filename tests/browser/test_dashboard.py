@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from bench.harness import free_port
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
-from tests.browser.conftest import WAIT, Dashboard
+from tests.browser.conftest import Dashboard, click, wait
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +29,6 @@ def main(backend, user_messenger, steps=3, gap=1.5, hold=120):
     time.sleep(hold)
     return {"steps": steps}
 '''
-
-
-def _wait(driver: Any, condition: Callable[[Any], Any], timeout: float = WAIT) -> Any:
-    # A page that reloads (after a POST, at a job's end) makes found elements stale.
-    wait = WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
-    return wait.until(condition)
 
 
 def _mark(driver: Any) -> None:
@@ -69,14 +61,14 @@ def test_sign_in_with_a_token_and_out(
     field = driver.find_element(By.ID, "token")
     field.send_keys("qrt_not_a_real_token_at_all")
     field.submit()
-    error = _wait(driver, ec.presence_of_element_located((By.ID, "signin-error")))
+    error = wait(driver, ec.presence_of_element_located((By.ID, "signin-error")))
     assert "not valid" in error.text
     shot(driver, "signin-error")
 
     field = driver.find_element(By.ID, "token")
     field.send_keys(dash.tokens["alice"])
     field.submit()
-    _wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, ".signout")))
+    wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, ".signout")))
     assert driver.current_url.endswith("/ui/jobs")  # back where it was going
     assert "alice" in driver.find_element(By.CSS_SELECTOR, ".signout .who").text
     cookie = driver.get_cookie("qruntime_session")
@@ -85,11 +77,11 @@ def test_sign_in_with_a_token_and_out(
     assert cookie["sameSite"] == "Strict"
     assert not driver.execute_script("return document.cookie").count("qruntime_session")
     driver.get(f"{dash.url}/")
-    _wait(driver, ec.presence_of_element_located((By.ID, "backend-lanes")))
+    wait(driver, ec.presence_of_element_located((By.ID, "backend-lanes")))
     shot(driver, "overview")
 
     driver.find_element(By.CSS_SELECTOR, ".signout button").click()
-    notice = _wait(driver, ec.presence_of_element_located((By.ID, "signin-notice")))
+    notice = wait(driver, ec.presence_of_element_located((By.ID, "signin-notice")))
     assert "signed out" in notice.text
     assert driver.get_cookie("qruntime_session") is None
     # The secret is revoked on the server, not only forgotten by the browser.
@@ -111,24 +103,24 @@ def test_a_job_appears_streams_live_and_is_cancelled_from_its_page(
     program_id = _upload_steps(service)
     driver = browser(dash.tokens["alice"])
     driver.get(f"{dash.url}/ui/jobs")
-    _wait(driver, ec.presence_of_element_located((By.ID, "job-list")))
+    wait(driver, ec.presence_of_element_located((By.ID, "job-list")))
     _mark(driver)
 
     job = service.run(
         program_id, inputs={"steps": 3, "gap": 1.5}, options={"backend": "aer_simulator"}
     )
-    row = _wait(
+    wait(
         driver, ec.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-job="{job.job_id()}"]'))
     )
     assert _still_marked(driver)  # it came without a reload
     shot(driver, "jobs-list")
 
-    row.find_element(By.TAG_NAME, "a").click()
-    _wait(driver, ec.presence_of_element_located((By.ID, "job-log")))
+    click(driver, f'tr[data-job="{job.job_id()}"] a')  # the live list may redraw the row
+    wait(driver, ec.presence_of_element_located((By.ID, "job-log")))
     _mark(driver)
     shown_at_load = len(driver.find_elements(By.CSS_SELECTOR, "#interim-list li"))
-    _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#interim-list li")) == 3)
-    _wait(driver, lambda d: "step 2 done" in d.find_element(By.ID, "job-log").text)
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#interim-list li")) == 3)
+    wait(driver, lambda d: "step 2 done" in d.find_element(By.ID, "job-log").text)
     assert _still_marked(driver)
     assert shown_at_load < 3  # at least the last one arrived while the page was open
     items = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#interim-list li")]
@@ -137,12 +129,12 @@ def test_a_job_appears_streams_live_and_is_cancelled_from_its_page(
     assert driver.find_element(By.ID, "job-status").text == "Running"
     assert job.status().name == "RUNNING"
     # The timeline shows when it started, whether it started before or after the page loaded.
-    _wait(driver, lambda d: "—" not in d.find_elements(By.CSS_SELECTOR, "#timeline li")[1].text)
+    wait(driver, lambda d: "—" not in d.find_elements(By.CSS_SELECTOR, "#timeline li")[1].text)
     assert _still_marked(driver)
     shot(driver, "job-running")
 
     driver.find_element(By.ID, "cancel-job").click()
-    _wait(driver, lambda d: d.find_element(By.ID, "job-status").text == "Cancelled")
+    wait(driver, lambda d: d.find_element(By.ID, "job-status").text == "Cancelled")
     assert job.status().name == "CANCELLED"
     assert "cancelled" in driver.find_element(By.ID, "job-reason").text
     shot(driver, "job-cancelled")
@@ -165,7 +157,7 @@ def test_a_sampler_result_shows_as_a_histogram(
 
     driver = browser(dash.tokens["alice"])
     driver.get(f"{dash.url}/ui/jobs/{job.job_id()}")
-    bars = _wait(
+    bars = wait(
         driver, lambda d: d.find_elements(By.CSS_SELECTOR, "svg.histogram g.outcome") or None
     )
     drawn = {
@@ -260,7 +252,7 @@ def test_a_cross_site_post_without_the_token_is_refused(
         '<input name="x" value="1"></form><script>document.getElementById("f").submit()</script>'
     )
     driver.get(f"{site}/attack")
-    message = _wait(driver, ec.presence_of_element_located((By.ID, "error-message")))
+    message = wait(driver, ec.presence_of_element_located((By.ID, "error-message")))
     assert "another site" in message.text
     shot(driver, "csrf-refused")
     assert job.status().name in ("QUEUED", "RUNNING")

@@ -9,8 +9,7 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.ui import WebDriverWait
-from tests.browser.conftest import WAIT, Dashboard
+from tests.browser.conftest import WAIT, Dashboard, wait
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +29,6 @@ SPEC = {
     "return_values": {"type": "object", "properties": {"rounds": {"type": "integer"}}},
     "interim_results": {"type": "string", "description": "Nothing is published."},
 }
-
-
-def _wait(driver: Any, condition: Callable[[Any], Any]) -> Any:
-    return WebDriverWait(driver, WAIT).until(condition)
 
 
 def _api(dash: Dashboard, name: str) -> httpx.Client:
@@ -59,14 +54,14 @@ def test_an_admin_creates_a_users_token_and_the_client_works_with_it(
     assert {"admin", "alice", "bob"} <= users
     driver.find_element(By.ID, "new-name").send_keys("carol")
     driver.find_element(By.CSS_SELECTOR, "#create-user button[type=submit]").click()
-    carols = _wait(driver, lambda d: d.find_element(By.ID, "new-token")).text.strip()
+    carols = wait(driver, lambda d: d.find_element(By.ID, "new-token")).text.strip()
     shot(driver, "admin")
     assert carols.startswith("qrt_")
 
     driver.get(f"{dash.url}/ui/admin/users/alice")
     tokens_before = len(driver.find_elements(By.CSS_SELECTOR, "tr[data-token]"))
     driver.find_element(By.ID, "create-token").click()
-    token = _wait(driver, lambda d: d.find_element(By.ID, "new-token")).text.strip()
+    token = wait(driver, lambda d: d.find_element(By.ID, "new-token")).text.strip()
     assert len(driver.find_elements(By.CSS_SELECTOR, "tr[data-token]")) == tokens_before + 1
     shot(driver, "admin-user")
 
@@ -82,7 +77,7 @@ def test_an_admin_creates_a_users_token_and_the_client_works_with_it(
     driver.get(f"{dash.url}/ui/admin/users/alice")
     newest = driver.find_elements(By.CSS_SELECTOR, "tr[data-token]")[-1]
     newest.find_element(By.CSS_SELECTOR, "button").click()
-    _wait(driver, lambda d: "was revoked" in d.find_element(By.TAG_NAME, "main").text)
+    wait(driver, lambda d: "was revoked" in d.find_element(By.TAG_NAME, "main").text)
     refused = httpx.post(f"{dash.url}/users/loginWithToken", json={"apiToken": token}, timeout=WAIT)
     assert refused.status_code == 401
 
@@ -113,7 +108,7 @@ def test_the_coupling_map_of_the_27_qubit_device_renders_with_its_calibration(
     assert {"aer_simulator", "fake_27q"} <= names
     shot(driver, "backends")
     driver.find_element(By.LINK_TEXT, "fake_27q").click()
-    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "svg.coupling-map"))
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "svg.coupling-map"))
     svg = driver.find_element(By.CSS_SELECTOR, "svg.coupling-map")
     assert len(svg.find_elements(By.CSS_SELECTOR, "g.qubit circle")) == 27
     assert len(svg.find_elements(By.CSS_SELECTOR, "g.edge line")) == 28
@@ -126,7 +121,7 @@ def test_the_coupling_map_of_the_27_qubit_device_renders_with_its_calibration(
     shot(driver, "backend-fake_27q")
     # Colour by T1: the select submits itself.
     Select(driver.find_element(By.ID, "colour-by")).select_by_value("t1")
-    _wait(
+    wait(
         driver,
         lambda d: (
             d.find_element(By.CSS_SELECTOR, "svg.coupling-map").get_attribute("data-colour-by")
@@ -175,7 +170,7 @@ def test_a_session_page_shows_its_clocks_and_closing_and_cancelling_work(
     driver.get(f"{dash.url}/ui/sessions/{first}")
     assert driver.find_element(By.ID, "session-state").text == "active"
     clock = driver.find_element(By.CSS_SELECTOR, ".clock[data-deadline]")
-    _wait(driver, lambda d: clock.text.endswith("left"))
+    wait(driver, lambda d: clock.text.endswith("left"))
     assert job_id in {
         row.get_attribute("data-job")
         for row in driver.find_elements(By.CSS_SELECTOR, "tr[data-job]")
@@ -184,14 +179,14 @@ def test_a_session_page_shows_its_clocks_and_closing_and_cancelling_work(
     assert driver.find_element(By.ID, "cancel-session").is_displayed()
     shot(driver, "session")
     driver.find_element(By.ID, "close-session").click()
-    _wait(driver, lambda d: d.find_element(By.ID, "accepting").text == "no")
+    wait(driver, lambda d: d.find_element(By.ID, "accepting").text == "no")
     assert not driver.find_elements(By.ID, "close-session")
     with _api(dash, "alice") as api:  # the API agrees: the session takes no new jobs
         assert api.get(f"/sessions/{first}").json()["accepting_jobs"] is False
 
     driver.get(f"{dash.url}/ui/sessions/{second}")
     driver.find_element(By.ID, "cancel-session").click()
-    _wait(driver, lambda d: d.find_element(By.ID, "session-state").text == "closed")
+    wait(driver, lambda d: d.find_element(By.ID, "session-state").text == "closed")
 
     # Bob cannot see alice's session: the same not-found page.
     other = browser(dash.tokens["bob"])
@@ -234,7 +229,7 @@ def test_a_program_page_renders_its_spec_and_only_its_owner_sees_source_and_cont
     other.get(f"{dash.url}/ui/programs/{program_id}")
     assert other.find_element(By.TAG_NAME, "h1").text == "Not found"
     driver.find_element(By.ID, "toggle-visibility").click()
-    _wait(driver, lambda d: d.find_element(By.ID, "visibility").text == "public")
+    wait(driver, lambda d: d.find_element(By.ID, "visibility").text == "public")
     other.get(f"{dash.url}/ui/programs/{program_id}")
     assert other.find_elements(By.ID, "spec-parameters")
     assert not other.find_elements(By.ID, "program-source")
@@ -242,5 +237,5 @@ def test_a_program_page_renders_its_spec_and_only_its_owner_sees_source_and_cont
     assert not other.find_elements(By.ID, "delete-program")
 
     driver.find_element(By.ID, "delete-program").click()
-    _wait(driver, lambda d: "was deleted" in d.find_element(By.TAG_NAME, "main").text)
+    wait(driver, lambda d: "was deleted" in d.find_element(By.TAG_NAME, "main").text)
     assert program_id not in {p.program_id for p in dash.service("alice").programs()}
