@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
 
 from qruntime.backends import Catalogue, load_catalogue
 from qruntime.encoding import RuntimeEncoder
@@ -150,3 +152,90 @@ def test_an_uploaded_programs_inputs_are_checked_every_time(store: Store) -> Non
     for _ in range(2):
         _submit(store, store.admin, checked, {"n": 1}, program_id=program_id)
     assert len(checked) == 0
+
+
+def _make_ansatz() -> QuantumCircuit:
+    a, b = Parameter("a"), Parameter("b")
+    qc = QuantumCircuit(2)
+    qc.ry(a, 0)
+    qc.cx(0, 1)
+    qc.rz(b, 1)
+    return qc
+
+
+_ANSATZ = _make_ansatz()  # one circuit: its parameters' ids are part of its QPY
+
+
+def _estimator_params(values: object) -> dict[str, object]:
+    inputs = {"pubs": [[_ANSATZ, {"ZZ": 1.0, "XI": 0.5}, values, 0.01]], "version": 2}
+    params: dict[str, object] = json.loads(json.dumps(inputs, cls=RuntimeEncoder))
+    return params
+
+
+def test_a_loop_with_new_parameter_values_of_the_same_shape_is_checked_once(
+    store: Store,
+) -> None:
+    checked = CheckedInputs()
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        _submit(
+            store,
+            store.admin,
+            checked,
+            _estimator_params(rng.uniform(size=2)),
+            program_id="estimator",
+        )
+    assert len(checked) == 1
+    _submit(
+        store,
+        store.admin,
+        checked,
+        _estimator_params(rng.uniform(size=(4, 2))),
+        program_id="estimator",
+    )
+    assert len(checked) == 2  # another shape: checked on its own
+    # Integers read as numbers too, but they are another dtype: checked on their own.
+    _submit(
+        store, store.admin, checked, _estimator_params(np.array([1, 2])), program_id="estimator"
+    )
+    assert len(checked) == 3
+    sampler = QuantumCircuit(2)
+    sampler.compose(_ANSATZ, inplace=True)
+    sampler.measure_all()
+    inputs = {"pubs": [[sampler, rng.uniform(size=(3, 2)), 10]], "version": 2}
+    for _ in range(2):
+        inputs["pubs"][0][1] = rng.uniform(size=(3, 2))  # type: ignore[index]
+        params = json.loads(json.dumps(inputs, cls=RuntimeEncoder))
+        _submit(store, store.admin, checked, params)
+    assert len(checked) == 4
+
+
+def test_values_that_do_not_fit_are_refused_after_values_that_did(store: Store) -> None:
+    checked = CheckedInputs()
+    _submit(
+        store, store.admin, checked, _estimator_params(np.array([0.1, 0.2])), program_id="estimator"
+    )
+    wrong = _estimator_params(np.array([0.1, 0.2, 0.3]))  # three values, two parameters
+    with pytest.raises(InputValueError, match="3 per set"):
+        _submit(store, store.admin, checked, wrong, program_id="estimator")
+    # Where the array was, something that is not one: not taken for the array's shape.
+    for stand_in in (None, {"__values__": [[2], "<f8"]}):
+        params = _estimator_params(np.array([0.1, 0.2]))
+        params["pubs"][0][2] = stand_in  # type: ignore[index]
+        with pytest.raises(InputValueError):
+            _submit(store, store.admin, checked, params, program_id="estimator")
+    # Strings of digits might read as numbers; these do not, and are refused.
+    words = _estimator_params(np.array(["ab", "cd"]))
+    with pytest.raises(InputValueError):
+        _submit(store, store.admin, checked, words, program_id="estimator")
+    assert len(checked) == 1
+
+
+def test_an_array_that_does_not_decode_is_refused_by_the_full_checks(store: Store) -> None:
+    checked = CheckedInputs()
+    good = _estimator_params(np.array([0.1, 0.2]))
+    _submit(store, store.admin, checked, good, program_id="estimator")
+    broken = _estimator_params(np.array([0.1, 0.2]))
+    broken["pubs"][0][2]["__value__"] = "not base64 at all"  # type: ignore[index]
+    with pytest.raises(InputValueError):
+        _submit(store, store.admin, checked, broken, program_id="estimator")

@@ -9,6 +9,14 @@ while it runs, so inputs that passed once for a program and backend pass again:
 `CheckedInputs` remembers them by a digest of their JSON text, and a repeat is
 queued without decoding anything.
 
+A variational loop sends the same circuit and observables with new parameter values
+each time. What the checks conclude about a primitive's PUB depends on its parameter
+values only through their shape and dtype (that the last axis matches the circuit's
+parameters, that the shape broadcasts with the observables, that they read as
+numbers). So for the built-in ``sampler`` and ``estimator``, `check_text` stands each
+PUB's array of parameter values in for by its shape and dtype (decoded under the
+server's limits): a loop's later submissions are decoded no further than their values.
+
 Only a user's own submissions count: the digest includes the user, so no user can
 tell from a faster answer what another one submitted. Uploaded programs are never
 remembered (their owner may update them).
@@ -16,8 +24,9 @@ remembered (their owner may update them).
 Usage::
 
     checked = CheckedInputs()
+    text = check_text("sampler", inputs, params, limits=limits)
     key = checked.key(user_id=user.id, program_id="sampler", backend="aer_simulator",
-                      text=params)
+                      text=text)
     if not checked.holds(key):
         ...  # decode and check; raises when the inputs are refused
         checked.add(key)
@@ -26,12 +35,56 @@ Usage::
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
+from typing import Any
 
-__all__ = ["CheckedInputs"]
+import numpy as np
+
+from qruntime.encoding import DecodeLimits, loads
+from qruntime.errors import QRuntimeError
+
+__all__ = ["CheckedInputs", "check_text"]
 
 _DIGEST_BYTES = 16
+# Where a built-in primitive's PUB holds its parameter values: [circuit, values, shots]
+# and [circuit, observables, values, precision].
+_VALUES_AT = {"sampler": 1, "estimator": 2}
+
+
+def check_text(builtin: str | None, inputs: Any, text: str, *, limits: DecodeLimits) -> str:
+    """What the checks of a built-in program's ``inputs`` (``text``, their JSON) depend on.
+
+    ``text`` itself, but for the primitives: each PUB's parameter values, when they are
+    an encoded array of real numbers, are replaced by null and their shape and dtype
+    are listed apart (with the PUB's index: a PUB that sends null there reads
+    differently).
+    Arrays are decoded under ``limits``; one that does not decode leaves ``text`` as
+    it is, for the full checks to refuse with their own message.
+    """
+    at = _VALUES_AT.get(builtin or "")
+    pubs = inputs.get("pubs") if at is not None and isinstance(inputs, dict) else None
+    if at is None or not isinstance(pubs, list):
+        return text
+    skeleton: list[Any] = []
+    shapes: list[list[Any]] = []
+    for index, pub in enumerate(pubs):
+        values = pub[at] if isinstance(pub, list) and len(pub) > at else None
+        if not (isinstance(values, dict) and values.get("__type__") == "ndarray"):
+            skeleton.append(pub)
+            continue
+        try:
+            array = loads(json.dumps(values), limits=limits)
+        except QRuntimeError:
+            return text
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+            return text  # strings or complex numbers may read as numbers, or may not
+        skeleton.append([*pub[:at], None, *pub[at + 1 :]])
+        shapes.append([index, list(array.shape), array.dtype.str])
+    if not shapes:
+        return text
+    return json.dumps([{**inputs, "pubs": skeleton}, shapes], separators=(",", ":"))
 
 
 class CheckedInputs:

@@ -33,7 +33,7 @@ from qruntime.errors import (
 from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, JobStateOut
 from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
-from qruntime.server.services.checked_inputs import CheckedInputs
+from qruntime.server.services.checked_inputs import CheckedInputs, check_text
 from qruntime.server.services.programs import BuiltinHeads, runnable_program
 from qruntime.server.services.users import listed_owner, scope
 from qruntime.server.settings import Settings
@@ -194,7 +194,9 @@ def check_job(
     """Check a submission (nothing is written): quota, program, backend, inputs, options.
 
     Inputs of a built-in program that ``checked`` remembers for this user are not checked
-    again. The session a job joins is checked where the job is stored (`store_new_job`).
+    again (a primitive's PUBs whose parameter values changed, but not their shape, are
+    remembered too: `check_text`). The session a job joins is checked where the job is
+    stored (`store_new_job`).
     """
     if queued_by_user >= settings.max_queued_jobs_per_user:
         raise QuotaExceededError(
@@ -213,8 +215,9 @@ def check_job(
     params = _input_text(payload, max_bytes=settings.max_input_bytes)
     key = None
     if checked is not None and program.builtin is not None:
+        text = check_text(program.builtin, payload.params, params, limits=limits)
         key = checked.key(
-            user_id=user.id, program_id=program.id, backend=payload.backend, text=params
+            user_id=user.id, program_id=program.id, backend=payload.backend, text=text
         )
     if key is None or checked is None or not checked.holds(key):
         decoded = _check_inputs(params, payload, spec=spec, limits=limits, circuits=circuits)
