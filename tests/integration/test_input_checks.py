@@ -239,3 +239,91 @@ def test_an_array_that_does_not_decode_is_refused_by_the_full_checks(store: Stor
     broken["pubs"][0][2]["__value__"] = "not base64 at all"  # type: ignore[index]
     with pytest.raises(InputValueError):
         _submit(store, store.admin, checked, broken, program_id="estimator")
+
+
+def _remembered(
+    store: Store, checked: CheckedInputs, params: dict[str, object], **kw: object
+) -> job_service.NewJob | None:
+    payload = JobCreate(program_id="estimator", backend="aer_simulator", params=params)
+    arguments: dict[str, object] = {
+        "user": store.admin,
+        "payload": payload,
+        "catalogue": store.catalogue,
+        "settings": store.settings,
+        "queued_by_user": 0,
+        "builtins": kw.pop("builtins"),
+        "checked": checked,
+        **kw,
+    }
+    return job_service.remembered_job(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store: Store) -> None:
+    from qruntime.errors import QuotaExceededError
+    from qruntime.server.services.programs import BuiltinHeads
+
+    checked, builtins = CheckedInputs(), BuiltinHeads()
+    first = _estimator_params(np.array([0.1, 0.2]))
+    # Nothing kept yet: the program's head is read from the store by check_job first.
+    assert _remembered(store, checked, first, builtins=builtins) is None
+    payload = JobCreate(program_id="estimator", backend="aer_simulator", params=first)
+    with store.database.session() as db:
+        checked_job = job_service.check_job(
+            db,
+            user=store.admin,
+            payload=payload,
+            catalogue=store.catalogue,
+            settings=store.settings,
+            builtins=builtins,
+            checked=checked,
+        )
+    later = _estimator_params(np.array([0.3, 0.4]))
+    new = _remembered(store, checked, later, builtins=builtins)
+    assert new is not None
+    assert new.builtin == "estimator"
+    assert new.fields["id"] != checked_job.fields["id"]
+    assert json.loads(new.fields["params"]) == later  # the job runs its own values
+    # Another user, another shape, or large inputs: not for the loop.
+    other = JobCreate(program_id="estimator", backend="aer_simulator", params=later)
+    assert (
+        job_service.remembered_job(
+            user=store.other,
+            payload=other,
+            catalogue=store.catalogue,
+            settings=store.settings,
+            queued_by_user=0,
+            builtins=builtins,
+            checked=checked,
+        )
+        is None
+    )
+    assert (
+        _remembered(store, checked, _estimator_params(np.zeros((2, 2))), builtins=builtins) is None
+    )
+    rng = np.random.default_rng(1)
+    big = JobCreate(
+        program_id="estimator",
+        backend="aer_simulator",
+        params=_estimator_params(rng.uniform(size=(20_000, 2))),
+    )
+    with store.database.session() as db:
+        job_service.check_job(
+            db,
+            user=store.admin,
+            payload=big,
+            catalogue=store.catalogue,
+            settings=store.settings,
+            builtins=builtins,
+            checked=checked,
+        )
+    bigger = _estimator_params(rng.uniform(size=(20_000, 2)))  # remembered, but large
+    assert _remembered(store, checked, bigger, builtins=builtins) is None
+    # The quota still holds.
+    with pytest.raises(QuotaExceededError):
+        _remembered(
+            store,
+            checked,
+            later,
+            builtins=builtins,
+            queued_by_user=store.settings.max_queued_jobs_per_user,
+        )

@@ -64,8 +64,9 @@ class AppState:
         return await asyncio.get_running_loop().run_in_executor(self.store_threads, call)
 
     async def queue_job(self, user: User, payload: JobCreate) -> Job:
-        """Check a submission on a store thread, then store it through the runtime's
-        writer (`JobRuntime.store_job`): the job is durable before this returns.
+        """Check a submission (on a store thread unless `job_service.remembered_job` can
+        on the loop), then store it through the runtime's writer (`JobRuntime.store_job`):
+        the job is durable before this returns.
 
         Refused while the server stops (`JobRuntime.drain`): it starts no job any more.
         """
@@ -74,7 +75,18 @@ class AppState:
                 "The server is shutting down and takes no new jobs; submit the job again "
                 "once it has restarted."
             )
-        new = await self.in_thread(self._check_job, user, payload)
+        # A loop's next job, whose inputs passed before, is checked here; others on a thread.
+        new = job_service.remembered_job(
+            user=user,
+            payload=payload,
+            catalogue=self.catalogue,
+            settings=self.settings,
+            queued_by_user=self.runtime.queued_by(user.id),
+            builtins=self.builtins,
+            checked=self.checked,
+        )
+        if new is None:
+            new = await self.in_thread(self._check_job, user, payload)
         stored = self.runtime.store_job(
             functools.partial(job_service.store_new_job, user=user, new=new),
             builtin=new.builtin,

@@ -34,7 +34,11 @@ from qruntime.schemas.jobs import FINAL_STATES, JobCreate, JobOut, JobState, Job
 from qruntime.schemas.sessions import SessionCreate
 from qruntime.server.services import sessions as session_service
 from qruntime.server.services.checked_inputs import CheckedInputs, check_text
-from qruntime.server.services.programs import BuiltinHeads, runnable_program
+from qruntime.server.services.programs import (
+    BuiltinHeads,
+    kept_runnable_program,
+    runnable_program,
+)
 from qruntime.server.services.users import listed_owner, scope
 from qruntime.server.settings import Settings
 from qruntime.spec_schema import best_validation_error
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 from qruntime.server.store import jobs as store
 from qruntime.server.store import sessions as session_store
 from qruntime.server.store import users as user_store
+from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Job, User, utcnow
 
 __all__ = [
@@ -61,6 +66,7 @@ __all__ = [
     "job_result",
     "list_jobs",
     "owned_job",
+    "remembered_job",
     "store_new_job",
     "submit_job",
     "to_wire",
@@ -198,11 +204,7 @@ def check_job(
     remembered too: `check_text`). The session a job joins is checked where the job is
     stored (`store_new_job`).
     """
-    if queued_by_user >= settings.max_queued_jobs_per_user:
-        raise QuotaExceededError(
-            f"You already have {queued_by_user} jobs queued, this server's limit per user; "
-            "wait for some to finish."
-        )
+    _check_quota(settings, queued_by_user)
     program = runnable_program(db, user=user, program_id=payload.program_id, builtins=builtins)
     spec = program.spec or {}
     _check_backend(
@@ -215,9 +217,8 @@ def check_job(
     params = _input_text(payload, max_bytes=settings.max_input_bytes)
     key = None
     if checked is not None and program.builtin is not None:
-        text = check_text(program.builtin, payload.params, params, limits=limits)
-        key = checked.key(
-            user_id=user.id, program_id=program.id, backend=payload.backend, text=text
+        key = _checked_key(
+            checked, user=user, program=program, payload=payload, params=params, limits=limits
         )
     if key is None or checked is None or not checked.holds(key):
         decoded = _check_inputs(params, payload, spec=spec, limits=limits, circuits=circuits)
@@ -231,6 +232,86 @@ def check_job(
             )
         if key is not None and checked is not None:
             checked.add(key)
+    return _new_job(user, payload, program, params, catalogue=catalogue, settings=settings)
+
+
+# What `remembered_job` decodes at most, on the event loop: small parameter values.
+_REMEMBERED_INPUT_BYTES = 64 * 1024
+_REMEMBERED_DECODED_BYTES = 1024 * 1024
+
+
+def remembered_job(
+    *,
+    user: User,
+    payload: JobCreate,
+    catalogue: Catalogue,
+    settings: Settings,
+    queued_by_user: int,
+    builtins: BuiltinHeads,
+    checked: CheckedInputs,
+) -> NewJob | None:
+    """`check_job` for a built-in program's submission whose inputs ``checked`` remembers,
+    with no read of the store and no decoding but small parameter values (`check_text`).
+
+    Cheap enough for the event loop: a loop's next job is not handed to a thread and back.
+    None when that does not hold (the program is not kept, the inputs are large or
+    new): the caller runs `check_job`. Raises what `check_job` raises for the quota,
+    the backend and the options.
+    """
+    program = kept_runnable_program(builtins, user=user, program_id=payload.program_id)
+    if program is None:
+        return None
+    _check_quota(settings, queued_by_user)
+    spec = program.spec or {}
+    _check_backend(
+        catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
+    )
+    params = _input_text(payload, max_bytes=settings.max_input_bytes)
+    if len(params) > _REMEMBERED_INPUT_BYTES:
+        return None
+    limits = DecodeLimits(
+        max_decoded_bytes=min(settings.max_decoded_bytes, _REMEMBERED_DECODED_BYTES),
+        max_circuit_qubits=settings.max_circuit_qubits,
+    )
+    key = _checked_key(
+        checked, user=user, program=program, payload=payload, params=params, limits=limits
+    )
+    if not checked.holds(key):
+        return None
+    return _new_job(user, payload, program, params, catalogue=catalogue, settings=settings)
+
+
+def _check_quota(settings: Settings, queued_by_user: int) -> None:
+    if queued_by_user >= settings.max_queued_jobs_per_user:
+        raise QuotaExceededError(
+            f"You already have {queued_by_user} jobs queued, this server's limit per user; "
+            "wait for some to finish."
+        )
+
+
+def _checked_key(
+    checked: CheckedInputs,
+    *,
+    user: User,
+    program: AnyRow,
+    payload: JobCreate,
+    params: str,
+    limits: DecodeLimits,
+) -> bytes:
+    text = check_text(program.builtin, payload.params, params, limits=limits)
+    return checked.key(user_id=user.id, program_id=program.id, backend=payload.backend, text=text)
+
+
+def _new_job(
+    user: User,
+    payload: JobCreate,
+    program: AnyRow,
+    params: str,
+    *,
+    catalogue: Catalogue,
+    settings: Settings,
+) -> NewJob:
+    """The row of a submission whose program, backend and inputs passed their checks."""
     log_level = (payload.log_level or "WARNING").upper()
     if log_level not in _LOG_LEVELS:
         raise InputValueError(

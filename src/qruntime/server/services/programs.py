@@ -47,6 +47,7 @@ __all__ = [
     "decode_source",
     "delete_program",
     "get_program",
+    "kept_runnable_program",
     "list_programs",
     "runnable_program",
     "set_visibility",
@@ -256,6 +257,10 @@ class BuiltinHeads:
                 self._heads[program_id] = head
         return head
 
+    def kept(self, program_id: str) -> AnyRow | None:
+        """The head of built-in program ``program_id`` if it was read before, else None."""
+        return self._heads.get(program_id)
+
 
 def runnable_program(
     db: Session, *, user: User, program_id: str, builtins: BuiltinHeads | None = None
@@ -268,6 +273,14 @@ def runnable_program(
     if head is None or not _may_see(head, user):
         raise RuntimeProgramNotFound(f"Program not found: {program_id}")
     return head
+
+
+def kept_runnable_program(builtins: BuiltinHeads, *, user: User, program_id: str) -> AnyRow | None:
+    """`runnable_program` without the store: a built-in program ``builtins`` kept, that
+    ``user`` may see; None otherwise (`runnable_program` then reads it, or says why not).
+    """
+    head = builtins.kept(program_id)
+    return head if _may_see(head, user) else None
 
 
 def _writable_program(db: Session, *, user: User, program_id: str) -> tuple[Program, str]:
