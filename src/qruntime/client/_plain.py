@@ -18,17 +18,23 @@ replaced; a request that fails on a reused connection before any answer arrives 
 sent once more on a fresh one only when repeating it is harmless (not a POST).
 
 ``http.client`` sends a request's headers, then its body: two segments, and a server that
-wakes for the headers only to wait for the body. `_Connection` sends them in one.
+wakes for the headers only to wait for the body; and it parses an answer's headers with
+the ``email`` package, which cost about as much as the rest of the exchange. `_Connection`
+keeps ``http.client``'s connecting and closing, sends a request in one segment and reads
+its answer with a small HTTP/1.1 parser (status line, headers, a body by its length, in
+chunks or up to the close), bounded as ``http.client`` bounds it.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import select
 import socket
 import threading
 import urllib.request
-from typing import Any
+from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -76,7 +82,7 @@ class PlainLane:
         self.root = root  # the base URL's path, without a trailing "/"
         self.timeout = timeout
         self._user_agent = user_agent
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
 
     def request(
@@ -116,25 +122,21 @@ class PlainLane:
 
     def _exchange(
         self,
-        connection: http.client.HTTPConnection,
+        connection: _Connection,
         method: str,
         target: str,
         body: bytes | None,
         headers: dict[str, str],
     ) -> httpx.Response:
-        connection.request(method, target, body=body, headers=headers)
-        answer = connection.getresponse()
-        content = answer.read()
-        response = httpx.Response(answer.status, headers=answer.getheaders(), content=content)
+        answer = connection.exchange(method, target, body, headers)
+        response = httpx.Response(answer.status, headers=answer.headers, content=answer.content)
         if answer.will_close:
             connection.close()
         else:
             self._release(connection)
         return response
 
-    def _connection(
-        self, timeout: float, *, fresh: bool = False
-    ) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self, timeout: float, *, fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle connection that is still open, else a new one; and whether it is reused."""
         while not fresh:
             with self._lock:
@@ -149,7 +151,7 @@ class PlainLane:
             connection.close()
         return _Connection(self.host, self.port, timeout=timeout), False
 
-    def _release(self, connection: http.client.HTTPConnection) -> None:
+    def _release(self, connection: _Connection) -> None:
         with self._lock:
             if len(self._idle) < _MAX_IDLE:
                 self._idle.append(connection)
@@ -163,33 +165,132 @@ class PlainLane:
             connection.close()
 
 
+# As http.client bounds an answer: the longest line, the most header lines.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    content: bytes
+    will_close: bool
+
+
 class _Connection(http.client.HTTPConnection):
-    """``http.client``'s connection, sending each request (headers and body) in one send."""
+    """``http.client``'s connection (its connect, timeout and close) with its own exchange:
+    a request, headers and body, in one send; its answer read by `_read_answer`."""
 
-    _held: list[bytes] | None = None
+    _reader: BinaryIO | None = None
 
-    def request(  # type: ignore[override]  # the same parameters, passed on
-        self, method: str, url: str, body: bytes | None = None, headers: Any = None, **kw: Any
-    ) -> None:
-        self._held = []
+    def exchange(
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> _Answer:
+        """Send ``method target`` with ``headers`` and ``body``; the answer, read whole."""
+        if _CONTROL.search(target):
+            raise http.client.InvalidURL(f"URL can't contain control characters: {target!r}")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_field()}"]
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            lines.append("Accept-Encoding: identity")  # as http.client: no compressed answers
+        for name, value in headers.items():
+            if _CONTROL.search(name) or ":" in name or _CONTROL.search(value.strip("\t ")):
+                raise ValueError(f"Invalid header {name!r}: {value!r}")
+            lines.append(f"{name}: {value}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.sock is None:
+            self.connect()
+            self._reader = None
+        assert self.sock is not None
+        self.sock.sendall(head + body if body else head)
+        if self._reader is None:
+            self._reader = self.sock.makefile("rb")
+        return _read_answer(self._reader, method)
+
+    def _host_field(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return host if self.port == self.default_port else f"{host}:{self.port}"
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+        super().close()
+
+
+# Characters no request line or header may hold (they would split it).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _read_line(reader: BinaryIO, what: str) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong(what)
+    return line
+
+
+def _read_answer(reader: BinaryIO, method: str) -> _Answer:
+    """An HTTP/1.1 answer from ``reader``: interim (1xx) answers are skipped."""
+    while True:
+        line = _read_line(reader, "status line")
+        if not line:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        version, _, rest = line.decode("iso-8859-1").rstrip("\r\n").partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/") or len(code) != 3 or not code.isdigit():
+            raise http.client.BadStatusLine(line.decode("iso-8859-1"))
+        status = int(code)
+        headers = _read_headers(reader)
+        if not 100 <= status < 200 or status == 101:
+            break
+    fields = {name.lower(): value for name, value in headers}
+    tokens = {token.strip().lower() for token in fields.get("connection", "").split(",")}
+    will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return _Answer(status, headers, b"", will_close)
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return _Answer(status, headers, _read_chunked(reader), will_close)
+    length = fields.get("content-length", "").strip()
+    if not length.isdigit():  # no length (or one that reads as none): the body ends at the close
+        return _Answer(status, headers, reader.read(), True)
+    wanted = int(length)
+    content = reader.read(wanted)
+    if len(content) < wanted:
+        raise http.client.IncompleteRead(content, wanted - len(content))
+    return _Answer(status, headers, content, will_close)
+
+
+def _read_headers(reader: BinaryIO) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    while True:
+        line = _read_line(reader, "header line")
+        if line in (b"\r\n", b"\n", b""):
+            return headers
+        if len(headers) >= _MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+        name, colon, value = line.decode("iso-8859-1").partition(":")
+        if colon:  # a line without one (a folded continuation, say) carries nothing we read
+            headers.append((name.strip(), value.strip()))
+
+
+def _read_chunked(reader: BinaryIO) -> bytes:
+    pieces: list[bytes] = []
+    while True:
+        line = _read_line(reader, "chunk size")
+        size_text = line.split(b";", 1)[0].strip()
         try:
-            super().request(method, url, body, {} if headers is None else headers, **kw)
-        finally:
-            held, self._held = self._held, None
-        if held:
-            super().send(b"".join(held))  # connects first if need be, as http.client does
-
-    def send(self, data: Any) -> None:
-        if self._held is None:
-            super().send(data)
-        elif isinstance(data, bytes | bytearray | memoryview):
-            self._held.append(bytes(data))
-        else:  # a file-like body: what is held goes first, the rest as http.client sends it
-            held, self._held = self._held, None
-            if held:
-                super().send(b"".join(held))
-            super().send(data)
-            self._held = []
+            size = int(size_text, 16)
+        except ValueError:
+            raise http.client.IncompleteRead(b"".join(pieces)) from None
+        if size == 0:
+            while _read_line(reader, "trailer line") not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(pieces)
+        piece = reader.read(size)
+        if len(piece) < size:
+            raise http.client.IncompleteRead(b"".join(pieces) + piece, size - len(piece))
+        pieces.append(piece)
+        reader.read(2)  # the chunk's CRLF
 
 
 def _readable(sock: socket.socket) -> bool:

@@ -7,7 +7,9 @@ close after answering, die under a request.
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,12 +243,102 @@ def test_a_request_and_its_body_leave_in_one_send(served: Any) -> None:
 
     connection.sock = Counting()  # type: ignore[assignment]
     body = json.dumps({"program_id": "sampler", "params": {"x": "y" * 5000}}).encode()
-    connection.request("POST", "/jobs", body=body, headers={"Content-Length": str(len(body))})
-    answer = connection.getresponse()
-    answer.read()
+    answer = connection.exchange("POST", "/jobs", body, {"Content-Length": str(len(body))})
     connection.close()
     assert answer.status == 200
+    assert json.loads(answer.content) == {"ok": True}
     assert len(sends) == 1
     assert sends[0].startswith(b"POST /jobs HTTP/1.1\r\n")
     assert sends[0].endswith(b"\r\n\r\n" + body)
     assert recorder.requests[-1]["body"] == body
+
+
+class RawServer:
+    """A server that answers each request with the next of ``answers``, byte for byte (an
+    empty one: it closes the connection instead)."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = answers
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        peer, _ = self.listener.accept()
+        with peer, peer.makefile("rb") as reader:
+            for answer in self.answers:
+                request = b""
+                while not request.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    request += line
+                self.seen.append(request)
+                if not answer:  # the connection dies under the request
+                    return
+                peer.sendall(answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _exchange(answers: list[bytes], requests: int = 1) -> list[Any]:
+    from qruntime.client._plain import _Connection
+
+    server = RawServer(answers)
+    connection = _Connection("127.0.0.1", server.port, timeout=5)
+    try:
+        return [connection.exchange("GET", "/jobs", None, {}) for _ in range(requests)]
+    finally:
+        connection.close()
+        server.close()
+
+
+def test_answers_are_read_as_http_says() -> None:
+    (interim,) = _exchange(
+        [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+    )
+    assert (interim.status, interim.content, interim.will_close) == (200, b"ok", False)
+    (old,) = _exchange([b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold"])
+    assert old.will_close  # HTTP/1.0 without keep-alive
+    (unbounded,) = _exchange([b"HTTP/1.1 200 OK\r\nX-A:  spaced \r\n\r\nto the end"])
+    assert unbounded.content == b"to the end"
+    assert unbounded.will_close
+    assert ("X-A", "spaced") in unbounded.headers
+    empty, after = _exchange(
+        [b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"],
+        requests=2,
+    )
+    assert (empty.status, empty.content, after.content) == (204, b"", b"x")
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"", http.client.RemoteDisconnected),
+        (b"SMTP ready\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", http.client.IncompleteRead),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", http.client.LineTooLong),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", http.client.HTTPException),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            http.client.IncompleteRead,
+        ),
+    ],
+)
+def test_an_answer_that_is_not_http_is_refused(answer: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        _exchange([answer])
+
+
+def test_control_characters_cannot_split_a_request() -> None:
+    from qruntime.client._plain import _Connection
+
+    connection = _Connection("127.0.0.1", 9, timeout=1)
+    with pytest.raises(http.client.InvalidURL):
+        connection.exchange("GET", "/jobs\r\nX-Evil: 1", None, {})
+    with pytest.raises(ValueError, match="Invalid header"):
+        connection.exchange("GET", "/jobs", None, {"Authorization": "Bearer a\r\nX-Evil: 1"})
+    assert connection.sock is None  # refused before connecting
