@@ -116,35 +116,3 @@ def test_a_lost_connection_costs_no_write(postgres_url: str) -> None:
             assert set(db.scalars(select(ServerSecret.name))) >= {"before", "after"}
     finally:
         database.dispose()
-
-
-def test_a_lingering_write_shares_the_next_writes_transaction(sqlite_database) -> None:
-    """A write nothing waits for (a started job's claim) waits for the next one (the job's
-    end) and is committed with it; alone, it is written once its time is up."""
-    from sqlalchemy import event
-
-    commits: list[int] = []
-    event.listen(sqlite_database.engine, "commit", lambda connection: commits.append(1))
-
-    async def scenario() -> tuple[list[object], int, str, float]:
-        writer = StoreWriter(sqlite_database)
-        await writer.submit(_add("warm"))  # the thread and its connection
-        before = len(commits)
-        claim = writer.submit(_add("claim"), linger=5.0)
-        await asyncio.sleep(0.05)  # the claim waits: nothing else is queued yet
-        assert not claim.done()
-        end = writer.submit(_add("end"))
-        together = await asyncio.gather(claim, end)
-        shared = len(commits) - before
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        alone = await writer.submit(_add("alone"), linger=0.1)
-        waited = loop.time() - started
-        writer.close()
-        return together, shared, alone, waited
-
-    together, shared, alone, waited = asyncio.run(scenario())
-    assert together == ["claim", "end"]
-    assert shared == 1  # one transaction for both
-    assert alone == "alone"
-    assert 0.09 <= waited < 5.0  # written after its linger, not held for a companion

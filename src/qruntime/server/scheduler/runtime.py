@@ -39,9 +39,6 @@ __all__ = ["JobRuntime"]
 
 T = TypeVar("T")
 logger = logging.getLogger("qruntime.scheduler")
-# How long the claim of jobs started before it may wait for their first event, to be
-# written in one transaction with it (`StoreWriter.submit`'s ``linger``).
-_CLAIM_LINGER = 0.02
 
 MAX_TIME_REASON = "the session's max_time expired"
 #: Why a job that had published interim results fails when the server restarts or stops.
@@ -548,8 +545,7 @@ class JobRuntime:
         """Start kept built-in jobs at once; the store learns they run alongside.
 
         The claim is the writer thread's next write, so it lands before anything the
-        jobs report (with the first of it, if that comes within `_CLAIM_LINGER`). A job
-        the claim finds no longer Queued (cancelled in the meantime)
+        jobs report. A job the claim finds no longer Queued (cancelled in the meantime)
         is killed, and its end is recorded as what the store says.
         """
         at = utcnow()
@@ -562,11 +558,7 @@ class JobRuntime:
             started.append(self._pinned(spec))
         ids = [spec.job_id for spec in started]
         epoch = self._claim_epoch
-        # Nothing waits for the claim: it shares the transaction of the jobs' first event
-        # (a small job's end) when one comes soon enough.
-        claim = self.recorder.run(
-            lambda db: self._claim_started(db, ids, at, epoch), linger=_CLAIM_LINGER
-        )
+        claim = self.recorder.run(lambda db: self._claim_started(db, ids, at, epoch))
         claim.add_done_callback(self._claimed)
         for spec in started:
             self.recorder.started(spec.job_id)

@@ -9,12 +9,6 @@ back and its writes run again one transaction each.
 The thread keeps one connection for as long as it writes (no checkout from the pool, and
 on PostgreSQL no ping, per transaction); after a failed transaction it takes a new one.
 
-A write that nothing waits for may ``linger``: written with the next write that comes
-within that time, in its transaction, rather than in a transaction of its own. A job
-started before the store marks it Running (a kept built-in job on one server) is marked
-with its first event or its end: a small job costs one transaction fewer, at the moment
-its worker needs the cores.
-
 With several servers on one PostgreSQL, a ``fence`` runs first in each transaction that
 holds a fenced write: a leader that lost the lead writes nothing more of what only the
 leader may write (`ServiceUnavailableError`). Writes that any server may make (a job's
@@ -43,7 +37,6 @@ __all__ = ["StoreWriter"]
 T = TypeVar("T")
 Write = Callable[[Session], Any]
 _Item = tuple[Write, "asyncio.Future[Any]", bool]  # the write, its future, fenced
-_Queued = tuple[_Item, float]  # and how long it may wait for company (seconds)
 
 logger = logging.getLogger("qruntime.scheduler")
 
@@ -61,26 +54,22 @@ class StoreWriter:
         self.db = db
         self.max_batch = max_batch
         self.fence = fence
-        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: Connection | None = None  # the thread's own
 
-    def submit(
-        self, write: Callable[[Session], T], *, fenced: bool = True, linger: float = 0.0
-    ) -> asyncio.Future[T]:
+    def submit(self, write: Callable[[Session], T], *, fenced: bool = True) -> asyncio.Future[T]:
         """Queue ``write(db)``; the future gets its result once it is committed. On the loop.
 
         ``fenced=False``: written even when the fence says this server no longer leads.
-        ``linger``: when it is the first waiting, the write waits up to that many seconds
-        for another to share its transaction (nothing on the path of a request should).
         """
         if self._thread is None:
             self._loop = asyncio.get_running_loop()
             self._thread = threading.Thread(target=self._run, name="qrt-writer", daemon=True)
             self._thread.start()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(((write, future, fenced), linger))
+        self._queue.put((write, future, fenced))
         return future
 
     def close(self) -> None:
@@ -96,20 +85,16 @@ class StoreWriter:
             first = self._queue.get()
             if first is None:
                 break
-            item, linger = first
-            batch = [item]
-            wait = linger if linger > 0 else None
+            batch = [first]
             while len(batch) < self.max_batch:
                 try:
-                    # Only the first write of a batch may wait: the others take what is there.
-                    following = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                wait = None
-                if following is None:
+                if item is None:
                     stopping = True
                     break
-                batch.append(following[0])
+                batch.append(item)
             outcomes = self._write(batch)
             assert self._loop is not None
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
