@@ -6,7 +6,7 @@ import base64
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import column, delete, insert, inspect, select, table
+from sqlalchemy import column, delete, func, insert, inspect, select, table
 
 from qruntime.errors import ConflictError, InputValueError, NotAuthorizedError
 from qruntime.schemas import ProgramCreate
@@ -229,3 +229,50 @@ def test_job_counts_are_backfilled_and_kept_by_the_database(db_url: str) -> None
             assert session.get(JobCount, bob_id) is None
     finally:
         db.dispose()
+
+
+def test_a_sessions_job_is_inserted_only_if_the_session_takes_it(database: Database) -> None:
+    """One statement checks the session and inserts the job: the session must exist, be the
+    job owner's, run on the job's backend and accept jobs; otherwise nothing is written."""
+    from qruntime.server.store import sessions as session_store
+
+    with database.session() as session:
+        alice, _ = auth.create_user(session, name="alice")
+        bob, _ = auth.create_user(session, name="bob")
+        session_store.add_session(
+            session,
+            id="s1",
+            owner_id=alice.id,
+            backend="aer_simulator",
+            mode="dedicated",
+            state="open",
+            accepting_jobs=True,
+            max_ttl=600,
+            interactive_ttl=60,
+        )
+        session.commit()
+    refused = [
+        {"owner_id": bob.id},  # another user's session
+        {"backend": "fake_5q"},  # another backend
+        {"session_id": "missing"},
+    ]
+    with database.session() as session:
+        for number, change in enumerate(refused):
+            row = {**_job_row(f"no{number}", alice.id, 0), "session_id": "s1", **change}
+            del row["seq"]
+            assert job_store.add_job_in_session(session, **row) is None
+        row = {**_job_row("yes", alice.id, 0), "session_id": "s1", "private": True}
+        del row["seq"]
+        job = job_store.add_job_in_session(session, **row)
+        assert job is not None
+        assert job.seq == 1
+        session_store.update_session(session, session_id="s1", accepting_jobs=False)
+        closed = {**row, "id": "late"}
+        assert job_store.add_job_in_session(session, **closed) is None
+        session.commit()
+    with database.session() as session:
+        stored = session.get(Job, "yes")
+        assert stored is not None
+        assert (stored.session_id, stored.private, stored.tags) == ("s1", True, [])
+        assert stored.created_at.tzinfo is not None
+        assert session.scalar(select(func.count()).select_from(Job)) == 1

@@ -358,17 +358,23 @@ def store_new_job(db: Session, *, user: User, new: NewJob) -> Job | QRuntimeErro
     writes, and a raised error would roll back the others of its transaction.
     """
     session_id = new.fields["session_id"]
+    # Created when stored, in submission (seq) order with the jobs stored around it.
+    created_at = utcnow()
     if new.session is not None:
         session_store.add_session(db, **new.session)
     elif session_id is not None:
+        # One statement checks that the session takes the job and inserts it; only a
+        # refusal reads the session, to say why.
+        job = store.add_job_in_session(db, **new.fields, created_at=created_at)
+        if job is not None:
+            return job
         try:
             session_service.session_for_job(
                 db, user=user, session_id=session_id, backend=new.fields["backend"]
             )
         except QRuntimeError as refusal:
             return refusal
-    # Created when stored, in submission (seq) order with the jobs stored around it.
-    return store.add_job(db, **new.fields, created_at=utcnow())
+    return store.add_job(db, **new.fields, created_at=created_at)
 
 
 def submit_job(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Table,
     bindparam,
     case,
@@ -24,11 +26,19 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from qruntime.server.store.database import AnyRow
-from qruntime.server.store.tables import ClusterLeader, Job, JobCount, JobInterimResult, Program
+from qruntime.server.store.tables import (
+    ClusterLeader,
+    Job,
+    JobCount,
+    JobInterimResult,
+    Program,
+    RuntimeSession,
+)
 
 __all__ = [
     "add_interim_result",
     "add_job",
+    "add_job_in_session",
     "append_log",
     "claim_job",
     "count_interim_results",
@@ -56,6 +66,7 @@ __all__ = [
 # options, result wrapping) that cost more than SQLite's work on such a statement.
 _jobs = cast(Table, Job.__table__)
 _programs = cast(Table, Program.__table__)
+_sessions = cast(Table, RuntimeSession.__table__)
 
 
 _NO_PARAMS = "{}"
@@ -128,6 +139,37 @@ def add_job(db: Session, **fields: Any) -> Job:
     fields.setdefault("logs", "")
     row = db.connection().execute(_INSERT, fields).one()
     return Job(seq=row.seq, **fields)
+
+
+@functools.cache
+def _insert_in_session(names: tuple[str, ...]) -> Insert:
+    """INSERT of a job with these columns, made only if its session takes it (one row or
+    none): the session exists, is the job owner's, accepts jobs and runs on its backend."""
+    takes = (
+        select(_sessions.c.id)
+        .where(
+            _sessions.c.id == bindparam("session_id"),
+            _sessions.c.owner_id == bindparam("owner_id"),
+            _sessions.c.backend == bindparam("backend"),
+            _sessions.c.accepting_jobs.is_(True),
+        )
+        .exists()
+    )
+    values = [bindparam(name, type_=_jobs.c[name].type) for name in names]
+    seq = select(func.coalesce(func.max(_jobs.c.seq), 0) + 1).scalar_subquery()
+    chosen = select(*values, seq).where(takes)
+    return insert(_jobs).from_select([*names, "seq"], chosen).returning(_jobs.c.seq)
+
+
+def add_job_in_session(db: Session, **fields: Any) -> Job | None:
+    """`add_job` for a job of session ``fields["session_id"]``, in the same statement as
+    the check that the session takes it: None (nothing written) when it does not.
+    """
+    fields.setdefault("tags", [])
+    fields.setdefault("logs", "")
+    statement = _insert_in_session(tuple(sorted(fields)))
+    row = db.connection().execute(statement, fields).first()
+    return None if row is None else Job(seq=row.seq, **fields)
 
 
 def claim_job(
