@@ -111,6 +111,25 @@ def test_the_same_sampler_job_submitted_again_runs_again(service: RuntimeService
         assert sum(counts.values()) == 300
 
 
+def test_an_estimator_loop_with_new_values_runs_each_set_of_values(
+    service: RuntimeService,
+) -> None:
+    """A loop's later jobs differ from the first only in their parameter values: the
+    server checks them on its shortest path, and each job still runs its own values."""
+    from qiskit.quantum_info import Statevector
+
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(1)
+    circuit.ry(theta, 0)
+    observable = SparsePauliOp("Z")
+    estimator = EstimatorV2(mode="aer_simulator", service=service)
+    estimator.options.default_precision = 0.001
+    for angle in (0.0, 1.0, 2.5, 3.0):
+        result = estimator.run([(circuit, observable, [angle])]).result()
+        exact = Statevector(circuit.assign_parameters([angle])).expectation_value(observable)
+        assert abs(float(result[0].data.evs) - exact.real) < 0.01
+
+
 def test_a_users_next_sampler_job_reuses_what_the_worker_prepared(
     service: RuntimeService,
 ) -> None:

@@ -30,6 +30,13 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+def body_size(request: Request) -> int | None:
+    """The request body's declared length (`BodyLimit` has held it to the route's limit);
+    None for a body sent in chunks."""
+    length = request.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
 def get_db(state: StateDep) -> Iterator[Session]:
     with state.db.session() as session:
         yield session

@@ -86,7 +86,7 @@ class HotRoutes:
         response: Response
         try:
             state = _state(scope)
-            job = await state.queue_job(user, payload)
+            job = await state.queue_job(user, payload, size=len(body))
         except QRuntimeError as error:
             response = error_response(error)
         except Exception as exc:  # the application's 500, never a dropped request

@@ -63,10 +63,12 @@ class AppState:
         call = functools.partial(func, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.store_threads, call)
 
-    async def queue_job(self, user: User, payload: JobCreate) -> Job:
+    async def queue_job(self, user: User, payload: JobCreate, *, size: int | None = None) -> Job:
         """Check a submission (on a store thread unless `job_service.remembered_job` can
         on the loop), then store it through the runtime's writer (`JobRuntime.store_job`):
-        the job is durable before this returns.
+        the job is durable before this returns. ``size``: the request body's length,
+        when known; only a small body is looked at on the loop (its inputs are encoded
+        again there to find them remembered).
 
         Refused while the server stops (`JobRuntime.drain`): it starts no job any more.
         """
@@ -76,15 +78,17 @@ class AppState:
                 "once it has restarted."
             )
         # A loop's next job, whose inputs passed before, is checked here; others on a thread.
-        new = job_service.remembered_job(
-            user=user,
-            payload=payload,
-            catalogue=self.catalogue,
-            settings=self.settings,
-            queued_by_user=self.runtime.queued_by(user.id),
-            builtins=self.builtins,
-            checked=self.checked,
-        )
+        new = None
+        if size is not None and size <= job_service.REMEMBERED_INPUT_BYTES:
+            new = job_service.remembered_job(
+                user=user,
+                payload=payload,
+                catalogue=self.catalogue,
+                settings=self.settings,
+                queued_by_user=self.runtime.queued_by(user.id),
+                builtins=self.builtins,
+                checked=self.checked,
+            )
         if new is None:
             new = await self.in_thread(self._check_job, user, payload)
         stored = self.runtime.store_job(

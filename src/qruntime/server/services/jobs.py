@@ -52,6 +52,7 @@ from qruntime.server.store.database import AnyRow
 from qruntime.server.store.tables import Job, User, utcnow
 
 __all__ = [
+    "REMEMBERED_INPUT_BYTES",
     "NewJob",
     "cancel_and_kill",
     "cancel_job",
@@ -236,7 +237,7 @@ def check_job(
 
 
 # What `remembered_job` decodes at most, on the event loop: small parameter values.
-_REMEMBERED_INPUT_BYTES = 64 * 1024
+REMEMBERED_INPUT_BYTES = 64 * 1024
 _REMEMBERED_DECODED_BYTES = 1024 * 1024
 
 
@@ -267,7 +268,7 @@ def remembered_job(
         catalogue, name=payload.backend, requirements=spec.get("backend_requirements") or {}
     )
     params = _input_text(payload, max_bytes=settings.max_input_bytes)
-    if len(params) > _REMEMBERED_INPUT_BYTES:
+    if len(params) > REMEMBERED_INPUT_BYTES:
         return None
     limits = DecodeLimits(
         max_decoded_bytes=min(settings.max_decoded_bytes, _REMEMBERED_DECODED_BYTES),

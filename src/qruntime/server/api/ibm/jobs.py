@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from qruntime.errors import InputValueError
 from qruntime.schemas.jobs import JobCreate, JobState
-from qruntime.server.api.deps import DbDep, StateDep, UserDep
+from qruntime.server.api.deps import DbDep, StateDep, UserDep, body_size
 from qruntime.server.api.ibm import models, shapes
 from qruntime.server.api.job_filters import JobFiltersDep
 from qruntime.server.api.openapi import errors
@@ -59,7 +59,9 @@ class IbmJobCreate(BaseModel):
         ),
     },
 )
-async def submit(body: IbmJobCreate, user: UserDep, state: StateDep) -> dict[str, Any]:
+async def submit(
+    body: IbmJobCreate, user: UserDep, state: StateDep, request: Request
+) -> dict[str, Any]:
     """Queue a job as ``POST /jobs`` does; a job in a session may leave ``backend`` out."""
     backend = body.backend
     if backend is None and body.session_id is not None:
@@ -79,7 +81,7 @@ async def submit(body: IbmJobCreate, user: UserDep, state: StateDep) -> dict[str
         cost=body.cost,
         private=body.private,
     )
-    job = await state.queue_job(user, payload)
+    job = await state.queue_job(user, payload, size=body_size(request))
     return {"id": job.id, "backend": job.backend, "session_id": job.session_id}
 
 

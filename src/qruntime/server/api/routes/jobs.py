@@ -26,6 +26,7 @@ from qruntime.server.api.deps import (
     StateDep,
     UserDep,
     access_token,
+    body_size,
     resolve_user,
 )
 from qruntime.server.api.job_filters import JobFiltersDep
@@ -54,7 +55,7 @@ _NO_JOB = (404, "No such job, or not yours.")
         503,
     ),
 )
-async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
+async def submit(body: JobCreate, user: UserDep, state: StateDep, request: Request) -> JobCreated:
     """Queue a job: run ``program_id`` on ``backend`` with ``params`` as its inputs.
 
     The inputs are runtime-encoded JSON (`qruntime.encoding`), checked against the
@@ -66,7 +67,7 @@ async def submit(body: JobCreate, user: UserDep, state: StateDep) -> JobCreated:
     """
     # async: the checks take one hop to a thread, the insert joins the store writer's
     # next commit (`AppState.queue_job`): the hottest route of all.
-    job = await state.queue_job(user, body)
+    job = await state.queue_job(user, body, size=body_size(request))
     return JobCreated(id=job.id, backend=job.backend)
 
 
