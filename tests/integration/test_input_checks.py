@@ -28,6 +28,7 @@ from qruntime.server.app import prepare_database
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services import programs as program_service
 from qruntime.server.services.checked_inputs import CheckedInputs
+from qruntime.server.services.programs import BuiltinHeads
 from qruntime.server.settings import Settings
 from qruntime.server.store import users as user_store
 from qruntime.server.store.database import Database
@@ -258,17 +259,13 @@ def _remembered(
     return job_service.remembered_job(**arguments)  # type: ignore[arg-type]
 
 
-def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store: Store) -> None:
-    from qruntime.errors import QuotaExceededError
-    from qruntime.server.services.programs import BuiltinHeads
-
-    checked, builtins = CheckedInputs(), BuiltinHeads()
-    first = _estimator_params(np.array([0.1, 0.2]))
-    # Nothing kept yet: the program's head is read from the store by check_job first.
-    assert _remembered(store, checked, first, builtins=builtins) is None
-    payload = JobCreate(program_id="estimator", backend="aer_simulator", params=first)
+def _check(
+    store: Store, checked: CheckedInputs, builtins: BuiltinHeads, params: dict[str, object]
+) -> job_service.NewJob:
+    """`check_job` of the admin's estimator job with ``params`` (the thread's full checks)."""
+    payload = JobCreate(program_id="estimator", backend="aer_simulator", params=params)
     with store.database.session() as db:
-        checked_job = job_service.check_job(
+        return job_service.check_job(
             db,
             user=store.admin,
             payload=payload,
@@ -277,6 +274,16 @@ def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store:
             builtins=builtins,
             checked=checked,
         )
+
+
+def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store: Store) -> None:
+    from qruntime.errors import QuotaExceededError
+
+    checked, builtins = CheckedInputs(), BuiltinHeads()
+    first = _estimator_params(np.array([0.1, 0.2]))
+    # Nothing kept yet: the program's head is read from the store by check_job first.
+    assert _remembered(store, checked, first, builtins=builtins) is None
+    checked_job = _check(store, checked, builtins, first)
     later = _estimator_params(np.array([0.3, 0.4]))
     new = _remembered(store, checked, later, builtins=builtins)
     assert new is not None
@@ -301,21 +308,7 @@ def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store:
         _remembered(store, checked, _estimator_params(np.zeros((2, 2))), builtins=builtins) is None
     )
     rng = np.random.default_rng(1)
-    big = JobCreate(
-        program_id="estimator",
-        backend="aer_simulator",
-        params=_estimator_params(rng.uniform(size=(20_000, 2))),
-    )
-    with store.database.session() as db:
-        job_service.check_job(
-            db,
-            user=store.admin,
-            payload=big,
-            catalogue=store.catalogue,
-            settings=store.settings,
-            builtins=builtins,
-            checked=checked,
-        )
+    _check(store, checked, builtins, _estimator_params(rng.uniform(size=(20_000, 2))))
     bigger = _estimator_params(rng.uniform(size=(20_000, 2)))  # remembered, but large
     assert _remembered(store, checked, bigger, builtins=builtins) is None
     # The quota still holds.
