@@ -65,8 +65,9 @@ async def submit(body: JobCreate, user: UserDep, state: StateDep, request: Reque
     a dedicated one for it; ``private`` keeps its inputs secret and lets its result be
     read once.
     """
-    # async: the checks take one hop to a thread, the insert joins the store writer's
-    # next commit (`AppState.queue_job`): the hottest route of all.
+    # async: the checks take one hop to a thread (none for a loop's remembered inputs),
+    # the insert joins the store writer's next commit (`AppState.queue_job`): the
+    # hottest route of all.
     job = await state.queue_job(user, body, size=body_size(request))
     return JobCreated(id=job.id, backend=job.backend)
 
