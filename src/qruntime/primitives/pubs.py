@@ -9,18 +9,26 @@ precision]`` lists, ``None`` for unset values), or as qiskit PUB objects when
 a program is run in-process. Qiskit's own ``SamplerPub.coerce`` and
 ``EstimatorPub.coerce`` apply the PUB rules; every failure becomes an
 :class:`~qruntime.errors.InputValueError` that says which PUB is wrong.
+
+A variational loop sends the same observables with every job. Their conversion to an
+``ObservablesArray`` (a third of a small PUB's coercion) is kept by content: a
+``SparsePauliOp`` by its Paulis and coefficients, the wire's ``{label: coefficient}``
+dict by its items; other forms are converted each time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.primitives.containers import EstimatorPub, SamplerPub
+from qiskit.primitives.containers.observables_array import ObservablesArray
+from qiskit.quantum_info import SparsePauliOp
 
+from qruntime._lru import LRUCache
 from qruntime.errors import InputValueError
 from qruntime.primitives.options import PrimitiveKind, PrimitiveOptions, resolve_options
 
@@ -142,6 +150,7 @@ def coerce_estimator_pubs(pubs: Any, *, default_precision: float) -> list[Estima
             if len(items) == 4 and items[3] is not None:
                 _check_count(f"pubs[{i}] precision", items[3], integer=False)
             try:
+                items = (items[0], _observables(items[1]), *items[2:])
                 pub = EstimatorPub.coerce(_trim(items), default_precision)
             except (ValueError, TypeError) as exc:
                 raise InputValueError(f"pubs[{i}]: {exc}") from exc
@@ -158,6 +167,44 @@ def coerce_estimator_pubs(pubs: Any, *, default_precision: float) -> list[Estima
             _check_pub(pub, i)
         out.append(pub)
     return out
+
+
+# Converted observables by content, bounded by their count of terms.
+_OBSERVABLES: LRUCache[Hashable, ObservablesArray] = LRUCache(
+    max_entries=64, max_weight=200_000, weigh=lambda array: max(1, array.size)
+)
+_MAX_KEPT_TERMS = 20_000
+
+
+def _observables(raw: Any) -> Any:
+    """``raw`` as an ``ObservablesArray``, the one converted before from the same content;
+    ``raw`` itself when it is of a form not kept (qiskit's coercion converts it)."""
+    key = _observables_key(raw)
+    if key is None:
+        return raw
+    found = _OBSERVABLES.get(key)
+    if found is None:
+        found = ObservablesArray.coerce(raw)
+        _OBSERVABLES.put(key, found)
+    return found
+
+
+def _observables_key(raw: Any) -> Hashable | None:
+    if (
+        isinstance(raw, SparsePauliOp)
+        and raw.size <= _MAX_KEPT_TERMS
+        and raw.coeffs.dtype.kind in "fc"  # not parameters: objects have no content bytes
+    ):
+        paulis = raw.paulis
+        parts = (paulis.z, paulis.x, paulis.phase, raw.coeffs)
+        return ("SparsePauliOp", raw.num_qubits, *(part.tobytes() for part in parts))
+    if (
+        isinstance(raw, dict)
+        and len(raw) <= _MAX_KEPT_TERMS
+        and all(isinstance(k, str) and type(v) in (int, float) for k, v in raw.items())
+    ):
+        return ("dict", tuple(raw.items()))
+    return None
 
 
 def _pub_list(pubs: Any) -> list[Any]:
