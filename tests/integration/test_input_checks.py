@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
+from tests.stores import sqlite_store
 
 from qruntime.backends import Catalogue, load_catalogue
 from qruntime.encoding import RuntimeEncoder
 from qruntime.errors import InputValueError
 from qruntime.schemas.jobs import JobCreate
 from qruntime.schemas.programs import ProgramCreate
-from qruntime.server.app import prepare_database
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services import programs as program_service
 from qruntime.server.services.checked_inputs import CheckedInputs
@@ -46,13 +46,8 @@ class Store:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
-    database = Database(url)
-    prepare_database(settings, database)
+    settings, database, admin_user = sqlite_store(tmp_path)
     with database.session() as db:
-        admin = db.query(User).filter(User.name == "admin").one()
-        admin_user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
         other = user_store.add_user(db, user_id="other-user", name="other", is_admin=False)
         other_user = User(id=other.id, name=other.name, is_admin=False, created_at=other.created_at)
     yield Store(database, settings, load_catalogue(None), admin_user, other_user)
@@ -256,7 +251,9 @@ def _remembered(
         "checked": checked,
         **kw,
     }
-    return job_service.remembered_job(**arguments)  # type: ignore[arg-type]
+    found = job_service.remembered_job(**arguments)  # type: ignore[arg-type]
+    # Not checked on the loop: new inputs come back as their digest, for check_job.
+    return found if isinstance(found, job_service.NewJob) else None
 
 
 def _check(
@@ -291,19 +288,7 @@ def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store:
     assert new.fields["id"] != checked_job.fields["id"]
     assert json.loads(new.fields["params"]) == later  # the job runs its own values
     # Another user, another shape, or large inputs: not for the loop.
-    other = JobCreate(program_id="estimator", backend="aer_simulator", params=later)
-    assert (
-        job_service.remembered_job(
-            user=store.other,
-            payload=other,
-            catalogue=store.catalogue,
-            settings=store.settings,
-            queued_by_user=0,
-            builtins=builtins,
-            checked=checked,
-        )
-        is None
-    )
+    assert _remembered(store, checked, later, builtins=builtins, user=store.other) is None
     assert (
         _remembered(store, checked, _estimator_params(np.zeros((2, 2))), builtins=builtins) is None
     )
@@ -320,3 +305,38 @@ def test_a_remembered_submission_is_checked_without_the_store_or_a_thread(store:
             builtins=builtins,
             queued_by_user=store.settings.max_queued_jobs_per_user,
         )
+
+
+def test_new_inputs_read_on_the_loop_are_not_read_again_on_the_thread(store: Store) -> None:
+    """New inputs of a kept program come back from the loop as their text and digest;
+    check_job takes them as they are and remembers the digest for the next job."""
+    checked, builtins = CheckedInputs(), BuiltinHeads()
+    _check(store, checked, builtins, _estimator_params(np.array([0.1, 0.2])))  # keeps the head
+    fresh = _estimator_params(np.array([[0.1, 0.2], [0.3, 0.4]]))  # a new shape
+    payload = JobCreate(program_id="estimator", backend="aer_simulator", params=fresh)
+    digest = job_service.remembered_job(
+        user=store.admin,
+        payload=payload,
+        catalogue=store.catalogue,
+        settings=store.settings,
+        queued_by_user=0,
+        builtins=builtins,
+        checked=checked,
+    )
+    assert isinstance(digest, job_service.InputDigest)
+    assert json.loads(digest.params) == fresh
+    with store.database.session() as db:
+        new = job_service.check_job(
+            db,
+            user=store.admin,
+            payload=payload,
+            catalogue=store.catalogue,
+            settings=store.settings,
+            builtins=builtins,
+            checked=checked,
+            digest=digest,
+        )
+    assert new.fields["params"] == digest.params
+    assert checked.holds(digest.key)
+    later = _estimator_params(np.array([[0.5, 0.6], [0.7, 0.8]]))
+    assert _remembered(store, checked, later, builtins=builtins) is not None

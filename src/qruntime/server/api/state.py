@@ -78,7 +78,7 @@ class AppState:
                 "once it has restarted."
             )
         # A loop's next job, whose inputs passed before, is checked here; others on a thread.
-        new = None
+        new: job_service.NewJob | job_service.InputDigest | None = None
         if size is not None and size <= job_service.REMEMBERED_INPUT_BYTES:
             new = job_service.remembered_job(
                 user=user,
@@ -89,8 +89,8 @@ class AppState:
                 builtins=self.builtins,
                 checked=self.checked,
             )
-        if new is None:
-            new = await self.in_thread(self._check_job, user, payload)
+        if not isinstance(new, job_service.NewJob):  # checked on a thread, digest or not
+            new = await self.in_thread(self._check_job, user, payload, new)
         stored = self.runtime.store_job(
             functools.partial(job_service.store_new_job, user=user, new=new),
             builtin=new.builtin,
@@ -102,7 +102,9 @@ class AppState:
             raise outcome
         return outcome
 
-    def _check_job(self, user: User, payload: JobCreate) -> job_service.NewJob:
+    def _check_job(
+        self, user: User, payload: JobCreate, digest: job_service.InputDigest | None = None
+    ) -> job_service.NewJob:
         with self.db.session() as db:
             return job_service.check_job(
                 db,
@@ -114,6 +116,7 @@ class AppState:
                 builtins=self.builtins,
                 circuits=self.circuits,
                 checked=self.checked,
+                digest=digest,
             )
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ remembered (their owner may update them).
 Usage::
 
     checked = CheckedInputs()
-    text = check_text("sampler", inputs, params, limits=limits)
+    text = check_text("sampler", inputs, params, limits=limits) or params
     key = checked.key(user_id=user.id, program_id="sampler", backend="aer_simulator",
                       text=text)
     if not checked.holds(key):
@@ -53,15 +53,16 @@ _DIGEST_BYTES = 16
 _VALUES_AT = {"sampler": 1, "estimator": 2}
 
 
-def check_text(builtin: str | None, inputs: Any, text: str, *, limits: DecodeLimits) -> str:
+def check_text(builtin: str | None, inputs: Any, text: str, *, limits: DecodeLimits) -> str | None:
     """What the checks of a built-in program's ``inputs`` (``text``, their JSON) depend on.
 
     ``text`` itself, but for the primitives: each PUB's parameter values, when they are
     an encoded array of real numbers, are replaced by null and their shape and dtype
     are listed apart (with the PUB's index: a PUB that sends null there reads
     differently).
-    Arrays are decoded under ``limits``; one that does not decode leaves ``text`` as
-    it is, for the full checks to refuse with their own message.
+    Arrays are decoded under ``limits``; None when one does not decode (the caller keys
+    the inputs by ``text`` then, and the full checks refuse them with their own message,
+    or decode them under wider limits).
     """
     at = _VALUES_AT.get(builtin or "")
     pubs = inputs.get("pubs") if at is not None and isinstance(inputs, dict) else None
@@ -77,7 +78,7 @@ def check_text(builtin: str | None, inputs: Any, text: str, *, limits: DecodeLim
         try:
             array = loads(json.dumps(values), limits=limits)
         except QRuntimeError:
-            return text
+            return None
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
             return text  # strings or complex numbers may read as numbers, or may not
         skeleton.append([*pub[:at], None, *pub[at + 1 :]])

@@ -53,6 +53,7 @@ from qruntime.server.store.tables import Job, User, utcnow
 
 __all__ = [
     "REMEMBERED_INPUT_BYTES",
+    "InputDigest",
     "NewJob",
     "cancel_and_kill",
     "cancel_job",
@@ -197,13 +198,15 @@ def check_job(
     builtins: BuiltinHeads | None = None,
     circuits: DecodedCircuits | None = None,
     checked: CheckedInputs | None = None,
+    digest: InputDigest | None = None,
 ) -> NewJob:
     """Check a submission (nothing is written): quota, program, backend, inputs, options.
 
     Inputs of a built-in program that ``checked`` remembers for this user are not checked
     again (a primitive's PUBs whose parameter values changed, but not their shape, are
-    remembered too: `check_text`). The session a job joins is checked where the job is
-    stored (`store_new_job`).
+    remembered too: `check_text`). ``digest``: the inputs' text and digest as
+    `remembered_job` found them, not computed again. The session a job joins is checked
+    where the job is stored (`store_new_job`).
     """
     _check_quota(settings, queued_by_user)
     program = runnable_program(db, user=user, program_id=payload.program_id, builtins=builtins)
@@ -215,12 +218,13 @@ def check_job(
         max_decoded_bytes=settings.max_decoded_bytes,
         max_circuit_qubits=settings.max_circuit_qubits,
     )
-    params = _input_text(payload, max_bytes=settings.max_input_bytes)
-    key = None
-    if checked is not None and program.builtin is not None:
-        key = _checked_key(
-            checked, user=user, program=program, payload=payload, params=params, limits=limits
-        )
+    if digest is not None:
+        params, key = digest.params, digest.key
+    else:
+        params, key = _input_text(payload, max_bytes=settings.max_input_bytes), None
+        if checked is not None and program.builtin is not None:
+            text = check_text(program.builtin, payload.params, params, limits=limits) or params
+            key = _checked_key(user, payload, program, text)
     if key is None or checked is None or not checked.holds(key):
         decoded = _check_inputs(params, payload, spec=spec, limits=limits, circuits=circuits)
         if program.builtin is not None:
@@ -250,14 +254,15 @@ def remembered_job(
     queued_by_user: int,
     builtins: BuiltinHeads,
     checked: CheckedInputs,
-) -> NewJob | None:
+) -> NewJob | InputDigest | None:
     """`check_job` for a built-in program's submission whose inputs ``checked`` remembers,
     with no read of the store and no decoding but small parameter values (`check_text`).
 
     Cheap enough for the event loop: a loop's next job is not handed to a thread and back.
-    None when that does not hold (the program is not kept, the inputs are large or
-    new): the caller runs `check_job`. Raises what `check_job` raises for the quota,
-    the backend and the options.
+    Otherwise the caller runs `check_job`, with the `InputDigest` returned here when
+    the inputs could be read (new inputs of a kept program), or after None (the program
+    is not kept, the inputs are large or their values do not decode here). Raises what
+    `check_job` raises for the quota, the backend and the options.
     """
     program = kept_runnable_program(builtins, user=user, program_id=payload.program_id)
     if program is None:
@@ -274,11 +279,12 @@ def remembered_job(
         max_decoded_bytes=min(settings.max_decoded_bytes, _REMEMBERED_DECODED_BYTES),
         max_circuit_qubits=settings.max_circuit_qubits,
     )
-    key = _checked_key(
-        checked, user=user, program=program, payload=payload, params=params, limits=limits
-    )
-    if not checked.holds(key):
+    text = check_text(program.builtin, payload.params, params, limits=limits)
+    if text is None:  # values too large to decode here: check_job decodes them
         return None
+    key = _checked_key(user, payload, program, text)
+    if not checked.holds(key):
+        return InputDigest(params, key)
     return _new_job(user, payload, program, params, catalogue=catalogue, settings=settings)
 
 
@@ -290,17 +296,20 @@ def _check_quota(settings: Settings, queued_by_user: int) -> None:
         )
 
 
-def _checked_key(
-    checked: CheckedInputs,
-    *,
-    user: User,
-    program: AnyRow,
-    payload: JobCreate,
-    params: str,
-    limits: DecodeLimits,
-) -> bytes:
-    text = check_text(program.builtin, payload.params, params, limits=limits)
-    return checked.key(user_id=user.id, program_id=program.id, backend=payload.backend, text=text)
+@dataclass(frozen=True)
+class InputDigest:
+    """A built-in program's inputs as a submission's checks read them: their JSON text
+    (as the worker gets it) and their digest in `CheckedInputs`."""
+
+    params: str
+    key: bytes
+
+
+def _checked_key(user: User, payload: JobCreate, program: AnyRow, text: str) -> bytes:
+    """The digest of ``text`` (`check_text`'s) for this user, program and backend."""
+    return CheckedInputs.key(
+        user_id=user.id, program_id=program.id, backend=payload.backend, text=text
+    )
 
 
 def _new_job(
