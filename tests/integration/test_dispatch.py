@@ -7,32 +7,20 @@ import base64
 import functools
 from pathlib import Path
 
+from tests.stores import sqlite_store
+
 from qruntime.backends import load_catalogue
 from qruntime.errors import RuntimeInvalidStateError
 from qruntime.schemas.jobs import JobCreate
 from qruntime.schemas.programs import ProgramCreate
 from qruntime.schemas.sessions import SessionCreate
-from qruntime.server.app import prepare_database
 from qruntime.server.executor import InlineExecutor
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services import programs as program_service
 from qruntime.server.services import sessions as session_service
-from qruntime.server.settings import Settings
 from qruntime.server.store import jobs as job_store
-from qruntime.server.store.database import Database
-from qruntime.server.store.tables import Job, User
-
-
-def _runtime_parts(tmp_path: Path) -> tuple[Settings, Database, User]:
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    settings = Settings(db_url=url, admin_token="qrt_test_" + "0" * 32)
-    database = Database(url)
-    prepare_database(settings, database)
-    with database.session() as db:
-        admin = db.query(User).filter(User.name == "admin").one()
-        user = User(id=admin.id, name=admin.name, is_admin=True, created_at=admin.created_at)
-    return settings, database, user
+from qruntime.server.store.tables import Job
 
 
 def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
@@ -42,7 +30,7 @@ def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
     in the store in that moment (before the runtime heard of the cancel), it is killed,
     its end does not overwrite the cancel, waiters hear "Cancelled", and its lane is freed.
     """
-    settings, database, user = _runtime_parts(tmp_path)
+    settings, database, user = sqlite_store(tmp_path)
     config = tmp_path / "q.toml"
     config.write_text('[backends.one_lane]\nkind = "aer"\nlanes = 1\n')
     catalogue = load_catalogue(config)
@@ -103,7 +91,7 @@ def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
     """The dispatcher fails a queued job whose program is gone, and says so through the
     hub, so a long poll on it ends then, not when its own time runs out.
     """
-    settings, database, user = _runtime_parts(tmp_path)
+    settings, database, user = sqlite_store(tmp_path)
     catalogue = load_catalogue(None)
     source = "def main(backend, user_messenger, **kw):\n    return 1\n"
     with database.session() as db:
@@ -157,7 +145,7 @@ def test_a_stored_job_runs_even_when_nobody_awaits_its_submission(tmp_path: Path
     """A submission joins the store writer's next commit; if its request goes away while
     it waits (the client hung up, the server stops), the job is stored and still queued:
     never a stored job that the scheduler does not know."""
-    settings, database, user = _runtime_parts(tmp_path)
+    settings, database, user = sqlite_store(tmp_path)
     catalogue = load_catalogue(None)
 
     async def scenario() -> tuple[str, dict[str, object]]:
@@ -195,7 +183,7 @@ def test_a_stored_job_runs_even_when_nobody_awaits_its_submission(tmp_path: Path
 def test_a_session_that_stopped_taking_jobs_refuses_only_its_own(tmp_path: Path) -> None:
     """Submissions stored in one commit: the one whose session was closed after its checks
     is refused with the session's reason; the others are stored and run."""
-    settings, database, user = _runtime_parts(tmp_path)
+    settings, database, user = sqlite_store(tmp_path)
     catalogue = load_catalogue(None)
     with database.session() as db:
         session = session_service.create_session(
@@ -264,7 +252,7 @@ def test_a_job_that_starts_its_session_stores_both_in_one_write(tmp_path: Path) 
     is stored with the job; the runtime learns of the session, and the job runs in it
     (it waited for ever: the scheduler holds a session's jobs until it knows the session).
     """
-    settings, database, user = _runtime_parts(tmp_path)
+    settings, database, user = sqlite_store(tmp_path)
     catalogue = load_catalogue(None)
 
     async def scenario() -> tuple[object, dict[str, object]]:
