@@ -171,6 +171,11 @@ def assert_same(actual: Any, expected: Any) -> None:
         assert isinstance(actual, BindingsArray)
         assert actual.shape == expected.shape
         assert_same(dict(actual.data), dict(expected.data))
+    elif isinstance(expected, BitArray):
+        # Decoded, it is a BitArray that counts in numpy (qruntime.primitives.bits).
+        assert isinstance(actual, BitArray)
+        assert actual == expected
+        assert actual.get_counts() == expected.get_counts()
     elif isinstance(expected, DataBin):
         assert isinstance(actual, DataBin)
         assert actual.shape == expected.shape
