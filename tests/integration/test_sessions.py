@@ -212,6 +212,31 @@ def test_batch_jobs_overlap_in_time(server) -> None:
     assert batch.details()["mode"] == "batch"
 
 
+@pytest.mark.parametrize("kind", [Session, Batch])
+def test_threads_sharing_a_new_session_send_their_first_jobs_into_one_session(
+    server, kind: type[Session]
+) -> None:
+    service = server.service()
+    shared = kind(service=service, backend="aer_simulator")
+    start = threading.Barrier(6)
+    jobs = []
+
+    def first_job() -> None:
+        start.wait()
+        jobs.append(shared.run("hello-world", inputs={"iterations": 0}))
+
+    threads = [threading.Thread(target=first_job) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(jobs) == 6
+    assert {job.session_id for job in jobs} == {shared.session_id}
+    assert all(job.result(timeout=60) for job in jobs)
+    assert len(service.jobs(session_id=shared.session_id, limit=20)) == 6
+    shared.close()
+
+
 def test_from_id_continues_a_session(server) -> None:
     service = server.service()
     session = Session(service=service, backend="aer_simulator")

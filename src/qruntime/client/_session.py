@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,8 @@ class Session:
         self._backend: str = backend if isinstance(backend, str) else backend.name
         self._max_time = parse_max_time(max_time)
         self._session_id: str | None = None
+        # Threads that share the session and send its first jobs at once create it once.
+        self._creating = threading.Lock()
         self._active = True
         self._tokens: list[contextvars.Token[Session | None]] = []
 
@@ -110,7 +113,9 @@ class Session:
                 f"Session {self._session_id} is closed: it accepts no new jobs."
             )
         if self._session_id is None:
-            self._session_id = self._create()
+            with self._creating:
+                if self._session_id is None:
+                    self._session_id = self._create()
         opts = dict(options or {})
         opts["backend"] = self._backend
         opts["session_id"] = self._session_id
