@@ -1,13 +1,16 @@
 """Issue 14: SamplerV2 jobs as fast as ``circuit-runner`` jobs, under load and one at a time.
 
-Three rows, each against a baseline measured in the same run:
+Five rows, each against a baseline measured in the same run:
 
 - throughput: Bell jobs (1,024 shots) from 8 client threads as 2 users, each thread
   waiting for its job's result before it submits the next, all through qruntime's own
   client (``SamplerV2``, and ``service.run("circuit-runner", ...)`` for the baseline).
-  The two kinds take turns in rounds, so that both meet the same machine;
+  The kinds take turns in rounds, so that all meet the same machine;
 - server CPU: the server process's own CPU time (user and system, its workers not
   counted) per SamplerV2 job of those rounds;
+- the same SamplerV2 jobs in a ``Batch`` (one per user) and in one user's ``Session``
+  (a dedicated session holds the backend while active, so a second user's session
+  would wait for it), against the same ``circuit-runner`` rounds;
 - latency: one SamplerV2 Bell job end to end against Aer's ``SamplerV2`` in-process, the
   two timed in alternating blocks of ten jobs.
 
@@ -68,10 +71,13 @@ class Tally:
         return self.server_cpu / self.jobs * 1000 if self.jobs else float("inf")
 
 
-def _sampler_job(service: Any) -> Callable[[QuantumCircuit], dict[str, int]]:
+def _sampler_job(
+    service: Any, mode: Any = "aer_simulator"
+) -> Callable[[QuantumCircuit], dict[str, int]]:
+    """SamplerV2 Bell jobs in ``mode``: the backend (job mode), a Batch or a Session."""
     from qruntime import SamplerV2
 
-    sampler = SamplerV2(mode="aer_simulator", service=service)
+    sampler = SamplerV2(mode=mode, service=service)
 
     def run(circuit: QuantumCircuit) -> dict[str, int]:
         counts: dict[str, int] = (
@@ -96,12 +102,6 @@ def _runner_job(service: Any) -> Callable[[QuantumCircuit], dict[str, int]]:
         return counts
 
     return run
-
-
-KINDS: dict[str, Callable[[Any], Callable[[QuantumCircuit], dict[str, int]]]] = {
-    "sampler": _sampler_job,
-    "circuit-runner": _runner_job,
-}
 
 
 def _round(
@@ -138,25 +138,35 @@ def _round(
 
 def throughput_rows(srv: Server, *, jobs: int = 400) -> list[Row]:
     """SamplerV2 and circuit-runner Bell jobs from 8 threads as 2 users, in alternating rounds."""
-    from qruntime import RuntimeService
+    from qruntime import Batch, RuntimeService, Session
 
     tokens = [add_user(srv, f"primitive-load-{u}") for u in range(USERS)]
     services = [RuntimeService(url=srv.url, token=token) for token in tokens]
+    batches = [Batch(service=service, backend="aer_simulator") for service in services]
+    # One user's dedicated session: while it is active it holds the backend, so a second
+    # user's session would wait for it (by design, as on a device), not run beside it.
+    session = Session(service=services[0], backend="aer_simulator")
     try:
         # Each thread has its own primitive (or job function), its user's service shared.
         threads = {
-            kind: [make(services[t % USERS]) for t in range(THREADS)]
-            for kind, make in KINDS.items()
+            "sampler": [_sampler_job(services[t % USERS]) for t in range(THREADS)],
+            "circuit-runner": [_runner_job(services[t % USERS]) for t in range(THREADS)],
+            "batch": [
+                _sampler_job(services[t % USERS], batches[t % USERS]) for t in range(THREADS)
+            ],
+            "session": [_sampler_job(services[0], session) for _ in range(THREADS)],
         }
-        tallies = {kind: Tally() for kind in KINDS}
-        for kind in KINDS:  # warm: pooled workers, caches, connections; not counted
+        tallies = {kind: Tally() for kind in threads}
+        for kind in threads:  # warm: pooled workers, caches, connections; not counted
             _round(srv, threads[kind], 2 * THREADS, Tally())
-        order = list(KINDS)
+        order = list(threads)
         for _ in range(ROUNDS):
             for kind in order:
                 _round(srv, threads[kind], jobs // ROUNDS, tallies[kind])
-            order.reverse()  # neither kind always goes first
+            order.reverse()  # no kind always goes first
     finally:
+        for mode in (*batches, session):
+            mode.close()
         for service in services:
             service.close()
     sampler, runner = tallies["sampler"], tallies["circuit-runner"]
@@ -187,7 +197,25 @@ def throughput_rows(srv: Server, *, jobs: int = 400) -> list[Row]:
             "the server process's user + system time over the rounds / jobs (its workers "
             "not counted); baseline: the same for the circuit-runner rounds",
         ),
+        *(_mode_row(kind, tallies[kind], runner) for kind in ("batch", "session")),
     ]
+
+
+def _mode_row(kind: str, tally: Tally, runner: Tally) -> Row:
+    """SamplerV2 jobs in a batch (both users) or one user's session, against job mode's
+    circuit-runner rounds of the same run."""
+    who = f"{USERS} users, a batch each" if kind == "batch" else "1 user, one session"
+    return Row(
+        f"SamplerV2 in a {kind}: {tally.jobs} Bell jobs, {THREADS} threads, {who}",
+        tally.rate,
+        runner.rate,
+        "/s",
+        ">= 0.9x runner",
+        tally.rate >= 0.9 * runner.rate and not tally.wrong,
+        f"baseline: the circuit-runner rounds (job mode, {USERS} users); rounds alternate "
+        f"with theirs; server CPU per job {tally.server_cpu_ms:.2f} ms; "
+        f"{len(tally.wrong)} wrong results" + (f", first: {tally.wrong[0]}" if tally.wrong else ""),
+    )
 
 
 def latency_row(service: Any, *, repeat: int = 100, warmup: int = 10) -> Row:
