@@ -1,6 +1,6 @@
 """Issue 14: SamplerV2 jobs as fast as ``circuit-runner`` jobs, under load and one at a time.
 
-Five rows, each against a baseline measured in the same run:
+Six rows, each against a baseline measured in the same run:
 
 - throughput: Bell jobs (1,024 shots) from 8 client threads as 2 users, each thread
   waiting for its job's result before it submits the next, all through qruntime's own
@@ -10,11 +10,12 @@ Five rows, each against a baseline measured in the same run:
   counted) per SamplerV2 job of those rounds;
 - the same SamplerV2 jobs in a ``Batch`` (one per user) and in one user's ``Session``
   (a dedicated session holds the backend while active, so a second user's session
-  would wait for it), against the same ``circuit-runner`` rounds;
+  would wait for it), and EstimatorV2 jobs (<ZZ> of the Bell state, as 2 users), against
+  the same ``circuit-runner`` rounds;
 - latency: one SamplerV2 Bell job end to end against Aer's ``SamplerV2`` in-process, the
   two timed in alternating blocks of ten jobs.
 
-Every job's result is checked: a Bell distribution over exactly its shots.
+Every job's result is checked: a Bell distribution over exactly its shots, or <ZZ> = 1.
 """
 
 from __future__ import annotations
@@ -88,6 +89,26 @@ def _sampler_job(
     return run
 
 
+def _estimator_job(service: Any) -> Callable[[QuantumCircuit], dict[str, int]]:
+    """EstimatorV2 jobs: <ZZ> of the Bell state (its circuit without the measurements),
+    checked (exactly 1 on the ideal simulator, but for the estimator's precision noise)."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qruntime import EstimatorV2
+
+    estimator = EstimatorV2(mode="aer_simulator", service=service)
+    zz = SparsePauliOp("ZZ")
+    state = bell().remove_final_measurements(inplace=False)
+
+    def run(_circuit: QuantumCircuit) -> dict[str, int]:
+        value = float(estimator.run([(state, zz)]).result()[0].data.evs)
+        if abs(value - 1) > 0.1:
+            raise ValueError(f"<ZZ> of a Bell state came back {value}, not 1")
+        return {"00": SHOTS // 2, "11": SHOTS - SHOTS // 2}  # the check passed: a right result
+
+    return run
+
+
 def _runner_job(service: Any) -> Callable[[QuantumCircuit], dict[str, int]]:
     from qruntime import RunnerResult
 
@@ -155,6 +176,7 @@ def throughput_rows(srv: Server, *, jobs: int = 400) -> list[Row]:
                 _sampler_job(services[t % USERS], batches[t % USERS]) for t in range(THREADS)
             ],
             "session": [_sampler_job(services[0], session) for _ in range(THREADS)],
+            "estimator": [_estimator_job(services[t % USERS]) for t in range(THREADS)],
         }
         tallies = {kind: Tally() for kind in threads}
         for kind in threads:  # warm: pooled workers, caches, connections; not counted
@@ -197,16 +219,22 @@ def throughput_rows(srv: Server, *, jobs: int = 400) -> list[Row]:
             "the server process's user + system time over the rounds / jobs (its workers "
             "not counted); baseline: the same for the circuit-runner rounds",
         ),
-        *(_mode_row(kind, tallies[kind], runner) for kind in ("batch", "session")),
+        *(_mode_row(kind, tallies[kind], runner) for kind in ("batch", "session", "estimator")),
     ]
 
 
 def _mode_row(kind: str, tally: Tally, runner: Tally) -> Row:
-    """SamplerV2 jobs in a batch (both users) or one user's session, against job mode's
-    circuit-runner rounds of the same run."""
-    who = f"{USERS} users, a batch each" if kind == "batch" else "1 user, one session"
+    """SamplerV2 jobs in a batch (both users) or one user's session, or EstimatorV2 jobs,
+    against job mode's circuit-runner rounds of the same run."""
+    name = {
+        "batch": f"SamplerV2 in a batch: {tally.jobs} Bell jobs, {THREADS} threads, "
+        f"{USERS} users, a batch each",
+        "session": f"SamplerV2 in a session: {tally.jobs} Bell jobs, {THREADS} threads, "
+        "1 user, one session",
+        "estimator": f"EstimatorV2: {tally.jobs} Bell <ZZ> jobs, {THREADS} threads, {USERS} users",
+    }[kind]
     return Row(
-        f"SamplerV2 in a {kind}: {tally.jobs} Bell jobs, {THREADS} threads, {who}",
+        name,
         tally.rate,
         runner.rate,
         "/s",
