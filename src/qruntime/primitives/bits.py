@@ -55,29 +55,30 @@ class CountingBitArray(BitArray):  # type: ignore[misc]  # qiskit's class is unt
             values = [int.from_bytes(found[i].tobytes(), "big") for i in order]
         return values, counts[order], position[inverse.ravel()]
 
-    def get_counts(self, loc: int | tuple[int, ...] | None = None) -> dict[str, int]:
+    def _bitstring(self, value: int) -> str:
+        """An outcome as Qiskit writes it: ``num_bits`` binary digits."""
+        return bin(value)[2:].zfill(self.num_bits)
+
+    def _counted(self, loc: Any, key: Any) -> dict[Any, int] | None:
+        """``{key(outcome): count}`` at ``loc``; None where Qiskit's own loop must count."""
         outcomes = self._outcomes(loc)
         if outcomes is None:
-            counts: dict[str, int] = super().get_counts(loc)
-            return counts
-        values, counts_of, _ = outcomes
-        width = self.num_bits
-        return {bin(v)[2:].zfill(width): int(n) for v, n in zip(values, counts_of, strict=True)}
+            return None
+        values, counts, _ = outcomes
+        return {key(v): int(n) for v, n in zip(values, counts, strict=True)}
+
+    def get_counts(self, loc: int | tuple[int, ...] | None = None) -> dict[str, int]:
+        counts = self._counted(loc, self._bitstring)
+        return super().get_counts(loc) if counts is None else counts
 
     def get_int_counts(self, loc: int | tuple[int, ...] | None = None) -> dict[int, int]:
-        outcomes = self._outcomes(loc)
-        if outcomes is None:
-            counts: dict[int, int] = super().get_int_counts(loc)
-            return counts
-        values, counts_of, _ = outcomes
-        return {v: int(n) for v, n in zip(values, counts_of, strict=True)}
+        counts = self._counted(loc, int)
+        return super().get_int_counts(loc) if counts is None else counts
 
     def get_bitstrings(self, loc: int | tuple[int, ...] | None = None) -> list[str]:
         outcomes = self._outcomes(loc)
         if outcomes is None:
-            strings: list[str] = super().get_bitstrings(loc)
-            return strings
+            return super().get_bitstrings(loc)  # type: ignore[no-any-return]
         values, _, shots = outcomes
-        width = self.num_bits
-        keys = [bin(v)[2:].zfill(width) for v in values]
+        keys = [self._bitstring(v) for v in values]
         return [keys[i] for i in shots.tolist()]
