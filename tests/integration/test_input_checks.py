@@ -237,9 +237,10 @@ def test_an_array_that_does_not_decode_is_refused_by_the_full_checks(store: Stor
         _submit(store, store.admin, checked, broken, program_id="estimator")
 
 
-def _remembered(
+def _on_loop(
     store: Store, checked: CheckedInputs, params: dict[str, object], **kw: object
-) -> job_service.NewJob | None:
+) -> job_service.NewJob | job_service.InputDigest | None:
+    """`remembered_job` of an estimator job with ``params`` (the admin's unless ``user=``)."""
     payload = JobCreate(program_id="estimator", backend="aer_simulator", params=params)
     arguments: dict[str, object] = {
         "user": store.admin,
@@ -251,13 +252,24 @@ def _remembered(
         "checked": checked,
         **kw,
     }
-    found = job_service.remembered_job(**arguments)  # type: ignore[arg-type]
-    # Not checked on the loop: new inputs come back as their digest, for check_job.
+    return job_service.remembered_job(**arguments)  # type: ignore[arg-type]
+
+
+def _remembered(
+    store: Store, checked: CheckedInputs, params: dict[str, object], **kw: object
+) -> job_service.NewJob | None:
+    """The job checked on the loop; None when it is not (new inputs come back from the
+    loop as their digest, for check_job)."""
+    found = _on_loop(store, checked, params, **kw)
     return found if isinstance(found, job_service.NewJob) else None
 
 
 def _check(
-    store: Store, checked: CheckedInputs, builtins: BuiltinHeads, params: dict[str, object]
+    store: Store,
+    checked: CheckedInputs,
+    builtins: BuiltinHeads,
+    params: dict[str, object],
+    digest: job_service.InputDigest | None = None,
 ) -> job_service.NewJob:
     """`check_job` of the admin's estimator job with ``params`` (the thread's full checks)."""
     payload = JobCreate(program_id="estimator", backend="aer_simulator", params=params)
@@ -270,6 +282,7 @@ def _check(
             settings=store.settings,
             builtins=builtins,
             checked=checked,
+            digest=digest,
         )
 
 
@@ -313,29 +326,10 @@ def test_new_inputs_read_on_the_loop_are_not_read_again_on_the_thread(store: Sto
     checked, builtins = CheckedInputs(), BuiltinHeads()
     _check(store, checked, builtins, _estimator_params(np.array([0.1, 0.2])))  # keeps the head
     fresh = _estimator_params(np.array([[0.1, 0.2], [0.3, 0.4]]))  # a new shape
-    payload = JobCreate(program_id="estimator", backend="aer_simulator", params=fresh)
-    digest = job_service.remembered_job(
-        user=store.admin,
-        payload=payload,
-        catalogue=store.catalogue,
-        settings=store.settings,
-        queued_by_user=0,
-        builtins=builtins,
-        checked=checked,
-    )
+    digest = _on_loop(store, checked, fresh, builtins=builtins)
     assert isinstance(digest, job_service.InputDigest)
     assert json.loads(digest.params) == fresh
-    with store.database.session() as db:
-        new = job_service.check_job(
-            db,
-            user=store.admin,
-            payload=payload,
-            catalogue=store.catalogue,
-            settings=store.settings,
-            builtins=builtins,
-            checked=checked,
-            digest=digest,
-        )
+    new = _check(store, checked, builtins, fresh, digest)
     assert new.fields["params"] == digest.params
     assert checked.holds(digest.key)
     later = _estimator_params(np.array([[0.5, 0.6], [0.7, 0.8]]))
