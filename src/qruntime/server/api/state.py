@@ -78,6 +78,8 @@ class AppState:
                 "once it has restarted."
             )
         # A loop's next job, whose inputs passed before, is checked here; others on a thread.
+        # A server that does not lead counts the user's queued jobs where it stores the job.
+        queued = self.runtime.queued_by(user.id)
         new: job_service.NewJob | job_service.InputDigest | None = None
         if size is not None and size <= job_service.REMEMBERED_INPUT_BYTES:
             new = job_service.remembered_job(
@@ -85,14 +87,19 @@ class AppState:
                 payload=payload,
                 catalogue=self.catalogue,
                 settings=self.settings,
-                queued_by_user=self.runtime.queued_by(user.id),
+                queued_by_user=queued,
                 builtins=self.builtins,
                 checked=self.checked,
             )
         if not isinstance(new, job_service.NewJob):  # checked on a thread, digest or not
-            new = await self.in_thread(self._check_job, user, payload, new)
+            new = await self.in_thread(self._check_job, user, payload, queued, new)
         stored = self.runtime.store_job(
-            functools.partial(job_service.store_new_job, user=user, new=new),
+            functools.partial(
+                job_service.store_new_job,
+                user=user,
+                new=new,
+                max_queued=self.settings.max_queued_jobs_per_user if queued is None else None,
+            ),
             builtin=new.builtin,
             opens_session=new.session is not None,
         )
@@ -103,7 +110,11 @@ class AppState:
         return outcome
 
     def _check_job(
-        self, user: User, payload: JobCreate, digest: job_service.InputDigest | None = None
+        self,
+        user: User,
+        payload: JobCreate,
+        queued: int | None,
+        digest: job_service.InputDigest | None = None,
     ) -> job_service.NewJob:
         with self.db.session() as db:
             return job_service.check_job(
@@ -112,7 +123,7 @@ class AppState:
                 payload=payload,
                 catalogue=self.catalogue,
                 settings=self.settings,
-                queued_by_user=self.runtime.queued_by(user.id),
+                queued_by_user=queued,
                 builtins=self.builtins,
                 circuits=self.circuits,
                 checked=self.checked,

@@ -241,11 +241,10 @@ class ClusterRuntime(JobRuntime):
 
     # -- what routes call --------------------------------------------------------------------
 
-    def queued_by(self, owner_id: str) -> int:
-        if self.leading:
-            return super().queued_by(owner_id)
-        with self.db.session() as db:  # a route's thread
-            return cluster_store.queued_by(db, owner_id=owner_id)
+    def queued_by(self, owner_id: str) -> int | None:
+        # A standby's count would be a transaction of its own per submission, on the loop:
+        # the submission's insert counts them instead, in the writer's transaction.
+        return super().queued_by(owner_id) if self.leading else None
 
     def refresh_session(self, session_id: str) -> None:
         if self.leading:  # else the leader hears of it from the store's notice

@@ -279,8 +279,9 @@ class JobRuntime:
             }
             self.hub.publish(job_id, message)
 
-    def queued_by(self, owner_id: str) -> int:
-        """How many jobs a user has queued now (any thread)."""
+    def queued_by(self, owner_id: str) -> int | None:
+        """How many jobs a user has queued now (any thread); None where this server knows
+        no queue (`ClusterRuntime` while it does not lead): the store counts them then."""
         return self.scheduler.queued_by(owner_id)
 
     def refresh_session(self, session_id: str) -> None:

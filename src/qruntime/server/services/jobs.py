@@ -194,13 +194,16 @@ def check_job(
     payload: JobCreate,
     catalogue: Catalogue,
     settings: Settings,
-    queued_by_user: int = 0,
+    queued_by_user: int | None = 0,
     builtins: BuiltinHeads | None = None,
     circuits: DecodedCircuits | None = None,
     checked: CheckedInputs | None = None,
     digest: InputDigest | None = None,
 ) -> NewJob:
     """Check a submission (nothing is written): quota, program, backend, inputs, options.
+
+    ``queued_by_user``: the user's queued jobs, or None where this server cannot tell
+    without the store (a server that does not lead): `store_new_job` counts them then.
 
     Inputs of a built-in program that ``checked`` remembers for this user are not checked
     again (a primitive's PUBs whose parameter values changed, but not their shape, are
@@ -251,7 +254,7 @@ def remembered_job(
     payload: JobCreate,
     catalogue: Catalogue,
     settings: Settings,
-    queued_by_user: int,
+    queued_by_user: int | None,
     builtins: BuiltinHeads,
     checked: CheckedInputs,
 ) -> NewJob | InputDigest | None:
@@ -288,12 +291,16 @@ def remembered_job(
     return _new_job(user, payload, program, params, catalogue=catalogue, settings=settings)
 
 
-def _check_quota(settings: Settings, queued_by_user: int) -> None:
-    if queued_by_user >= settings.max_queued_jobs_per_user:
-        raise QuotaExceededError(
-            f"You already have {queued_by_user} jobs queued, this server's limit per user; "
-            "wait for some to finish."
-        )
+def _check_quota(settings: Settings, queued_by_user: int | None) -> None:
+    if queued_by_user is not None and queued_by_user >= settings.max_queued_jobs_per_user:
+        raise _over_quota(queued_by_user)
+
+
+def _over_quota(queued_by_user: int) -> QuotaExceededError:
+    return QuotaExceededError(
+        f"You already have {queued_by_user} jobs queued, this server's limit per user; "
+        "wait for some to finish."
+    )
 
 
 @dataclass(frozen=True)
@@ -361,12 +368,22 @@ def _new_job(
     return NewJob(fields=fields, builtin=program.builtin, session=session)
 
 
-def store_new_job(db: Session, *, user: User, new: NewJob) -> Job | QRuntimeError:
+def store_new_job(
+    db: Session, *, user: User, new: NewJob, max_queued: int | None = None
+) -> Job | QRuntimeError:
     """Insert a checked job as Queued, if the session it joins (if any) still takes it.
 
-    A session's refusal is returned, not raised: this runs as one of the store writer's
-    writes, and a raised error would roll back the others of its transaction.
+    ``max_queued``: the limit of queued jobs per user, counted here in the insert's
+    transaction, where the check did not count them (a server that does not lead knows
+    no queue: this spares it a transaction of its own per submission).
+
+    A refusal is returned, not raised: this runs as one of the store writer's writes,
+    and a raised error would roll back the others of its transaction.
     """
+    if max_queued is not None:
+        queued = store.queued_by(db, owner_id=user.id)
+        if queued >= max_queued:
+            return _over_quota(queued)
     session_id = new.fields["session_id"]
     # Created when stored, in submission (seq) order with the jobs stored around it.
     created_at = utcnow()

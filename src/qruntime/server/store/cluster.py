@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, text
+from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from qruntime.server.store.tables import ClusterLeader, Job
+from qruntime.server.store.tables import ClusterLeader
 
 __all__ = [
     "BUMP_EPOCH",
@@ -26,7 +26,6 @@ __all__ = [
     "epoch_is_current",
     "keepalive_options",
     "leader",
-    "queued_by",
     "send_notice",
 ]
 
@@ -51,16 +50,10 @@ BUMP_EPOCH = (
 )
 
 _leader = cast(Table, ClusterLeader.__table__)
-_jobs = cast(Table, Job.__table__)
 _FENCE = (
     select(_leader.c.id)
     .where(_leader.c.id == 1, _leader.c.epoch == bindparam("epoch"))
     .with_for_update(read=True)
-)
-_QUEUED_BY = (
-    select(func.count())
-    .select_from(_jobs)
-    .where(_jobs.c.owner_id == bindparam("owner_id"), _jobs.c.status == "Queued")
 )
 
 
@@ -105,11 +98,6 @@ def epoch_is_current(db: Session, *, epoch: int | None) -> bool:
 def leader(db: Session) -> ClusterLeader | None:
     """The leader's row: its epoch, its server id and when it was elected."""
     return db.get(ClusterLeader, 1)
-
-
-def queued_by(db: Session, *, owner_id: str) -> int:
-    """How many jobs ``owner_id`` has queued, from the store (a partial index)."""
-    return int(db.connection().execute(_QUEUED_BY, {"owner_id": owner_id}).scalar_one())
 
 
 def send_notice(db: Session, payload: str) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "list_jobs",
     "program_to_run",
     "queued_builtin_jobs",
+    "queued_by",
     "queued_jobs_all",
     "running_jobs",
     "take_private_result",
@@ -455,6 +456,18 @@ def count_queued(db: Session, *, backend: str) -> int:
         select(func.count()).select_from(Job).where(Job.backend == backend, Job.status == "Queued")
     )
     return db.scalar(query) or 0
+
+
+_QUEUED_BY = (
+    select(func.count())
+    .select_from(_jobs)
+    .where(_jobs.c.owner_id == bindparam("owner_id"), _jobs.c.status == "Queued")
+)
+
+
+def queued_by(db: Session, *, owner_id: str) -> int:
+    """How many jobs ``owner_id`` has queued, from the store."""
+    return int(db.connection().execute(_QUEUED_BY, {"owner_id": owner_id}).scalar_one())
 
 
 def usage_seconds(
