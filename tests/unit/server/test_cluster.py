@@ -32,7 +32,7 @@ def _bump(db: Database) -> int:
     return int(row[0])
 
 
-def _queue(db: Database, job_id: str) -> None:
+def _queue(db: Database, job_id: str, *, private: bool = False) -> None:
     with db.session() as session:
         user, _ = auth.create_user(session, name=f"u{job_id}")
         job_store.add_job(
@@ -45,6 +45,7 @@ def _queue(db: Database, job_id: str) -> None:
             params="{}",
             max_execution_time=60,
             created_at=utcnow(),
+            private=private,
         )
 
 
@@ -124,7 +125,54 @@ def test_writes_send_notices_in_their_transaction(database: Database) -> None:
     assert changed.fields[:2] == ("Queued", "Cancelled")
 
 
+def _complete(db: Database, job_id: str, result: str) -> None:
+    with db.session() as session:
+        job_store.finish_job(
+            session,
+            job_id=job_id,
+            sources=["Queued"],
+            status="Completed",
+            reason=None,
+            result=result,
+            finished_at=utcnow(),
+            usage_seconds=None,
+            metrics=None,
+        )
+
+
+@pytest.mark.postgres
+def test_a_completed_jobs_notice_carries_its_result_unless_private_or_large(
+    database: Database,
+) -> None:
+    small, large = '{"counts": {"00": 51, "11": 49}}', '"' + "x" * 9000 + '"'
+    for job_id, private in (("r1", False), ("r2", True), ("r3", False)):
+        _queue(database, job_id, private=private)
+    with psycopg.connect(cluster.conninfo(database.url), autocommit=True) as conn:
+        conn.execute(f"LISTEN {cluster.CHANNEL}")
+        _complete(database, "r1", small)
+        _complete(database, "r2", small)
+        _complete(database, "r3", large)  # over NOTIFY's limit: still written, not sent
+        heard = [parse_notice(n.payload) for n in conn.notifies(timeout=5, stop_after=3)]
+    ended = {n.key: n for n in heard if n is not None and n.kind == "j"}
+    assert ended["r1"].fields[:2] == ("Queued", "Completed")
+    assert ended["r1"].result == small
+    assert ended["r2"].result is None  # a private result is read once, from the store
+    assert ended["r3"].result is None
+    with database.session() as session:
+        row = job_store.job_outcome(session, job_id="r3")
+        assert row is not None
+        assert row.result == large
+
+
 def test_notices_are_parsed_and_malformed_ones_ignored() -> None:
+    assert parse_notice('j ab12 job1 Running Completed 7 owner - aer\n{"a": "b c"}') == Notice(
+        kind="j",
+        server="ab12",
+        key="job1",
+        fields=("Running", "Completed", "7", "owner", "-", "aer"),
+        result='{"a": "b c"}',
+    )
+    assert parse_notice("j ab12 job1 Queued Running 7 owner - aer").result is None  # type: ignore[union-attr]
     assert parse_notice("q ab12 job1 7 owner - my backend") == Notice(
         kind="q", server="ab12", key="job1", fields=("7", "owner", "-", "my backend")
     )

@@ -398,6 +398,8 @@ class ClusterRuntime(JobRuntime):
         message: dict[str, Any] = {"type": "state", "status": status, "final": status in _FINAL}
         if message["final"]:
             message["reason"] = reasons.get(notice.key)
+            if notice.result is not None:  # a long poll answers with it, as on the leader
+                message["result"] = notice.result
         self.hub.publish(notice.key, message)
 
 

@@ -39,12 +39,14 @@ RECONNECT_DELAY = 1.0
 @dataclass(frozen=True, slots=True)
 class Notice:
     """One notice: its ``kind``, the ``server`` that wrote it, the row's ``key`` (a job
-    or session id) and the kind's other ``fields``."""
+    or session id) and the kind's other ``fields``; a completed job's ``result`` where
+    the notice carries it."""
 
     kind: str
     server: str
     key: str
     fields: tuple[str, ...] = ()
+    result: str | None = None
 
 
 # How many fields each kind has after kind, server and key; the last may hold spaces.
@@ -55,7 +57,9 @@ def parse_notice(payload: str) -> Notice | None:
     """The notice in ``payload`` (see migration 0007 for the shapes); None if malformed.
 
     ``q SERVER JOB SEQ OWNER SESSION BACKEND``: a job was queued.
-    ``j SERVER JOB OLD NEW SEQ OWNER SESSION BACKEND``: a job's status changed.
+    ``j SERVER JOB OLD NEW SEQ OWNER SESSION BACKEND``: a job's status changed; when it
+    became Completed, followed by a newline and its result if that is small and the job
+    not private (migration 0010).
     ``i SERVER JOB SEQ``: an interim result was stored. ``S SERVER SESSION``: a session
     was opened or closed. ``k SERVER JOB``: kill a running job. ``m SERVER EPOCH``: a
     new leader read the queue (every notice sent before it has arrived).
@@ -64,10 +68,14 @@ def parse_notice(payload: str) -> Notice | None:
     count = _FIELDS.get(kind)
     if count is None:
         return None
+    result: str | None = None
+    if kind == "j":
+        payload, newline, rest = payload.partition("\n")
+        result = rest if newline else None
     parts = payload.split(" ", 2 + count)
     if len(parts) < 3 + count:
         return None
-    return Notice(kind=kind, server=parts[1], key=parts[2], fields=tuple(parts[3:]))
+    return Notice(kind=kind, server=parts[1], key=parts[2], fields=tuple(parts[3:]), result=result)
 
 
 class _Connected:
