@@ -7,7 +7,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from qruntime.backends import load_catalogue
 from qruntime.server.app import prepare_database
+from qruntime.server.executor import InlineExecutor
+from qruntime.server.scheduler.cluster import ClusterRuntime
 from qruntime.server.scheduler.notices import Notice, parse_notice
 from qruntime.server.services import auth
 from qruntime.server.settings import Settings
@@ -180,3 +183,25 @@ def test_notices_are_parsed_and_malformed_ones_ignored() -> None:
     assert parse_notice("S ab12 sess") == Notice(kind="S", server="ab12", key="sess")
     for bad in ("", "z a b", "q ab12 job1", "i ab12"):
         assert parse_notice(bad) is None
+
+
+@pytest.mark.postgres
+def test_a_server_hears_a_jobs_progress_only_where_someone_listens(database: Database) -> None:
+    """The listener's thread lets through an interim result or a job's state short of its
+    end only where someone listens to that job; a job's end always; its own never."""
+    runtime = ClusterRuntime(
+        db=database, catalogue=load_catalogue(None), executor=InlineExecutor(), server_id="me"
+    )
+    running = "j other job1 Queued Running 7 owner - aer_simulator"
+    interim = "i other job1 0"
+    ended = 'j other job1 Running Completed 7 owner - aer_simulator\n{"a": 1}'
+    assert not runtime._wanted(running)
+    assert not runtime._wanted(interim)
+    assert runtime._wanted(ended)
+    queue = runtime.hub.subscribe("job1")
+    assert runtime._wanted(running)
+    assert runtime._wanted(interim)
+    runtime.hub.unsubscribe("job1", queue)
+    assert not runtime._wanted("j me job1 Running Completed 7 owner - aer_simulator")
+    assert not runtime._wanted("q other job2 8 owner - aer_simulator")  # it does not lead
+    assert not runtime._wanted("j other job1 Queued")  # malformed

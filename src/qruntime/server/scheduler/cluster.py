@@ -303,10 +303,20 @@ class ClusterRuntime(JobRuntime):
     def _wanted(self, payload: str) -> bool:
         """Whether a notice may concern this server (on the listener's thread: the loop is
         not woken for the others). Its own notices it has acted on already, and only the
-        leader acts on jobs queued, sessions changed and kills asked for."""
+        leader acts on jobs queued, sessions changed and kills asked for. An interim result
+        or a job's new state short of its end concerns only a server where someone
+        listens to that job: whoever subscribes later reads the store after subscribing,
+        and finds it there (a job's end is always wanted: `_ended` keeps it)."""
         kind, _, rest = payload.partition(" ")
         if rest.startswith(self.server_id + " "):
             return kind == "m"
+        if kind in ("i", "j"):
+            notice = parse_notice(payload)
+            if notice is None:
+                return False
+            if kind == "i" or notice.fields[1] not in _FINAL:
+                return self.hub.listens(notice.key)  # thread-safe: reads of a set and a dict
+            return True
         return self.leading or kind not in ("q", "S", "k")
 
     def _on_notice(self, payload: str) -> None:
