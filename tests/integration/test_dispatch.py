@@ -7,6 +7,7 @@ import base64
 import functools
 from pathlib import Path
 
+from sqlalchemy import event
 from tests.stores import sqlite_store
 
 from qruntime.backends import load_catalogue
@@ -298,4 +299,35 @@ def test_a_job_that_starts_its_session_stores_both_in_one_write(tmp_path: Path) 
         assert session.backend == "aer_simulator"
         assert session.max_ttl == 120
         assert session.mode == "dedicated"
+    database.dispose()
+
+
+def test_a_claim_reads_a_built_in_program_once(tmp_path: Path) -> None:
+    """Built-in programs cannot change: what a claim reads of one is kept (a job another
+    server queued costs no read of the programs table), an uploaded program's is not."""
+    _settings, database, user = sqlite_store(tmp_path)
+    source = "def main(backend, user_messenger, **kw):\n    return 1\n"
+    with database.session() as db:
+        program = ProgramCreate(
+            name="uploaded",
+            data=base64.b64encode(source.encode()).decode(),
+            cost=60,
+            description="read at each claim",
+        )
+        uploaded = program_service.create_program(
+            db, user=user, payload=program, max_bytes=100_000, max_cost=3600
+        )
+    runtime = JobRuntime(db=database, catalogue=load_catalogue(None), executor=InlineExecutor())
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM programs" in statement:
+            reads.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    with database.session() as db:
+        for _ in range(3):
+            assert runtime._program_to_run(db, "circuit-runner").builtin == "circuit_runner"
+            assert runtime._program_to_run(db, uploaded).builtin is None
+    assert len(reads) == 1 + 3
     database.dispose()
