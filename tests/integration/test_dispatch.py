@@ -327,7 +327,7 @@ def test_a_claim_reads_a_built_in_program_once(tmp_path: Path) -> None:
     event.listen(database.engine, "before_cursor_execute", count)
     with database.session() as db:
         for _ in range(3):
-            assert runtime._program_to_run(db, "circuit-runner").builtin == "circuit_runner"
-            assert runtime._program_to_run(db, uploaded).builtin is None
+            assert runtime._builtin_programs.head(db, "circuit-runner").builtin == "circuit_runner"
+            assert runtime._builtin_programs.head(db, uploaded).builtin is None
     assert len(reads) == 1 + 3
     database.dispose()

@@ -30,6 +30,7 @@ from qruntime.server.scheduler.hub import JobHub
 from qruntime.server.scheduler.policy import QueuedJob, Scheduler, SessionInfo
 from qruntime.server.scheduler.ready import ReadySpecs
 from qruntime.server.scheduler.recorder import Recorder
+from qruntime.server.services.programs import BuiltinHeads
 from qruntime.server.store import jobs as job_store
 from qruntime.server.store import sessions as session_store
 from qruntime.server.store.database import AnyRow, Database
@@ -85,10 +86,9 @@ class JobRuntime:
         self._executor_started: asyncio.Task[None] | None = None
         self._ready = ReadySpecs()
         self._refilling = False
-        #: What a claim reads of a built-in program (they cannot be changed or deleted),
-        #: by id: a job without a kept spec (queued by another server, or recovered)
-        #: costs no read of the programs table. Filled from claims' threads, whole.
-        self._builtin_programs: dict[str, Any] = {}
+        #: What a claim reads of a built-in program, kept: a job without a kept spec
+        #: (queued by another server, or recovered) costs no read of the programs table.
+        self._builtin_programs = BuiltinHeads(read=job_store.program_to_run)
         #: Set by `drain`: no job is started any more; routes refuse new ones.
         self.draining = False
         self._released = asyncio.Event()
@@ -641,7 +641,7 @@ class JobRuntime:
                 if job is None:
                     continue
                 spec = kept.get(job.id)
-                program = None if spec else self._program_to_run(db, job.program_id)
+                program = None if spec else self._builtin_programs.head(db, job.program_id)
                 if spec is None and program is None:
                     failed[job.id] = f"program {job.program_id} was deleted before the job ran"
                     _fail(db, job.id, failed[job.id])
@@ -671,15 +671,6 @@ class JobRuntime:
                     )
                 )
         return specs, activated, failed
-
-    def _program_to_run(self, db: Session, program_id: str) -> Any:
-        """`job_store.program_to_run`, kept for a built-in program."""
-        program = self._builtin_programs.get(program_id)
-        if program is None:
-            program = job_store.program_to_run(db, program_id=program_id)
-            if program is not None and program.builtin is not None:
-                self._builtin_programs[program_id] = program
-        return program
 
     # -- what workers report --------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import secrets
 import string
 import sys
 import zipfile
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
@@ -238,7 +239,8 @@ def visible_program(db: Session, *, user: User, program_id: str) -> tuple[Progra
 
 
 class BuiltinHeads:
-    """What job submissions read of the built-in programs, kept by one server.
+    """What job submissions read of the built-in programs, kept by one server (or, with
+    ``read``, what another reader reads of them: the runtime keeps what a claim reads).
 
     Built-in programs cannot be changed (`_writable_program`); a server registers its
     own at start and runs its own code for them. So once read, their heads are kept,
@@ -246,13 +248,14 @@ class BuiltinHeads:
     entries are only added, whole.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[..., AnyRow | None] = store.program_head) -> None:
         self._heads: dict[str, AnyRow] = {}
+        self._read = read
 
     def head(self, db: Session, program_id: str) -> AnyRow | None:
         head = self._heads.get(program_id)
         if head is None:
-            head = store.program_head(db, program_id=program_id)
+            head = self._read(db, program_id=program_id)
             if head is not None and head.builtin is not None:
                 self._heads[program_id] = head
         return head
