@@ -8,7 +8,9 @@ runs are in this process, one after the other, so the ratio compares like with l
 Every job must end Completed with its own counts, and the store must have dispatched
 each exactly once (``jobs.dispatches``). What bounds the ratio on a 2-core machine: one
 leader runs every job's workers and writes every event, and the second server's API
-work shares the same two cores with it, PostgreSQL and the clients.
+work shares the same two cores with it, PostgreSQL and the clients. The row's note says
+where the CPU went in each run (ms per job for each server, the workers, PostgreSQL and
+the client threads) and how busy the cores were.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import httpx
 
 from bench.deep_queue import (
     CONFIG,
@@ -89,8 +93,62 @@ def _twice_dispatched(db_url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _drive(servers: list[Server], *, jobs: int) -> tuple[list[Record], float]:
-    """As `bench.load.drive`, with thread ``t`` on server ``t % len(servers)``."""
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, command name, CPU seconds used so far)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:  # it ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        found[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def _cpu_note(
+    before: dict[int, tuple[int, str, float]],
+    after: dict[int, tuple[int, str, float]],
+    servers: list[int],
+    *,
+    jobs: int,
+    elapsed: float,
+) -> str:
+    """Where the CPU went while the jobs ran, in ms per job: each server process, the
+    workers they started, PostgreSQL, the benchmark's client threads; and how busy the
+    machine's cores were."""
+
+    def kind(pid: int) -> str | None:
+        if pid == os.getpid():
+            return "clients"
+        if after[pid][1] == "postgres":
+            return "PostgreSQL"
+        seen = pid
+        while seen in after and seen > 1:
+            if seen in servers:
+                return f"server {servers.index(seen) + 1}" if seen == pid else "workers"
+            seen = after[seen][0]
+        return None
+
+    spent: dict[str, float] = {}
+    for pid, (_, _, cpu) in after.items():
+        name = kind(pid)
+        if name is not None:
+            spent[name] = spent.get(name, 0.0) + cpu - before.get(pid, (0, "", 0.0))[2]
+    total = sum(spent.values())
+    parts = ", ".join(f"{name} {1000 * cpu / jobs:.2f}" for name, cpu in sorted(spent.items()))
+    cores = os.cpu_count() or 1
+    return f"{parts} (ms/job; {100 * total / elapsed / cores:.0f}% of {cores} cores)"
+
+
+def _drive(servers: list[Server], *, jobs: int) -> tuple[list[Record], float, str]:
+    """As `bench.load.drive`, with thread ``t`` on server ``t % len(servers)``; also where
+    the CPU went meanwhile (`_cpu_note`)."""
     tokens = [add_user(servers[0], f"load{u}") for u in range(USERS)]
     clients = [login(servers[t % len(servers)].url, tokens[t % USERS]) for t in range(THREADS)]
     circuit = encoded_bell()
@@ -98,18 +156,29 @@ def _drive(servers: list[Server], *, jobs: int) -> tuple[list[Record], float]:
     for client in clients[: len(servers)]:  # warm-up, not counted: the pooled workers start
         _client_thread(client, [Record(index=-1, shots=10)], circuit, errors)
     records = [Record(index=i, shots=100 + i) for i in range(jobs)]
+    before = _processes()
     elapsed = run_threads(clients, records, circuit, errors, label="servers")
-    return records, elapsed
+    note = _cpu_note(
+        before, _processes(), [srv.process.pid for srv in servers], jobs=jobs, elapsed=elapsed
+    )
+    if len(servers) > 1:
+        leaders = [i + 1 for i, srv in enumerate(servers) if _leads(srv)]
+        note += f"; server {' and '.join(map(str, leaders)) or 'none'} led"
+    return records, elapsed, note
 
 
-def _measure(count: int, jobs: int) -> tuple[float, int, int]:
-    """(jobs per second, jobs right, jobs not dispatched exactly once) with ``count``
-    servers on a fresh database."""
+def _leads(server: Server) -> bool:
+    return bool(httpx.get(f"{server.url}/health", timeout=10).json().get("leader"))
+
+
+def _measure(count: int, jobs: int) -> tuple[float, int, int, str]:
+    """(jobs per second, jobs right, jobs not dispatched exactly once, where the CPU
+    went) with ``count`` servers on a fresh database."""
     with _database() as db_url, _servers(db_url, count) as servers:
-        records, elapsed = _drive(servers, jobs=jobs)
+        records, elapsed, note = _drive(servers, jobs=jobs)
         right = sum(is_right(record) for record in records)
         wrong_dispatches, _ = _twice_dispatched(db_url)
-    return len(records) / elapsed, right, wrong_dispatches
+    return len(records) / elapsed, right, wrong_dispatches, note
 
 
 # Columns of a queued copy of a job that differ from the job's own (the rest is copied).
@@ -223,8 +292,8 @@ def run(jobs: int = 1000) -> list[Row]:
             pass
     except Exception as error:
         return [Row(name, 0.0, None, "/s", f">= {TARGET}x", False, f"no PostgreSQL: {error}")]
-    one_rate, one_right, one_twice = _measure(1, jobs)
-    two_rate, two_right, two_twice = _measure(2, jobs)
+    one_rate, one_right, one_twice, one_cpu = _measure(1, jobs)
+    two_rate, two_right, two_twice, two_cpu = _measure(2, jobs)
     memory = memory_row()
     return [
         Row(
@@ -234,7 +303,7 @@ def run(jobs: int = 1000) -> list[Row]:
             "/s",
             f">= {TARGET}x",
             two_rate >= TARGET * one_rate,
-            "ceiling: 2 cores for the leader's workers and writes, both APIs, PostgreSQL",
+            f"CPU with 1 server: {one_cpu}; with 2: {two_cpu}",
         ),
         Row(
             "servers: jobs right, each dispatched once",
