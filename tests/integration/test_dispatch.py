@@ -8,6 +8,7 @@ import functools
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 from tests.stores import sqlite_store
 
 from qruntime.backends import load_catalogue
@@ -21,7 +22,7 @@ from qruntime.server.services import jobs as job_service
 from qruntime.server.services import programs as program_service
 from qruntime.server.services import sessions as session_service
 from qruntime.server.store import jobs as job_store
-from qruntime.server.store.tables import Job
+from qruntime.server.store.tables import Job, User
 
 
 def test_a_built_in_job_cancelled_as_it_starts_is_killed_and_stays_cancelled(
@@ -94,17 +95,8 @@ def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
     """
     settings, database, user = sqlite_store(tmp_path)
     catalogue = load_catalogue(None)
-    source = "def main(backend, user_messenger, **kw):\n    return 1\n"
     with database.session() as db:
-        program = ProgramCreate(
-            name="doomed",
-            data=base64.b64encode(source.encode()).decode(),
-            cost=60,
-            description="deleted before it runs",
-        )
-        program_id = program_service.create_program(
-            db, user=user, payload=program, max_bytes=100_000, max_cost=3600
-        )
+        program_id = _upload(db, user, name="doomed", description="deleted before it runs")
         payload = JobCreate(program_id=program_id, backend="aer_simulator")
         job, _ = job_service.submit_job(
             db, user=user, payload=payload, catalogue=catalogue, settings=settings
@@ -132,6 +124,20 @@ def test_a_job_whose_program_was_deleted_while_queued_fails_and_waiters_hear_it(
         assert row is not None
         assert row.status == "Failed"
     database.dispose()
+
+
+def _upload(db: Session, user: User, *, name: str, description: str) -> str:
+    """Upload a program that returns 1, as ``user``; its id."""
+    source = "def main(backend, user_messenger, **kw):\n    return 1\n"
+    program = ProgramCreate(
+        name=name,
+        data=base64.b64encode(source.encode()).decode(),
+        cost=60,
+        description=description,
+    )
+    return program_service.create_program(
+        db, user=user, payload=program, max_bytes=100_000, max_cost=3600
+    )
 
 
 async def _final(runtime: JobRuntime, job_id: str) -> dict[str, object]:
@@ -306,17 +312,8 @@ def test_a_claim_reads_a_built_in_program_once(tmp_path: Path) -> None:
     """Built-in programs cannot change: what a claim reads of one is kept (a job another
     server queued costs no read of the programs table), an uploaded program's is not."""
     _settings, database, user = sqlite_store(tmp_path)
-    source = "def main(backend, user_messenger, **kw):\n    return 1\n"
     with database.session() as db:
-        program = ProgramCreate(
-            name="uploaded",
-            data=base64.b64encode(source.encode()).decode(),
-            cost=60,
-            description="read at each claim",
-        )
-        uploaded = program_service.create_program(
-            db, user=user, payload=program, max_bytes=100_000, max_cost=3600
-        )
+        uploaded = _upload(db, user, name="uploaded", description="read at each claim")
     runtime = JobRuntime(db=database, catalogue=load_catalogue(None), executor=InlineExecutor())
     reads: list[str] = []
 

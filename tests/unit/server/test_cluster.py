@@ -195,13 +195,13 @@ def test_a_server_hears_a_jobs_progress_only_where_someone_listens(database: Dat
     running = "j other job1 Queued Running 7 owner - aer_simulator"
     interim = "i other job1 0"
     ended = 'j other job1 Running Completed 7 owner - aer_simulator\n{"a": 1}'
-    assert not runtime._wanted(running)
-    assert not runtime._wanted(interim)
-    assert runtime._wanted(ended)
+    assert not runtime._heard(running)
+    assert not runtime._heard(interim)
+    assert runtime._heard(ended)
     queue = runtime.hub.subscribe("job1")
-    assert runtime._wanted(running)
-    assert runtime._wanted(interim)
+    assert runtime._heard(running)
+    assert runtime._heard(interim)
     runtime.hub.unsubscribe("job1", queue)
-    assert not runtime._wanted("j me job1 Running Completed 7 owner - aer_simulator")
-    assert not runtime._wanted("q other job2 8 owner - aer_simulator")  # it does not lead
-    assert not runtime._wanted("j other job1 Queued")  # malformed
+    assert not runtime._heard("j me job1 Running Completed 7 owner - aer_simulator")
+    assert not runtime._heard("q other job2 8 owner - aer_simulator")  # it does not lead
+    assert not runtime._heard("j other job1 Queued")  # malformed

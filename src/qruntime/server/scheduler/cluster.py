@@ -82,7 +82,7 @@ class ClusterRuntime(JobRuntime):
         self._claim_epoch = _NOT_LEADING
         self.recorder = Recorder(db=db, hub=self.hub, fence=self._fence)
         self._window = fair_share_window
-        self._inbox: list[str] = []
+        self._inbox: list[Notice] = []
         self._reading = False
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._abandoned: set[str] = set()
@@ -98,7 +98,7 @@ class ClusterRuntime(JobRuntime):
             stop_channel=self._stop_channel,
             on_notice=self._on_notice,
             on_connected=self._on_connected,
-            wanted=self._wanted,
+            heard=self._heard,
         )
         self._lock = LeaderLock(
             conninfo,
@@ -300,27 +300,25 @@ class ClusterRuntime(JobRuntime):
 
     # -- notices -----------------------------------------------------------------------------
 
-    def _wanted(self, payload: str) -> bool:
-        """Whether a notice may concern this server (on the listener's thread: the loop is
-        not woken for the others). Its own notices it has acted on already, and only the
-        leader acts on jobs queued, sessions changed and kills asked for. An interim result
-        or a job's new state short of its end concerns only a server where someone
-        listens to that job: whoever subscribes later reads the store after subscribing,
-        and finds it there (a job's end is always wanted: `_ended` keeps it)."""
+    def _heard(self, payload: str) -> Notice | None:
+        """The notice in ``payload`` if it may concern this server, else None (on the
+        listener's thread: the loop is not woken for the others; each payload is parsed
+        here, once). Its own notices it has acted on already, and only the leader acts on
+        jobs queued, sessions changed and kills asked for. An interim result or a job's
+        new state short of its end concerns only a server where someone listens to that
+        job: whoever subscribes later reads the store after subscribing, and finds it
+        there (a job's end always concerns it: `_ended` keeps it)."""
         kind, _, rest = payload.partition(" ")
-        if rest.startswith(self.server_id + " "):
-            return kind == "m"
-        if kind in ("i", "j"):
-            notice = parse_notice(payload)
-            if notice is None:
-                return False
-            if kind == "i" or notice.fields[1] not in _FINAL:
-                return self.hub.listens(notice.key)  # thread-safe: reads of a set and a dict
-            return True
-        return self.leading or kind not in ("q", "S", "k")
+        own = rest.startswith(self.server_id + " ")
+        if (own and kind != "m") or (not self.leading and kind in ("q", "S", "k")):
+            return None
+        notice = parse_notice(payload)
+        if notice is not None and (kind == "i" or (kind == "j" and notice.fields[1] not in _FINAL)):
+            return notice if self.hub.listens(notice.key) else None  # thread-safe reads
+        return notice
 
-    def _on_notice(self, payload: str) -> None:
-        self._inbox.append(payload)
+    def _on_notice(self, notice: Notice) -> None:
+        self._inbox.append(notice)
         if not self._reading:
             self._reading = True
             self._spawn(self._read_inbox())
@@ -330,7 +328,7 @@ class ClusterRuntime(JobRuntime):
             while self._inbox:
                 batch, self._inbox = self._inbox, []
                 try:
-                    await self._handle([n for p in batch if (n := parse_notice(p)) is not None])
+                    await self._handle(batch)
                 except Exception:
                     logger.exception("could not handle %d notices", len(batch))
         finally:

@@ -141,8 +141,8 @@ class _Connected:
 
 
 class NoticeListener(_Connected):
-    """Hands each payload on `CHANNEL` that ``wanted`` (called on this thread) accepts to
-    ``on_notice`` on the loop.
+    """Hands ``on_notice`` on the loop what ``heard`` (called on this thread) makes of each
+    payload on `CHANNEL`: a payload it makes None of does not wake the loop.
 
     ``on_connected(first)`` is called on the loop each time LISTEN is in place; after a
     reconnection (``first`` False) notices may have been missed meanwhile.
@@ -153,13 +153,13 @@ class NoticeListener(_Connected):
         conninfo: str,
         *,
         stop_channel: str,
-        on_notice: Callable[[str], None],
+        on_notice: Callable[[Any], None],
         on_connected: Callable[[bool], None],
-        wanted: Callable[[str], bool] = lambda _payload: True,
+        heard: Callable[[str], Any] = lambda payload: payload,
     ) -> None:
         super().__init__(conninfo, stop_channel=stop_channel, name="qrt-notices")
         self.on_notice = on_notice
-        self.wanted = wanted
+        self.heard = heard
         self.on_connected = on_connected
         self._first = True
 
@@ -172,8 +172,9 @@ class NoticeListener(_Connected):
                 if self._stopping.is_set():
                     return
                 continue
-            if self.wanted(notice.payload):
-                self._call(self.on_notice, notice.payload)
+            heard = self.heard(notice.payload)
+            if heard is not None:
+                self._call(self.on_notice, heard)
 
 
 class LeaderLock(_Connected):
