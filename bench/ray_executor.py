@@ -8,7 +8,9 @@ by side on the same machine: one with local workers, one with ``--executor ray``
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -45,8 +47,76 @@ def run() -> list[Row]:
     return [Row(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
-def bell_rows(local: Any, on_ray: Any) -> list[Row]:
-    """A Bell circuit-runner job end to end on each, and where a Ray job's time went."""
+class MessageProbe:
+    """Ray's own cost of one job's two messages, with nothing of qruntime in between.
+
+    A trivial actor on the node the Bell jobs run on, driven as `RayExecutor` drives its
+    node hosts: a call nobody waits for goes there, an item comes back on a stream read
+    by a thread. What it measures is the least any job on Ray pays on this machine.
+    """
+
+    def __init__(self, address: str, node_id: str) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        class Echo:
+            def __init__(self) -> None:
+                self.calls: list[float] = []
+                self.outbox: list[float] = []
+                self.wake = asyncio.Event()
+
+            async def submit(self, sent: float) -> None:
+                self.calls.append(time.time() - sent)
+                self.outbox.append(time.time())
+                self.wake.set()
+
+            async def events(self) -> Any:
+                while True:
+                    await self.wake.wait()
+                    self.wake.clear()
+                    batch, self.outbox = self.outbox, []
+                    if batch:
+                        yield batch
+
+            async def arrivals(self) -> list[float]:
+                return self.calls
+
+        if not ray.is_initialized():
+            ray.init(address=address, namespace="bench", log_to_driver=False)
+        self.ray = ray
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        self.actor = (
+            ray.remote(Echo)
+            .options(scheduling_strategy=strategy, num_cpus=0, max_concurrency=1000)
+            .remote()
+        )
+        ray.get(self.actor.arrivals.remote())
+        self.backs: list[float] = []
+        self.heard = threading.Event()
+        stream = self.actor.events.options(num_returns="streaming").remote()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for ref in stream:
+            for sent in self.ray.get(ref):
+                self.backs.append(time.time() - sent)
+            self.heard.set()
+
+    def once(self) -> None:
+        self.heard.clear()
+        self.actor.submit.remote(time.time())
+        if not self.heard.wait(30):
+            raise RuntimeError("the probe actor's stream went quiet")
+
+    def medians_ms(self) -> tuple[float, float]:
+        """The median call (there) and stream item (back), in milliseconds."""
+        calls = self.ray.get(self.actor.arrivals.remote())
+        return statistics.median(calls) * 1000, statistics.median(self.backs) * 1000
+
+
+def bell_rows(local: Any, on_ray: Any, address: str) -> list[Row]:
+    """A Bell circuit-runner job end to end on each, where a Ray job's time went, and
+    what Ray's own two messages cost on this machine (the least a job can cost there)."""
     circuit = bell()
     phases: dict[str, list[float]] = {
         "submit": [],
@@ -74,8 +144,14 @@ def bell_rows(local: Any, on_ray: Any) -> list[Row]:
     def ray_step(_i: int) -> None:
         ray_jobs.append(job_on(on_ray))
 
-    samples = interleaved({"local": lambda _i: job_on(local), "ray": ray_step}, list(range(30)))
+    probe = MessageProbe(address, job_on(on_ray).metrics()["ray"]["node"])
+    for _ in range(3):
+        probe.once()
+    loops = {"local": lambda _i: job_on(local), "ray": ray_step, "probe": lambda _i: probe.once()}
+    samples = interleaved(loops, list(range(30)))
     figure, baseline = median_ms(samples["ray"]), median_ms(samples["local"])
+    call_ms, back_ms = probe.medians_ms()
+    floor = (baseline + call_ms + back_ms) / baseline
     ends: list[float] = []
     for job in ray_jobs:
         metrics = job.metrics()
@@ -97,7 +173,10 @@ def bell_rows(local: Any, on_ray: Any) -> list[Row]:
             figure <= 1.5 * baseline,
             f"baseline: the same job on the local executor; on Ray: {where}; created to "
             f"finished in the store {statistics.median(ends) * 1000:.2f} ms (the rest is "
-            "the result write and the client's wait)",
+            "the result write and the client's wait); Ray's own messages, a trivial "
+            f"actor on the same node in the same run: call {call_ms:.2f} ms, stream item "
+            f"back {back_ms:.2f} ms, so no job on Ray can cost less than {floor:.2f}x "
+            "local here",
         )
     ]
 
@@ -190,6 +269,7 @@ def inner() -> list[Row]:
         cluster.start_head(num_cpus=2)
         cluster.add_worker(num_cpus=2)
         ray_env = {k: v for k, v in cluster.env.items() if k.startswith("RAY_")}
+        os.environ.update(ray_env)  # this process joins too, for the message probe
         ray_env.update(QRUNTIME_EXECUTOR="ray", QRUNTIME_RAY_ADDRESS=cluster.address)
         with (
             server() as local_server,
@@ -197,8 +277,15 @@ def inner() -> list[Row]:
             RuntimeService(url=local_server.url, token=local_server.token) as local,
             RuntimeService(url=ray_server.url, token=ray_server.token) as on_ray,
         ):
-            return [*bell_rows(local, on_ray), vqe_row(on_ray), interim_row(on_ray)]
+            return [
+                *bell_rows(local, on_ray, cluster.address),
+                vqe_row(on_ray),
+                interim_row(on_ray),
+            ]
     finally:
+        import ray
+
+        ray.shutdown()  # the message probe's connection, before its cluster goes
         cluster.stop()
 
 
