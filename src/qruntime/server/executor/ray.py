@@ -483,13 +483,15 @@ def _with_timing(event: WorkerEvent, job: _Job, node: _Node, received: float) ->
     """The terminal event, its metrics telling where the job's time went on Ray.
 
     ``dispatch``: waiting here for a node; ``actor_call``: the call reaching the node's
-    host; ``back``: the event's way from the host to here (``received``).
+    host; ``back``: the event's way from the host to here; ``received``: when it arrived
+    here (epoch seconds), so that what follows (the result's write) can be timed.
     """
     metrics = dict(event.metrics or {})
     ray_timing = dict(metrics.get("ray") or {})
     sent = ray_timing.pop("sent", None)
     if isinstance(sent, float):
         ray_timing["back"] = max(0.0, received - sent)
+    ray_timing["received"] = received
     ray_timing["dispatch"] = max(0.0, job.called - job.submitted)
     ray_timing["total"] = max(0.0, time.time() - job.submitted)
     metrics["ray"] = {**ray_timing, "node": node.node_id}
