@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -220,6 +221,16 @@ def interleaved(
                 body(item)
                 samples[name].append(time.perf_counter() - start)
     return samples
+
+
+def timed_threads(pool: Sequence[threading.Thread]) -> float:
+    """Start every thread of ``pool``, wait for all; the wall-clock seconds it took."""
+    start = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return time.perf_counter() - start
 
 
 def median_ms(samples: list[float]) -> float:

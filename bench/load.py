@@ -31,6 +31,7 @@ from bench.harness import (
     peak_rss_mb,
     percentile,
     server,
+    timed_threads,
 )
 
 USERS = 4
@@ -168,12 +169,7 @@ def run_threads(
         )
         for t in range(threads)
     ]
-    start = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - start
+    elapsed = timed_threads(pool)
     for client in clients:
         client.close()
     if errors:

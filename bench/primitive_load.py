@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import statistics
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 from qiskit import QuantumCircuit
 
-from bench.harness import Row, Server, add_user, interleaved, median_ms, timed
+from bench.harness import Row, Server, add_user, interleaved, median_ms, timed, timed_threads
 
 SHOTS = 1024
 THREADS = 8
@@ -146,12 +145,7 @@ def _round(srv: Server, jobs: list[Job], count: int, tally: Tally) -> None:
     per_thread = count // len(jobs)
     pool = [threading.Thread(target=thread, args=(job, per_thread)) for job in jobs]
     cpu = cpu_seconds(srv.process.pid)
-    start = time.perf_counter()
-    for worker in pool:
-        worker.start()
-    for worker in pool:
-        worker.join()
-    tally.seconds += time.perf_counter() - start
+    tally.seconds += timed_threads(pool)
     tally.server_cpu += cpu_seconds(srv.process.pid) - cpu
     tally.jobs += per_thread * len(jobs)
 

@@ -2,8 +2,9 @@
 
 The load benchmark's work (1,000 Bell ``circuit-runner`` jobs from 8 client threads as
 4 users, each awaited by its thread) against one `qruntime serve` on a fresh PostgreSQL
-database, then against two on another fresh one, the threads split between them. Both
-runs are in this process, one after the other, so the ratio compares like with like.
+database and against two on another fresh one, the threads split between them. All
+three servers run at once and the two setups take turns, a block of 250 jobs each, so
+that both meet the same machine on average (its speed changes from minute to minute).
 
 Every job must end Completed with its own counts, and the store must have dispatched
 each exactly once (``jobs.dispatches``). What bounds the ratio on a 2-core machine: one
@@ -19,8 +20,11 @@ import contextlib
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -41,11 +45,13 @@ from bench.harness import (
     rss_mb,
     start_server,
     stop_server,
+    timed_threads,
 )
-from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right, run_threads
+from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right
 
 PG_ADMIN_URL = os.environ.get("QRUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET = 1.3
+BLOCK = 250  # jobs each setup runs in its turn
 
 
 @contextmanager
@@ -111,17 +117,13 @@ def _processes() -> dict[int, tuple[int, str, float]]:
     return found
 
 
-def _cpu_note(
+def _cpu_spent(
     before: dict[int, tuple[int, str, float]],
     after: dict[int, tuple[int, str, float]],
     servers: list[int],
-    *,
-    jobs: int,
-    elapsed: float,
-) -> str:
-    """Where the CPU went while the jobs ran, in ms per job: each server process, the
-    workers they started, PostgreSQL, the benchmark's client threads; and how busy the
-    machine's cores were."""
+) -> dict[str, float]:
+    """CPU seconds spent between two `_processes` readings by each server process, the
+    workers they started, PostgreSQL and this process (the client threads)."""
 
     def kind(pid: int) -> str | None:
         if pid == os.getpid():
@@ -140,45 +142,108 @@ def _cpu_note(
         name = kind(pid)
         if name is not None:
             spent[name] = spent.get(name, 0.0) + cpu - before.get(pid, (0, "", 0.0))[2]
-    total = sum(spent.values())
-    parts = ", ".join(f"{name} {1000 * cpu / jobs:.2f}" for name, cpu in sorted(spent.items()))
-    cores = os.cpu_count() or 1
-    return f"{parts} (ms/job; {100 * total / elapsed / cores:.0f}% of {cores} cores)"
+    return spent
 
 
-def _drive(servers: list[Server], *, jobs: int) -> tuple[list[Record], float, str]:
-    """As `bench.load.drive`, with thread ``t`` on server ``t % len(servers)``; also where
-    the CPU went meanwhile (`_cpu_note`)."""
-    tokens = [add_user(servers[0], f"load{u}") for u in range(USERS)]
-    clients = [login(servers[t % len(servers)].url, tokens[t % USERS]) for t in range(THREADS)]
-    circuit = encoded_bell()
-    errors: list[str] = []
-    for client in clients[: len(servers)]:  # warm-up, not counted: the pooled workers start
-        _client_thread(client, [Record(index=-1, shots=10)], circuit, errors)
-    records = [Record(index=i, shots=100 + i) for i in range(jobs)]
-    before = _processes()
-    elapsed = run_threads(clients, records, circuit, errors, label="servers")
-    note = _cpu_note(
-        before, _processes(), [srv.process.pid for srv in servers], jobs=jobs, elapsed=elapsed
-    )
-    if len(servers) > 1:
-        leaders = [i + 1 for i, srv in enumerate(servers) if _leads(srv)]
-        note += f"; server {' and '.join(map(str, leaders)) or 'none'} led"
-    return records, elapsed, note
+@dataclass
+class _Setup:
+    """One configuration (one server, or two) on a database of its own, its clients
+    logged in and its workers warm, and what its blocks of jobs measured so far."""
+
+    servers: list[Server]
+    db_url: str
+    clients: list[httpx.Client]
+    records: list[Record] = field(default_factory=list)
+    elapsed: float = 0.0
+    spent: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    leaders: list[int] = field(default_factory=list)  # which servers led at the end
+
+    @classmethod
+    def prepare(cls, servers: list[Server], db_url: str, circuit: Any) -> _Setup:
+        """Users, one client per thread (thread ``t`` on server ``t % len(servers)``), and
+        a job per server first, not counted: the pooled workers start."""
+        tokens = [add_user(servers[0], f"load{u}") for u in range(USERS)]
+        clients = [login(servers[t % len(servers)].url, tokens[t % USERS]) for t in range(THREADS)]
+        setup = cls(servers, db_url, clients)
+        for client in clients[: len(servers)]:
+            _client_thread(client, [Record(index=-1, shots=10)], circuit, setup.errors)
+        return setup
+
+    def run(self, records: list[Record], circuit: Any) -> None:
+        """Run a block of jobs from every client thread, adding up its time and CPU."""
+        pool = [
+            threading.Thread(
+                target=_client_thread,
+                args=(client, records[t :: len(self.clients)], circuit, self.errors),
+            )
+            for t, client in enumerate(self.clients)
+        ]
+        before = _processes()
+        self.elapsed += timed_threads(pool)
+        pids = [srv.process.pid for srv in self.servers]
+        for name, cpu in _cpu_spent(before, _processes(), pids).items():
+            self.spent[name] = self.spent.get(name, 0.0) + cpu
+        self.records += records
+
+    @property
+    def rate(self) -> float:
+        return len(self.records) / self.elapsed
+
+    def cpu_note(self) -> str:
+        """Where the CPU went, in ms per job, and how busy the machine's cores were."""
+        jobs = len(self.records)
+        parts = ", ".join(
+            f"{name} {1000 * cpu / jobs:.2f}" for name, cpu in sorted(self.spent.items())
+        )
+        cores = os.cpu_count() or 1
+        busy = 100 * sum(self.spent.values()) / self.elapsed / cores
+        note = f"{parts} (ms/job; {busy:.0f}% of {cores} cores)"
+        if len(self.servers) > 1:
+            note += f"; server {' and '.join(map(str, self.leaders)) or 'none'} led"
+        return note
+
+    def close(self) -> None:
+        """Close the clients, noting first which servers lead (while they still run)."""
+        self.leaders = [i + 1 for i, srv in enumerate(self.servers) if _leads(srv)]
+        for client in self.clients:
+            client.close()
+        if self.errors:
+            print(f"servers: {len(self.errors)} client errors, first: {self.errors[0]}")
 
 
 def _leads(server: Server) -> bool:
     return bool(httpx.get(f"{server.url}/health", timeout=10).json().get("leader"))
 
 
-def _measure(count: int, jobs: int) -> tuple[float, int, int, str]:
-    """(jobs per second, jobs right, jobs not dispatched exactly once, where the CPU
-    went) with ``count`` servers on a fresh database."""
-    with _database() as db_url, _servers(db_url, count) as servers:
-        records, elapsed, note = _drive(servers, jobs=jobs)
-        right = sum(is_right(record) for record in records)
-        wrong_dispatches, _ = _twice_dispatched(db_url)
-    return len(records) / elapsed, right, wrong_dispatches, note
+def _compare(jobs: int, block: int) -> tuple[_Setup, _Setup, int, int]:
+    """One server and two, each on a fresh database, all started at once and fed blocks
+    of ``block`` jobs in turns (the machine changes speed from one minute to the next:
+    taking turns gives both the same machine on average). Returns both setups and how
+    many jobs each database dispatched other than exactly once."""
+    circuit = encoded_bell()
+    with (
+        _database() as one_url,
+        _database() as two_url,
+        _servers(one_url, 1) as one_server,
+        _servers(two_url, 2) as two_servers,
+    ):
+        one = _Setup.prepare(one_server, one_url, circuit)
+        two = _Setup.prepare(two_servers, two_url, circuit)
+        try:
+            for first in range(0, jobs, block):
+                for setup in (one, two):
+                    count = min(block, jobs - first)
+                    setup.run(
+                        [Record(index=first + i, shots=100 + first + i) for i in range(count)],
+                        circuit,
+                    )
+        finally:
+            one.close()
+            two.close()
+        one_twice, _ = _twice_dispatched(one_url)
+        two_twice, _ = _twice_dispatched(two_url)
+    return one, two, one_twice, two_twice
 
 
 # Columns of a queued copy of a job that differ from the job's own (the rest is copied).
@@ -292,18 +357,20 @@ def run(jobs: int = 1000) -> list[Row]:
             pass
     except Exception as error:
         return [Row(name, 0.0, None, "/s", f">= {TARGET}x", False, f"no PostgreSQL: {error}")]
-    one_rate, one_right, one_twice, one_cpu = _measure(1, jobs)
-    two_rate, two_right, two_twice, two_cpu = _measure(2, jobs)
+    one, two, one_twice, two_twice = _compare(jobs, BLOCK)
+    one_right = sum(is_right(record) for record in one.records)
+    two_right = sum(is_right(record) for record in two.records)
     memory = memory_row()
     return [
         Row(
             name,
-            two_rate,
-            one_rate,
+            two.rate,
+            one.rate,
             "/s",
             f">= {TARGET}x",
-            two_rate >= TARGET * one_rate,
-            f"CPU with 1 server: {one_cpu}; with 2: {two_cpu}",
+            two.rate >= TARGET * one.rate,
+            f"in turns of {BLOCK} jobs; CPU with 1 server: {one.cpu_note()}; with 2: "
+            f"{two.cpu_note()}",
         ),
         Row(
             "servers: jobs right, each dispatched once",
