@@ -145,7 +145,8 @@ def main() -> int:
                 return 2
             token = reset_admin_token(args.db)
             print(
-                "No token kept here opens this database: its admin has a new one (older ones revoked).",
+                "No token kept here opens this database: its admin has a new one "
+                "(older ones revoked).",
                 flush=True,
             )
         if not chosen:
