@@ -151,7 +151,6 @@ class _Setup:
     logged in and its workers warm, and what its blocks of jobs measured so far."""
 
     servers: list[Server]
-    db_url: str
     clients: list[httpx.Client]
     records: list[Record] = field(default_factory=list)
     elapsed: float = 0.0
@@ -160,12 +159,12 @@ class _Setup:
     leaders: list[int] = field(default_factory=list)  # which servers led at the end
 
     @classmethod
-    def prepare(cls, servers: list[Server], db_url: str, circuit: Any) -> _Setup:
+    def prepare(cls, servers: list[Server], circuit: Any) -> _Setup:
         """Users, one client per thread (thread ``t`` on server ``t % len(servers)``), and
         a job per server first, not counted: the pooled workers start."""
         tokens = [add_user(servers[0], f"load{u}") for u in range(USERS)]
         clients = [login(servers[t % len(servers)].url, tokens[t % USERS]) for t in range(THREADS)]
-        setup = cls(servers, db_url, clients)
+        setup = cls(servers, clients)
         for client in clients[: len(servers)]:
             _client_thread(client, [Record(index=-1, shots=10)], circuit, setup.errors)
         return setup
@@ -228,8 +227,8 @@ def _compare(jobs: int, block: int) -> tuple[_Setup, _Setup, int, int]:
         _servers(one_url, 1) as one_server,
         _servers(two_url, 2) as two_servers,
     ):
-        one = _Setup.prepare(one_server, one_url, circuit)
-        two = _Setup.prepare(two_servers, two_url, circuit)
+        one = _Setup.prepare(one_server, circuit)
+        two = _Setup.prepare(two_servers, circuit)
         try:
             for first in range(0, jobs, block):
                 for setup in (one, two):
