@@ -152,6 +152,21 @@ def drive(
     return records, elapsed
 
 
+def run_records(
+    clients: list[httpx.Client], records: list[Record], circuit: Any, errors: list[str]
+) -> float:
+    """Run ``records`` from one thread per client (round robin); the wall-clock seconds
+    from the first submit to the last result."""
+    threads = len(clients)
+    pool = [
+        threading.Thread(
+            target=_client_thread, args=(clients[t], records[t::threads], circuit, errors)
+        )
+        for t in range(threads)
+    ]
+    return timed_threads(pool)
+
+
 def run_threads(
     clients: list[httpx.Client],
     records: list[Record],
@@ -162,14 +177,7 @@ def run_threads(
 ) -> float:
     """Run ``records`` from one thread per client (round robin), then close the clients;
     the wall-clock seconds from the first submit to the last result."""
-    threads = len(clients)
-    pool = [
-        threading.Thread(
-            target=_client_thread, args=(clients[t], records[t::threads], circuit, errors)
-        )
-        for t in range(threads)
-    ]
-    elapsed = timed_threads(pool)
+    elapsed = run_records(clients, records, circuit, errors)
     for client in clients:
         client.close()
     if errors:

@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,9 +44,16 @@ from bench.harness import (
     rss_mb,
     start_server,
     stop_server,
-    timed_threads,
 )
-from bench.load import THREADS, USERS, Record, _client_thread, encoded_bell, is_right
+from bench.load import (
+    THREADS,
+    USERS,
+    Record,
+    _client_thread,
+    encoded_bell,
+    is_right,
+    run_records,
+)
 
 PG_ADMIN_URL = os.environ.get("QRUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET = 1.3
@@ -171,15 +177,8 @@ class _Setup:
 
     def run(self, records: list[Record], circuit: Any) -> None:
         """Run a block of jobs from every client thread, adding up its time and CPU."""
-        pool = [
-            threading.Thread(
-                target=_client_thread,
-                args=(client, records[t :: len(self.clients)], circuit, self.errors),
-            )
-            for t, client in enumerate(self.clients)
-        ]
         before = _processes()
-        self.elapsed += timed_threads(pool)
+        self.elapsed += run_records(self.clients, records, circuit, self.errors)
         pids = [srv.process.pid for srv in self.servers]
         for name, cpu in _cpu_spent(before, _processes(), pids).items():
             self.spent[name] = self.spent.get(name, 0.0) + cpu

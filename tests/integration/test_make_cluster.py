@@ -1,6 +1,6 @@
 """``make cluster`` (deploy/cluster.py) as the README has a new user run it.
 
-Two servers on a PostgreSQL database of the test's own (over the local unix socket), a
+Two servers on a new PostgreSQL database of the test's own (over the local unix socket), a
 Ray head and one more node, all in a network namespace with only loopback; run twice,
 from a shell whose PATH does not hold this checkout's environment, with the README's two
 commands. The second run must find the admin's token the first one kept. Skips where
@@ -11,7 +11,6 @@ Ray, root, the namespace tools or PostgreSQL's socket are missing; fails when
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from bench.ray_cluster import netns_problem
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCKET_DIR = Path("/var/run/postgresql")
@@ -39,27 +39,20 @@ def _without_this_environment() -> str:
     return os.pathsep.join(p for p in kept if Path(p).resolve() != here)
 
 
-def _drop(database: str) -> None:
-    import psycopg
-
-    with psycopg.connect(host=str(SOCKET_DIR), user="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_make_cluster_runs_the_readmes_commands_and_keeps_the_admins_token(
-    tmp_path: Path,
+    tmp_path: Path, postgres_url: str
 ) -> None:
     problem = _problem()
     if problem is not None:
         if IN_CI:
             pytest.fail(f"make cluster must be tried in CI: {problem}")
         pytest.skip(problem)
-    database = f"qrt_cluster_{secrets.token_hex(4)}"
+    database = make_url(postgres_url).database  # a new, empty one, dropped afterwards
     url = f"postgresql+psycopg://postgres@/{database}?host={SOCKET_DIR}"
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CMD", "QRUNTIME_DB")}
-    env.pop("QRUNTIME_ADMIN_TOKEN", None)
+    unset = ("VIRTUAL_ENV", "CMD", "QRUNTIME_DB", "QRUNTIME_ADMIN_TOKEN")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(PATH=_without_this_environment(), XDG_DATA_HOME=str(tmp_path))
 
     def make_cluster(command: str) -> str:
@@ -75,17 +68,14 @@ def test_make_cluster_runs_the_readmes_commands_and_keeps_the_admins_token(
         assert done.returncode == 0, report
         return done.stdout
 
-    try:
-        first = make_cluster("python examples/streaming.py")
-        assert "P(1) at pi: 1.000" in first
-        kept = tmp_path / "qruntime" / "cluster" / f"{database}.token"
-        token = kept.read_text().strip()
-        assert f"admin token: {token}" in first
-        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
-        second = make_cluster("qruntime status")
-        assert f"admin token: {token}" in second  # the same token, kept
-        assert "aer_simulator" in second
-        assert "admin (admin)" in second
-        assert kept.read_text().strip() == token
-    finally:
-        _drop(database)
+    first = make_cluster("python examples/streaming.py")
+    assert "P(1) at pi: 1.000" in first
+    kept = tmp_path / "qruntime" / "cluster" / f"{database}.token"
+    token = kept.read_text().strip()
+    assert f"admin token: {token}" in first
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    second = make_cluster("qruntime status")
+    assert f"admin token: {token}" in second  # the same token, kept
+    assert "aer_simulator" in second
+    assert "admin (admin)" in second
+    assert kept.read_text().strip() == token
