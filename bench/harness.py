@@ -233,6 +233,33 @@ def timed_threads(pool: Sequence[threading.Thread]) -> float:
     return time.perf_counter() - start
 
 
+def _busy_and_total() -> tuple[int, int]:
+    """The machine's CPU ticks so far: (busy, all), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def settle(*, busy_below: float = 0.15, most: float = 30.0) -> tuple[float, float]:
+    """Wait until the cores are quiet: a second in which they were under ``busy_below``
+    busy (a fraction), or ``most`` seconds. Returns (seconds waited, that last second's
+    busy fraction).
+
+    Processes just started (a Ray node's idle workers importing Ray, a host's pooled
+    workers importing Qiskit) keep the cores busy for seconds; timing a job path then
+    measures their start-up, not the path.
+    """
+    start = time.monotonic()
+    while True:
+        busy0, total0 = _busy_and_total()
+        time.sleep(1.0)
+        busy1, total1 = _busy_and_total()
+        busy = (busy1 - busy0) / max(1, total1 - total0)
+        waited = time.monotonic() - start
+        if busy < busy_below or waited >= most:
+            return waited, busy
+
+
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import Row, free_port, interleaved, median_ms, server
+from bench.harness import Row, free_port, interleaved, median_ms, server, settle
 from bench.primitives import VQE_PRECISION, bell, vqe_problem
 from bench.ray_cluster import RayCluster, loopback_namespace_command, netns_problem
 
@@ -153,6 +153,8 @@ def bell_rows(local: Any, on_ray: Any, address: str) -> list[Row]:
     for _ in range(3):
         probe.once()
     loops = {"local": lambda _i: job_on(local), "ray": ray_step, "probe": lambda _i: probe.once()}
+    # The cluster's nodes, both servers' workers and the probe's actor have just started.
+    waited, busy = settle()
     samples = interleaved(loops, list(range(30)))
     figure, baseline = median_ms(samples["ray"]), median_ms(samples["local"])
     call_ms, back_ms = probe.medians_ms()
@@ -180,7 +182,9 @@ def bell_rows(local: Any, on_ray: Any, address: str) -> list[Row]:
             "ms",
             "<= 1.5x local executor",
             figure <= 1.5 * baseline,
-            f"baseline: the same job on the local executor; on Ray: {where}; created to "
+            f"baseline: the same job on the local executor, timed in turns with it once "
+            f"the cores were quiet ({busy:.0%} busy, after {waited:.0f} s); on Ray: {where}; "
+            "created to "
             f"finished in the store {statistics.median(ends) * 1000:.2f} ms "
             "(result_write: from the result's arrival to the store's stamp in its write; "
             "client_hears: from that stamp to the client holding the result); Ray's own "

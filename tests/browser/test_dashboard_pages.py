@@ -82,13 +82,37 @@ def test_an_admin_creates_a_users_token_and_the_client_works_with_it(
     assert refused.status_code == 401
 
 
+def test_the_cluster_page_shows_the_server_leading_and_the_node_jobs_run_on(
+    dash: Dashboard, browser: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    job = dash.service("alice").run(
+        "hello-world", inputs={"iterations": 1}, options={"backend": "aer_simulator"}
+    )
+    job.result()  # the node has run a job: its workers are ready
+    driver = browser(dash.tokens["admin"])
+    driver.get(f"{dash.url}/ui/admin")
+    driver.find_element(By.ID, "cluster-link").click()
+    wait(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Servers and nodes")
+    (server,) = driver.find_elements(By.CSS_SELECTOR, "tr[data-server]")
+    assert "leader" in server.text
+    assert "(this page)" in server.text
+    assert dash.url.removeprefix("http://") in server.text
+    node = driver.find_element(By.CSS_SELECTOR, 'tr[data-node="local"]')
+    assert "ready" in node.text
+    assert "CPU=" in node.text
+    facts = driver.find_element(By.ID, "cluster-facts").text
+    assert "sqlite" in facts
+    assert "0 queued, 0 running" in facts
+    shot(driver, "admin-cluster")
+
+
 def test_a_user_who_is_not_an_admin_gets_the_not_found_page(
     dash: Dashboard, browser: Callable[..., Any], shot: Callable[[Any, str], Any]
 ) -> None:
     driver = browser(dash.tokens["alice"])
     nav = driver.find_element(By.CSS_SELECTOR, "header nav").text
     assert "Admin" not in nav
-    for path in ("/ui/admin", "/ui/admin/users/bob"):
+    for path in ("/ui/admin", "/ui/admin/users/bob", "/ui/admin/cluster"):
         driver.get(f"{dash.url}{path}")
         assert driver.find_element(By.TAG_NAME, "h1").text == "Not found"
     shot(driver, "admin-not-found")

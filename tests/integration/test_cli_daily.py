@@ -275,3 +275,36 @@ def test_env_prints_exports_for_qruntime_and_for_the_ibm_client(cli: Any, server
     ibm = cli("env", "--ibm").stdout
     assert f"export QISKIT_IBM_TOKEN={server.admin_token}\n" in ibm
     assert f"export QISKIT_IBM_URL={server.url}/experimental/api\n" in ibm
+
+
+def test_cluster_shows_a_lone_server_leading_its_local_node(cli: Any, server: Any) -> None:
+    with server.service() as service:  # a job first: the node has run one, so it is ready
+        job = service.run(
+            "hello-world", inputs={"iterations": 1}, options={"backend": "aer_simulator"}
+        )
+        job.result(timeout=120)
+    view = as_json(cli("cluster", "--json"))
+    assert (view["store"], view["executor"], view["ray_address"]) == ("sqlite", "local", None)
+    (only,) = view["servers"]
+    assert only["server"] == view["server"] == view["leader"]["server"]
+    assert only["listen"] == server.url.removeprefix("http://")
+    assert (only["leader"], only["this"], view["leader"]["alive"]) == (True, True, True)
+    assert view["leader"]["epoch"] is None
+    (node,) = view["nodes"]
+    assert (node["node_id"], node["ready"], node["jobs"]) == ("local", True, 0)
+    assert node["resources"]["CPU"] >= 1
+    assert (view["queued_jobs"], view["running_jobs"]) == (0, 0)
+
+    table = cli("cluster").stdout
+    assert "sqlite" in table
+    assert "local executor" in table
+    assert f"{view['server']} (this)" in table
+    assert "leader" in table
+
+
+def test_cluster_is_for_admins_only(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QRUNTIME_URL", server.url)
+    monkeypatch.setenv("QRUNTIME_TOKEN", server.add_user("bob"))
+    result = CliRunner().invoke(app, ["cluster"])
+    assert result.exit_code != 0
+    assert "Only an admin may see the cluster." in result.stderr

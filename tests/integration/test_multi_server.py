@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 from bench.harness import free_port
 
-from qruntime import QuotaExceededError, RuntimeService, Session
+from qruntime import PermissionDeniedError, QuotaExceededError, RuntimeService, Session
 from qruntime.programs.hello_world import FINAL_MESSAGE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -440,3 +441,51 @@ def test_the_per_user_queue_limit_counts_jobs_queued_through_either_server(pair:
             for job in jobs:
                 with contextlib.suppress(Exception):
                     job.cancel()
+
+
+def _cluster(pair: Pair, node: Node, token: str | None = None) -> dict[str, Any]:
+    from qruntime.cli.connect import api_of
+
+    with pair.service(node, token) as service:
+        view: dict[str, Any] = api_of(service).get_json("/cluster")
+        return view
+
+
+def test_the_cluster_view_lists_both_servers_the_leader_and_its_nodes(pair: Pair) -> None:
+    leader, follower = pair.roles()
+    _wait_zygote(leader)
+    by_leader, by_follower = _cluster(pair, leader), _cluster(pair, follower)
+    assert by_leader["leader"] == by_follower["leader"]
+    assert by_leader["leader"]["server"] == by_leader["server"] != by_follower["server"]
+    assert by_leader["leader"]["alive"] is True
+    assert by_leader["store"] == "postgresql"
+    for view, this in ((by_leader, leader), (by_follower, follower)):
+        servers = {row["server"]: row for row in view["servers"]}
+        assert set(servers) == {by_leader["server"], by_follower["server"]}
+        assert servers[view["server"]]["this"] is True
+        assert servers[view["server"]]["listen"] == this.url.removeprefix("http://")
+        assert [row["server"] for row in view["servers"] if row["leader"]] == [by_leader["server"]]
+    # Only the leader runs the executor: only it lists the nodes.
+    assert by_follower["nodes"] is None
+    assert [n["node_id"] for n in by_leader["nodes"]] == ["local"]
+    deadline = time.monotonic() + 60
+    while not by_leader["nodes"][0]["ready"]:  # its pool is starting
+        assert time.monotonic() < deadline, "the leader's workers never got ready"
+        time.sleep(0.1)
+        by_leader = _cluster(pair, leader)
+    with pytest.raises(PermissionDeniedError):
+        _cluster(pair, follower, pair.add_user("dave"))
+
+    first_epoch = by_leader["leader"]["epoch"]
+    leader.process.kill()  # its connections close: it leaves the list, the other leads
+    leader.process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        view = _cluster(pair, follower)
+        if view["leader"]["server"] == by_follower["server"] and len(view["servers"]) == 1:
+            break
+        assert time.monotonic() < deadline, f"the view did not follow the take-over: {view}"
+        time.sleep(0.1)
+    assert view["leader"]["epoch"] == first_epoch + 1
+    assert view["servers"][0]["leader"] is True
+    assert view["nodes"] is not None  # the new leader's executor

@@ -45,6 +45,7 @@ app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
 app.command("backends")(status.backends)
 app.command("usage")(status.usage)
+app.command("cluster")(status.cluster)
 app.command("run")(jobs.run)
 
 

@@ -1,4 +1,5 @@
-"""``qruntime status`` and ``qruntime backends``: the server, its backends and their queues."""
+"""``qruntime status``, ``backends``, ``usage`` and ``cluster``: the server, its backends and
+their queues, what your jobs used, and the servers and nodes behind it."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from qruntime.cli.output import (
     print_json,
     print_table,
     reports_errors,
+    short_time,
 )
+from qruntime.schemas.server import resources_text
 
 if TYPE_CHECKING:
     from qruntime.client._service import RuntimeService
 
-__all__ = ["backends", "status", "usage"]
+__all__ = ["backends", "cluster", "status", "usage"]
 
 
 def _backends(service: RuntimeService) -> list[dict[str, Any]]:
@@ -176,3 +179,73 @@ def status(
         f"{pending} of yours queued or running"
     )
     _print_backends(rows)
+
+
+def _reachable(server: dict[str, Any]) -> str:
+    """``host:port`` to reach a listed server: a server that listens on every address
+    (``0.0.0.0``) is reached where its database connection comes from."""
+    host, _, port = server["listen"].rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]") and server["address"]:
+        host = server["address"]
+    return f"{host}:{port}"
+
+
+@reports_errors
+def cluster(
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    account: AccountOption = None,
+) -> None:
+    """Admins: the servers on the server's database, which one leads, and the nodes jobs
+    run on (listed by the leader only)."""
+    with open_service(url, token, account) as service:
+        view = get_json(service, "/cluster")
+    if as_json:
+        print_json(view)
+        return
+    out = console()
+    ray = f" (Ray at {view['ray_address']})" if view["ray_address"] else ""
+    out.print(f"Store:    {view['store']}; jobs run on the {view['executor']} executor{ray}")
+    leader = view["leader"]
+    if leader["server"] is None:
+        out.print("Leader:   none yet")
+    else:
+        epoch = f", epoch {leader['epoch']}" if leader["epoch"] is not None else ""
+        gone = "" if leader["alive"] else " (gone; a standby, if any, takes over)"
+        out.print(f"Leader:   {leader['server']} since {short_time(leader['since'])}{epoch}{gone}")
+    out.print(f"Jobs:     {view['queued_jobs']} queued, {view['running_jobs']} running")
+    print_table(
+        ["server", "listens on", "connects from", "since", "role"],
+        (
+            [
+                row["server"] + (" (this)" if row["this"] else ""),
+                row["listen"],
+                row["address"] or "local",
+                short_time(row["since"]),
+                "leader" if row["leader"] else "standby",
+            ]
+            for row in view["servers"]
+        ),
+    )
+    nodes = view["nodes"]
+    if nodes is None:
+        leading = [row for row in view["servers"] if row["leader"]]
+        where = f" (qruntime cluster --url http://{_reachable(leading[0])})" if leading else ""
+        out.print(f"Nodes:    only the leader lists them; ask it{where}")
+        return
+    print_table(
+        ["node", "address", "ready", "jobs", "sessions", "resources"],
+        (
+            [
+                row["node_id"],
+                row["address"],
+                "yes" if row["ready"] else "no",
+                row["jobs"],
+                row["sessions"],
+                resources_text(row["resources"]),
+            ]
+            for row in nodes
+        ),
+        flex="resources",
+    )

@@ -25,7 +25,7 @@ from qruntime.server.api.docs import install_docs
 from qruntime.server.api.errors import install_error_handlers
 from qruntime.server.api.hot import HotRoutes
 from qruntime.server.api.openapi import API_DESCRIPTION, complete_openapi
-from qruntime.server.api.routes import auth, backends, jobs, programs, sessions, usage
+from qruntime.server.api.routes import auth, backends, cluster, jobs, programs, sessions, usage
 from qruntime.server.api.state import AppState
 from qruntime.server.executor.base import Executor
 from qruntime.server.executor.local import LocalExecutor
@@ -124,6 +124,8 @@ def _runtime(settings: Settings, *, catalogue: Catalogue, executor: Executor) ->
             catalogue=catalogue,
             executor=executor,
             fair_share_window=settings.fair_share_window,
+            server_id=server_id,
+            listen=f"{settings.host}:{settings.port}",
         )
     from qruntime.server.scheduler.cluster import ClusterRuntime
 
@@ -133,6 +135,7 @@ def _runtime(settings: Settings, *, catalogue: Catalogue, executor: Executor) ->
         executor=executor,
         server_id=server_id,
         fair_share_window=settings.fair_share_window,
+        listen=f"{settings.host}:{settings.port}",
     )
 
 
@@ -198,6 +201,7 @@ def create_app(
         backends.router,
         auth.router,
         usage.router,
+        cluster.router,
     ):
         app.include_router(router)
     app.include_router(ibm.router)  # qiskit-ibm-runtime's API, under ibm.PREFIX

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
-from tests.integration.ray.conftest import WORKER_RESOURCE, RayServer
+from tests.integration.ray.conftest import HEAD_RESOURCE, WORKER_RESOURCE, RayServer
 
 from qruntime import (
     EstimatorV2,
@@ -302,6 +302,28 @@ def test_a_sessions_node_is_recorded_and_kept_by_a_restarted_server(
         assert again.metrics()["ray"]["node"] == node
         assert session_node(service, session_id) == node
         session.close()
+
+
+def test_the_cluster_view_lists_the_ray_nodes_and_their_jobs(service: Any) -> None:
+    sleeper = upload(service, SLEEPER, "watched")
+    job = service.run(sleeper, inputs={"seconds": 120}, options={"backend": "worker_sim"})
+    wait_running(job)
+    try:
+        view = service._api.get_json("/cluster")
+    finally:
+        job.cancel()
+    assert view["executor"] == "ray"
+    assert view["ray_address"]
+    assert view["running_jobs"] >= 1
+    nodes = view["nodes"]
+    assert len(nodes) == 2
+    assert all(node["ready"] for node in nodes)
+    (worker,) = [node for node in nodes if WORKER_RESOURCE in node["resources"]]
+    (head,) = [node for node in nodes if HEAD_RESOURCE in node["resources"]]
+    assert worker["jobs"] == 1
+    assert head["jobs"] == 0
+    assert head["resources"]["CPU"] == 2
+    assert not [name for node in nodes for name in node["resources"] if name.startswith("node:")]
 
 
 def test_a_crashed_node_fails_its_job_and_the_next_runs(

@@ -205,3 +205,18 @@ def test_a_server_hears_a_jobs_progress_only_where_someone_listens(database: Dat
     assert not runtime._heard("j me job1 Running Completed 7 owner - aer_simulator")
     assert not runtime._heard("q other job2 8 owner - aer_simulator")  # it does not lead
     assert not runtime._heard("j other job1 Queued")  # malformed
+
+
+def test_resources_text_reads_as_ray_counts_and_memory_in_gib() -> None:
+    from qruntime.schemas.server import resources_text
+
+    amounts = {"GPU": 1.0, "CPU": 2.0, "memory": 8 * 1024**3, "lab_qpu_1": 1.0}
+    assert resources_text(amounts) == "CPU=2 GPU=1 lab_qpu_1=1 memory=8.0GiB"
+    assert resources_text({}) == ""
+
+
+def test_a_listeners_name_fits_postgresql_and_carries_the_servers_address() -> None:
+    from qruntime.server.store.cluster import listener_name
+
+    assert listener_name("3f9a0c1e", "0.0.0.0:8000") == "qruntime 3f9a0c1e 0.0.0.0:8000"
+    assert len(listener_name("3f9a0c1e", "h" * 100 + ":8000")) == 63

@@ -115,6 +115,13 @@ class Executor(ABC):
     async def cancel(self, job_id: str) -> bool:
         """Kill a job; it ends with error reason ``cancelled``. False if not running here."""
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """The machines jobs run on, as this executor sees them now: ``node_id``,
+        ``address``, ``ready`` (it takes jobs), ``jobs`` (running there), ``sessions``
+        (dedicated sessions with a worker there) and ``resources`` (what the node has, in
+        Ray's names). Empty for an executor that does not say."""
+        return []
+
     @abstractmethod
     async def end_session(self, session_id: str) -> None:
         """Stop the session's worker and free what it cached; returns when it is gone.

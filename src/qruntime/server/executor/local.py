@@ -359,6 +359,19 @@ class LocalExecutor(Executor):
         else:
             self._track(loop.create_task(self._run_child(run)))
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """This machine, the one node: ready once its zygote and pool have started."""
+        ready = self._control is not None and not self._stopping and bool(self._pool)
+        node = {
+            "node_id": "local",
+            "address": socket.gethostname(),
+            "ready": ready,
+            "jobs": len(self._runs),
+            "sessions": len(self._sessions),
+            "resources": {"CPU": float(os.cpu_count() or 1)},
+        }
+        return [node]
+
     async def cancel(self, job_id: str) -> bool:
         run = self._runs.get(job_id)
         if run is None or run.done:

@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -243,9 +244,19 @@ class RayExecutor(Executor):
                 await asyncio.wait_for(node.handle.end_session.remote(session_id), 15.0)
 
     def nodes(self) -> list[dict[str, Any]]:
-        """The nodes this executor runs jobs on: id, address, readiness and running jobs."""
+        """The live nodes of the cluster, each with a host of qruntime's workers (``ready``
+        once it has started them); ``resources``: Ray's totals of the node, less its
+        internal ``node:`` labels."""
+        pinned = Counter(self._pins.values())
         return [
-            {"node_id": n.node_id, "address": n.address, "ready": n.ready, "jobs": len(n.running)}
+            {
+                "node_id": n.node_id,
+                "address": n.address,
+                "ready": n.ready,
+                "jobs": len(n.running),
+                "sessions": pinned[n.node_id],
+                "resources": {k: v for k, v in n.totals.items() if not k.startswith("node:")},
+            }
             for n in self._nodes.values()
         ]
 

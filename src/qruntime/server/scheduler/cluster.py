@@ -72,11 +72,16 @@ class ClusterRuntime(JobRuntime):
         executor: Executor,
         server_id: str,
         fair_share_window: float = 3600.0,
+        listen: str = "",
     ) -> None:
         super().__init__(
-            db=db, catalogue=catalogue, executor=executor, fair_share_window=fair_share_window
+            db=db,
+            catalogue=catalogue,
+            executor=executor,
+            fair_share_window=fair_share_window,
+            server_id=server_id,
+            listen=listen,
         )
-        self.server_id = server_id
         #: Whether this server leads now (runs the scheduler and the jobs).
         self.leading = False
         self._claim_epoch = _NOT_LEADING
@@ -99,6 +104,7 @@ class ClusterRuntime(JobRuntime):
             on_notice=self._on_notice,
             on_connected=self._on_connected,
             heard=self._heard,
+            application_name=cluster_store.listener_name(server_id, listen),
         )
         self._lock = LeaderLock(
             conninfo,

@@ -81,10 +81,15 @@ def parse_notice(payload: str) -> Notice | None:
 class _Connected:
     """A thread that keeps one PostgreSQL connection, reconnecting when it breaks."""
 
-    def __init__(self, conninfo: str, *, stop_channel: str, name: str) -> None:
+    def __init__(
+        self, conninfo: str, *, stop_channel: str, name: str, application_name: str = "qruntime"
+    ) -> None:
         self.conninfo = conninfo
         self.stop_channel = stop_channel
         self._name = name
+        #: What PostgreSQL shows of this connection (``pg_stat_activity``): the cluster
+        #: view finds the live servers by it. PostgreSQL keeps 63 bytes of it.
+        self.application_name = application_name[:63]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -115,7 +120,9 @@ class _Connected:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.conninfo, **keepalive_options()) as conn:
+                with psycopg.connect(
+                    self.conninfo, application_name=self.application_name, **keepalive_options()
+                ) as conn:
                     self._conn = conn
                     conn.execute(f"LISTEN {self.stop_channel}")
                     self._session(conn)
@@ -156,8 +163,14 @@ class NoticeListener(_Connected):
         on_notice: Callable[[Any], None],
         on_connected: Callable[[bool], None],
         heard: Callable[[str], Any] = lambda payload: payload,
+        application_name: str = "qruntime",
     ) -> None:
-        super().__init__(conninfo, stop_channel=stop_channel, name="qrt-notices")
+        super().__init__(
+            conninfo,
+            stop_channel=stop_channel,
+            name="qrt-notices",
+            application_name=application_name,
+        )
         self.on_notice = on_notice
         self.heard = heard
         self.on_connected = on_connected
@@ -190,7 +203,12 @@ class LeaderLock(_Connected):
         on_elected: Callable[[int], None],
         on_lost: Callable[[], None],
     ) -> None:
-        super().__init__(conninfo, stop_channel=stop_channel, name="qrt-leader-lock")
+        super().__init__(
+            conninfo,
+            stop_channel=stop_channel,
+            name="qrt-leader-lock",
+            application_name=f"qruntime-lock {server_id}",
+        )
         self.server_id = server_id
         self.on_elected = on_elected
         self.on_lost = on_lost

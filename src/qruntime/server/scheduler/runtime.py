@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import secrets
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -59,6 +60,8 @@ class JobRuntime:
     _start_before_claim = True
     #: The leader's epoch that each claim must find current (several servers), or None.
     _claim_epoch: int | None = None
+    #: Whether this server runs the scheduler and the executor: a lone server always does.
+    leading = True
 
     def __init__(
         self,
@@ -67,10 +70,17 @@ class JobRuntime:
         catalogue: Catalogue,
         executor: Executor,
         fair_share_window: float = 3600.0,
+        server_id: str | None = None,
+        listen: str = "",
     ) -> None:
         self.db = db
         self.catalogue = catalogue
         self.executor = executor
+        #: This server's id (its notices and log lines name it), where it answers
+        #: (``host:port``), and since when.
+        self.server_id = server_id or secrets.token_hex(4)
+        self.listen = listen
+        self.started_at = datetime.now(UTC)
         self.hub = JobHub()
         self.recorder = Recorder(db=db, hub=self.hub)
         self.scheduler = Scheduler(usage_window=fair_share_window)

@@ -26,6 +26,8 @@ __all__ = [
     "epoch_is_current",
     "keepalive_options",
     "leader",
+    "listener_name",
+    "live_servers",
     "send_notice",
 ]
 
@@ -98,6 +100,36 @@ def epoch_is_current(db: Session, *, epoch: int | None) -> bool:
 def leader(db: Session) -> ClusterLeader | None:
     """The leader's row: its epoch, its server id and when it was elected."""
     return db.get(ClusterLeader, 1)
+
+
+#: How a server's listening connection names itself to PostgreSQL: the live servers are
+#: those with such a connection open.
+_LISTENER = "qruntime "
+_LIVE_SERVERS = text(
+    "SELECT application_name, host(client_addr), backend_start FROM pg_stat_activity "
+    "WHERE datname = current_database() AND application_name LIKE 'qruntime %' "
+    "ORDER BY backend_start"
+)
+
+
+def listener_name(server_id: str, listen: str) -> str:
+    """The ``application_name`` of a server's listening connection (at most 63 bytes)."""
+    return f"{_LISTENER}{server_id} {listen}"[:63]
+
+
+def live_servers(db: Session) -> list[dict[str, Any]]:
+    """The servers listening on this database now, oldest first: ``server`` (its id),
+    ``listen`` (the ``host:port`` it serves on), ``address`` (where its connection comes
+    from; None over a Unix socket) and ``since`` (when that connection opened).
+
+    PostgreSQL shows other roles' connections only to a superuser or a member of
+    ``pg_read_all_stats``: servers on one database share one role.
+    """
+    found = []
+    for name, address, since in db.execute(_LIVE_SERVERS):
+        server_id, _, listen = str(name).removeprefix(_LISTENER).partition(" ")
+        found.append({"server": server_id, "listen": listen, "address": address, "since": since})
+    return found
 
 
 def send_notice(db: Session, payload: str) -> None:

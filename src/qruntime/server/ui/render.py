@@ -5,7 +5,8 @@ besides what its route passes: ``user`` (the signed-in `User`, or None), ``is_ad
 ``csrf_token`` (and ``csrf_input()``, the hidden field every POST form needs), ``nav``
 (the active section: overview, jobs, sessions, programs, backends, admin), ``request``
 and ``static`` (the URL of a file under ``ui/static``). Filters: ``when`` (a time in
-UTC), ``duration`` (seconds, readable), ``short_id`` (the first characters of an id).
+UTC), ``duration`` (seconds, readable), ``short_id`` (the first characters of an id),
+``resources`` (what a node has, as ``CPU=2 GPU=1``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup, escape
+
+from qruntime.schemas.server import resources_text
 
 __all__ = ["TEMPLATES", "render", "render_error", "render_not_found"]
 
@@ -74,7 +77,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, duration=duration, short_id=short_id)
+    env.filters.update(when=when, duration=duration, short_id=short_id, resources=resources_text)
     env.globals["csrf_input"] = _csrf_input
     return env
 

@@ -1,7 +1,9 @@
 """Administration, ``/ui/admin`` (admins only; anyone else gets the not-found page): users
 (create, disable, enable, delete), each user's API tokens (create, with the secret shown
-once; revoke), usage over a chosen period and queued jobs. The same service functions as
-the API's ``/users`` routes and the ``qruntime users``/``tokens`` commands."""
+once; revoke), usage over a chosen period and queued jobs; and ``/ui/admin/cluster``, the
+servers on the database, the leader and the nodes jobs run on. The same service
+functions as the API's ``/users`` and ``/cluster`` routes and the ``qruntime users``,
+``tokens`` and ``cluster`` commands."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from qruntime.errors import NotFoundError, QRuntimeError
 from qruntime.server.api.deps import DbDep, StateDep
+from qruntime.server.api.routes.cluster import cluster_view
 from qruntime.server.services import auth, queues
 from qruntime.server.services import jobs as job_service
 from qruntime.server.services import users as user_service
@@ -78,6 +81,12 @@ def _users_page(
 def admin(request: Request, db: DbDep, user: UiCaller, period: str = "week") -> Response:
     _admin_only(user)
     return _users_page(request, db, user, period=period)
+
+
+@router.get("/ui/admin/cluster")
+async def cluster(request: Request, state: StateDep, user: UiCaller) -> Response:
+    _admin_only(user)
+    return render(request, "admin_cluster.html", view=await cluster_view(state))
 
 
 @router.post("/ui/admin/users")
