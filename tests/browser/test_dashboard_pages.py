@@ -17,6 +17,12 @@ SPEC_PROGRAM = """
 def main(backend, user_messenger, rounds=1, label="x"):
     return {"rounds": rounds, "label": label}
 """
+SLEEPER = """
+import time
+def main(backend, user_messenger, **kwargs):
+    time.sleep(3)
+    return "rested"
+"""
 SPEC = {
     "parameters": {
         "type": "object",
@@ -104,6 +110,23 @@ def test_the_cluster_page_shows_the_server_leading_and_the_node_jobs_run_on(
     assert "sqlite" in facts
     assert "0 queued, 0 running" in facts
     shot(driver, "admin-cluster")
+
+    # The page follows the queue: a job that runs shows, on the node too, then goes.
+    alice = dash.service("alice")
+    sleeper = alice.upload_program(
+        data=SLEEPER,
+        metadata={"name": "sleeper", "description": "rests", "max_execution_time": 60},
+    )
+    running = alice.run(sleeper, inputs={}, options={"backend": "aer_simulator"})
+
+    def node_jobs(d: Any) -> str:
+        return d.find_element(By.CSS_SELECTOR, 'tr[data-node="local"] td:nth-child(4)').text
+
+    wait(driver, lambda d: "1 running" in d.find_element(By.ID, "cluster-facts").text)
+    assert node_jobs(driver) == "1"
+    running.result()
+    wait(driver, lambda d: "0 running" in d.find_element(By.ID, "cluster-facts").text)
+    assert node_jobs(driver) == "0"
 
 
 def test_a_user_who_is_not_an_admin_gets_the_not_found_page(
