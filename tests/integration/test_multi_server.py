@@ -465,14 +465,20 @@ def test_the_cluster_view_lists_both_servers_the_leader_and_its_nodes(pair: Pair
         assert servers[view["server"]]["this"] is True
         assert servers[view["server"]]["listen"] == this.url.removeprefix("http://")
         assert [row["server"] for row in view["servers"] if row["leader"]] == [by_leader["server"]]
-    # Only the leader runs the executor: only it lists the nodes.
-    assert by_follower["nodes"] is None
+    # Only the leader runs the executor: it lists its nodes live; the follower shows them
+    # as the leader recorded them once its workers were ready, without running jobs.
     assert [n["node_id"] for n in by_leader["nodes"]] == ["local"]
+    assert by_leader["nodes_as_of"] is None
     deadline = time.monotonic() + 60
-    while not by_leader["nodes"][0]["ready"]:  # its pool is starting
-        assert time.monotonic() < deadline, "the leader's workers never got ready"
+    while not (by_follower["nodes"] and by_follower["nodes"][0]["ready"]):
+        assert time.monotonic() < deadline, f"no ready node recorded: {by_follower}"
         time.sleep(0.1)
-        by_leader = _cluster(pair, leader)
+        by_follower = _cluster(pair, follower)
+    (recorded,) = by_follower["nodes"]
+    assert (recorded["node_id"], recorded["jobs"], recorded["sessions"]) == ("local", None, None)
+    assert by_follower["nodes_as_of"] is not None
+    assert _cluster(pair, leader)["nodes"][0]["ready"] is True
+    assert recorded["resources"] == _cluster(pair, leader)["nodes"][0]["resources"]
     with pytest.raises(PermissionDeniedError):
         _cluster(pair, follower, pair.add_user("dave"))
 
@@ -488,4 +494,5 @@ def test_the_cluster_view_lists_both_servers_the_leader_and_its_nodes(pair: Pair
         time.sleep(0.1)
     assert view["leader"]["epoch"] == first_epoch + 1
     assert view["servers"][0]["leader"] is True
-    assert view["nodes"] is not None  # the new leader's executor
+    assert view["nodes_as_of"] is None  # the new leader's executor, live
+    assert [n["node_id"] for n in view["nodes"]] == ["local"]

@@ -198,7 +198,7 @@ def cluster(
     account: AccountOption = None,
 ) -> None:
     """Admins: the servers on the server's database, which one leads, and the nodes jobs
-    run on (listed by the leader only)."""
+    run on (with their running jobs where the leader answers)."""
     with open_service(url, token, account) as service:
         view = get_json(service, "/cluster")
     if as_json:
@@ -229,11 +229,16 @@ def cluster(
         ),
     )
     nodes = view["nodes"]
+    leading = [row for row in view["servers"] if row["leader"]]
+    where = f" (qruntime cluster --url http://{_reachable(leading[0])})" if leading else ""
     if nodes is None:
-        leading = [row for row in view["servers"] if row["leader"]]
-        where = f" (qruntime cluster --url http://{_reachable(leading[0])})" if leading else ""
-        out.print(f"Nodes:    only the leader lists them; ask it{where}")
+        out.print(f"Nodes:    none recorded by the leader yet; ask it{where}")
         return
+    if view["nodes_as_of"] is not None:
+        out.print(
+            f"Nodes:    as the leader recorded them at {short_time(view['nodes_as_of'])}; "
+            f"their running jobs from the leader{where}"
+        )
     print_table(
         ["node", "address", "ready", "jobs", "sessions", "resources"],
         (
@@ -241,8 +246,8 @@ def cluster(
                 row["node_id"],
                 row["address"],
                 "yes" if row["ready"] else "no",
-                row["jobs"],
-                row["sessions"],
+                "-" if row["jobs"] is None else row["jobs"],
+                "-" if row["sessions"] is None else row["sessions"],
                 resources_text(row["resources"]),
             ]
             for row in nodes

@@ -69,8 +69,12 @@ class ClusterNodeOut(BaseModel):
     node_id: str = Field(description="Ray's node id, or 'local' for the local executor.")
     address: str
     ready: bool = Field(description="Whether qruntime's workers there take jobs.")
-    jobs: int = Field(description="Jobs running there now.")
-    sessions: int = Field(description="Dedicated sessions with a worker there.")
+    jobs: int | None = Field(
+        description="Jobs running there now (None in the nodes the leader recorded)."
+    )
+    sessions: int | None = Field(
+        description="Dedicated sessions with a worker there (None as for ``jobs``)."
+    )
     resources: dict[str, float] = Field(description="What the node has, in Ray's names.")
 
 
@@ -84,8 +88,13 @@ class ClusterOut(BaseModel):
     leader: ClusterLeaderOut
     servers: list[ClusterServerOut]
     nodes: list[ClusterNodeOut] | None = Field(
-        description="The leader's nodes; None when another server leads (only the leader "
-        "runs the executor: ask it, at the `listen` of the server marked `leader`)."
+        description="The leader's nodes: live from the leader; from any other server as "
+        "the leader last recorded them (a node joining, getting ready or lost), without "
+        "their running jobs; None if no leader recorded any yet."
+    )
+    nodes_as_of: datetime | None = Field(
+        description="When the leader recorded ``nodes``; None when they are live (this "
+        "server leads)."
     )
     queued_jobs: int
     running_jobs: int

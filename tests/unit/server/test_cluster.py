@@ -220,3 +220,18 @@ def test_a_listeners_name_fits_postgresql_and_carries_the_servers_address() -> N
 
     assert listener_name("3f9a0c1e", "0.0.0.0:8000") == "qruntime 3f9a0c1e 0.0.0.0:8000"
     assert len(listener_name("3f9a0c1e", "h" * 100 + ":8000")) == 63
+
+
+def test_only_the_current_leaders_epoch_records_the_nodes(database: Database) -> None:
+    old = _bump(database)
+    new = _bump(database)  # another server took the lead
+    nodes = [{"node_id": "n1", "address": "10.0.0.5", "ready": True, "resources": {"CPU": 4}}]
+    with database.session() as session:
+        assert cluster.record_nodes(session, epoch=old, nodes=[]) is False
+        assert cluster.record_nodes(session, epoch=None, nodes=[]) is False
+        assert cluster.record_nodes(session, epoch=new, nodes=nodes) is True
+    with database.session() as session:
+        row = cluster.leader(session)
+        assert row is not None
+        assert row.nodes == nodes
+        assert row.nodes_at is not None

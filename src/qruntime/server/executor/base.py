@@ -8,6 +8,7 @@ process, for tests).
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,17 @@ class Executor(ABC):
     @abstractmethod
     async def cancel(self, job_id: str) -> bool:
         """Kill a job; it ends with error reason ``cancelled``. False if not running here."""
+
+    #: Called (on the event loop) when a node joins, becomes ready or is lost: the leader
+    #: of several servers records the nodes for the others to show. None: nobody asks.
+    on_nodes_changed: Callable[[], None] | None = None
+
+    def _nodes_changed(self) -> None:
+        if self.on_nodes_changed is not None:
+            try:
+                self.on_nodes_changed()
+            except Exception:  # a broken listener must not break the executor
+                logging.getLogger(__name__).exception("on_nodes_changed raised")
 
     def nodes(self) -> list[dict[str, Any]]:
         """The machines jobs run on, as this executor sees them now: ``node_id``,

@@ -290,6 +290,7 @@ class LocalExecutor(Executor):
         await self._start_zygote()
         for _ in range(self.pool_size):
             await self._add_pool_worker()
+        self._nodes_changed()  # ready
 
     async def stop(self) -> None:
         self._stopping = True
@@ -635,6 +636,7 @@ class LocalExecutor(Executor):
         self._queue.clear()
         for worker in self._sessions.values():
             self._fail_session_queue(worker, "the worker zygote died")
+        self._nodes_changed()  # not ready until the new zygote's pool is
         self._track(asyncio.get_running_loop().create_task(self.start()))
 
     def _payload_limit(self, proc: _Proc, header: Header) -> int:

@@ -421,6 +421,7 @@ class RayExecutor(Executor):
         """Follow the cluster: a host for every new live node, forget the dead ones."""
         listed = await asyncio.to_thread(self._ray.nodes)
         seen = set()
+        joined = False
         for info in listed:
             node_id = str(info.get("NodeID", ""))
             if not info.get("Alive"):
@@ -431,9 +432,12 @@ class RayExecutor(Executor):
                 address = str(info.get("NodeManagerAddress", "?"))
                 node = self._nodes[node_id] = _Node(node_id, address, resources)
                 self._track(asyncio.get_running_loop().create_task(self._start_host(node)))
+                joined = True
         for node in list(self._nodes.values()):
             if node.node_id not in seen and node.alive:
                 self._node_lost(node)
+        if joined:
+            self._nodes_changed()
         self._dispatch()
 
     async def _start_host(self, node: _Node) -> None:
@@ -453,6 +457,7 @@ class RayExecutor(Executor):
             self._open_stream(node)
         node.ready = node.alive
         logger.info("Ray node %s runs qruntime's workers (%s)", node.label, info.get("host"))
+        self._nodes_changed()
         if self._changed is not None:
             self._changed.set()
         self._dispatch()
@@ -476,6 +481,7 @@ class RayExecutor(Executor):
         for session_id in [s for s, n in self._pins.items() if n == node.node_id]:
             del self._pins[session_id]
         if not self._stopping:
+            self._nodes_changed()
             self._dispatch()  # what only that node could run is refused now
 
 

@@ -93,6 +93,11 @@ class ClusterRuntime(JobRuntime):
         self._abandoned: set[str] = set()
         #: Stopping the executor after the lead was lost; a new start waits for it.
         self._executor_stopped: asyncio.Task[None] | None = None
+        # The leader records its executor's nodes for the other servers' cluster view: one
+        # write at a time, and another after it if they changed meanwhile.
+        executor.on_nodes_changed = self._nodes_changed
+        self._nodes_writing = False
+        self._nodes_dirty = False
         # While a new leader reads the queue: the ids it enqueued, so that the notices of
         # jobs it read already (they arrive until its marker does) add nothing twice.
         self._seen: set[str] | None = None
@@ -244,6 +249,34 @@ class ClusterRuntime(JobRuntime):
         self.scheduler = Scheduler(usage_window=self._window)
         self._ready = ReadySpecs()
         self._seen = None
+
+    def _nodes_changed(self) -> None:
+        """(Loop.) A node joined, got ready or was lost: record the nodes, if leading."""
+        if not self.leading:
+            return
+        self._nodes_dirty = True
+        if not self._nodes_writing:
+            self._nodes_writing = True
+            self._spawn(self._record_nodes())
+
+    async def _record_nodes(self) -> None:
+        try:
+            while self._nodes_dirty and self.leading:
+                self._nodes_dirty = False
+                # What a node is; its running jobs change too often to be written.
+                nodes = [
+                    {key: node[key] for key in ("node_id", "address", "ready", "resources")}
+                    for node in self.executor.nodes()
+                ]
+                await asyncio.to_thread(self._write_nodes, self._claim_epoch, nodes)
+        except Exception:  # the next change writes them again
+            logger.warning("could not record the executor's nodes", exc_info=True)
+        finally:
+            self._nodes_writing = False
+
+    def _write_nodes(self, epoch: int | None, nodes: list[dict[str, Any]]) -> None:
+        with self.db.session() as db:
+            cluster_store.record_nodes(db, epoch=epoch, nodes=nodes)
 
     # -- what routes call --------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 A lone server on SQLite is its own leader and the only server. On PostgreSQL the live
 servers are those with a listening connection open (`cluster_store.live_servers`), and
-the leader is the one the ``cluster_leader`` row names; only the leader runs the
-executor, so only it can list the nodes.
+the leader is the one the ``cluster_leader`` row names. Only the leader runs the
+executor: it lists the nodes as they are; the others show them as the leader last
+recorded them in that row (without their running jobs).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ __all__ = ["stored_view"]
 
 
 def stored_view(db: Session, *, runtime: JobRuntime, settings: Settings) -> dict[str, Any]:
-    """What the database says (call on a store thread): ``leader``, ``servers`` and the
-    job counts; the caller adds ``nodes`` on the event loop."""
+    """What the database says (call on a store thread): ``leader``, ``servers``, the job
+    counts and the nodes the leader recorded (``recorded_nodes``, ``recorded_at``); the
+    caller settles ``nodes`` on the event loop."""
     leader: dict[str, Any]
+    recorded: list[dict[str, Any]] | None = None
+    recorded_at = None
     if runtime.db.is_sqlite:
         since = runtime.started_at
         leader = {"server": runtime.server_id, "epoch": None, "since": since}
@@ -38,6 +42,8 @@ def stored_view(db: Session, *, runtime: JobRuntime, settings: Settings) -> dict
             "since": row.elected_at if row is not None else None,
         }
         servers = cluster_store.live_servers(db)
+        if row is not None:
+            recorded, recorded_at = row.nodes, row.nodes_at
     live = {server["server"] for server in servers}
     leader["alive"] = leader["server"] in live
     for server in servers:
@@ -53,4 +59,6 @@ def stored_view(db: Session, *, runtime: JobRuntime, settings: Settings) -> dict
         "servers": servers,
         "queued_jobs": counts["Queued"],
         "running_jobs": counts["Running"],
+        "recorded_nodes": recorded,
+        "recorded_at": recorded_at,
     }

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from qruntime.server.store.tables import ClusterLeader
+from qruntime.server.store.tables import ClusterLeader, utcnow
 
 __all__ = [
     "BUMP_EPOCH",
@@ -28,6 +28,7 @@ __all__ = [
     "leader",
     "listener_name",
     "live_servers",
+    "record_nodes",
     "send_notice",
 ]
 
@@ -130,6 +131,19 @@ def live_servers(db: Session) -> list[dict[str, Any]]:
         server_id, _, listen = str(name).removeprefix(_LISTENER).partition(" ")
         found.append({"server": server_id, "listen": listen, "address": address, "since": since})
     return found
+
+
+def record_nodes(db: Session, *, epoch: int | None, nodes: list[dict[str, Any]]) -> bool:
+    """Record the leader's nodes, if ``epoch`` is still the leader's: False if not (a
+    deposed leader writes nothing)."""
+    if epoch is None:
+        return False
+    done = db.execute(
+        update(_leader)
+        .where(_leader.c.id == 1, _leader.c.epoch == epoch)
+        .values(nodes=nodes, nodes_at=utcnow())
+    )
+    return bool(cast(Any, done).rowcount)
 
 
 def send_notice(db: Session, payload: str) -> None:

@@ -169,6 +169,9 @@ class ClusterLeader(Base):
     epoch: Mapped[int] = mapped_column(BigInteger)
     server: Mapped[str | None] = mapped_column(String(64), nullable=True)
     elected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The leader's executor's nodes as it last recorded them, and when (migration 0011).
+    nodes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    nodes_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class JobCount(Base):

@@ -23,10 +23,18 @@ def _stored(state: AppState) -> dict[str, Any]:
 
 
 async def cluster_view(state: AppState) -> dict[str, Any]:
-    """The cluster as `ClusterOut` tells it: the store's part read on a store thread, the
-    executor's nodes on the event loop it lives on (the leader's only)."""
+    """The cluster as `ClusterOut` tells it: the store's part read on a store thread; the
+    nodes from the executor, on the event loop it lives on, where this server leads, else
+    as the leader recorded them."""
     view = await state.in_thread(_stored, state)
-    view["nodes"] = state.runtime.executor.nodes() if state.runtime.leading else None
+    recorded, recorded_at = view.pop("recorded_nodes"), view.pop("recorded_at")
+    if state.runtime.leading:
+        view["nodes"], view["nodes_as_of"] = state.runtime.executor.nodes(), None
+    elif recorded is not None:
+        view["nodes"] = [{**node, "jobs": None, "sessions": None} for node in recorded]
+        view["nodes_as_of"] = recorded_at
+    else:
+        view["nodes"], view["nodes_as_of"] = None, None
     return view
 
 
@@ -34,8 +42,8 @@ async def cluster_view(state: AppState) -> dict[str, Any]:
 async def get_cluster(state: StateDep, user: UserDep) -> dict[str, Any]:
     """Admins: the servers sharing this database (each holds a listening connection to
     it), which one leads (runs the scheduler and the executor) under which epoch, the
-    nodes the leader's executor runs jobs on (``null`` from any other server: ask the
-    leader), and how many jobs are queued and running. A lone server on SQLite is its
-    own leader."""
+    nodes the leader's executor runs jobs on (from another server: as the leader last
+    recorded them, at ``nodes_as_of``, without running jobs), and how many jobs are
+    queued and running. A lone server on SQLite is its own leader."""
     require_admin(user, "see the cluster")
     return await cluster_view(state)
