@@ -222,7 +222,7 @@ def create_app(
         servers on one PostgreSQL, one does; a lone server always does)."""
         state: AppState | None = getattr(app.state, "qruntime", None)
         stopping = state is not None and state.runtime.draining
-        leader = state is None or getattr(state.runtime, "leading", True)
+        leader = state is None or state.runtime.leading
         return {
             "status": "stopping" if stopping else "ok",
             "version": __version__,

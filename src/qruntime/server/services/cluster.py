@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from qruntime.server.scheduler.runtime import JobRuntime
 from qruntime.server.settings import Settings
 from qruntime.server.store import cluster as cluster_store
-from qruntime.server.store import jobs as job_store
+from qruntime.server.store import queues as queue_store
 
 __all__ = ["stored_view"]
 
@@ -49,7 +49,9 @@ def stored_view(db: Session, *, runtime: JobRuntime, settings: Settings) -> dict
     for server in servers:
         server["leader"] = server["server"] == leader["server"]
         server["this"] = server["server"] == runtime.server_id
-    counts = job_store.count_unfinished(db)
+    counts = {"Queued": 0, "Running": 0}
+    for _backend, _owner, status, count in queue_store.pending_counts(db):
+        counts[status] += count
     return {
         "server": runtime.server_id,
         "store": "sqlite" if runtime.db.is_sqlite else "postgresql",

@@ -474,19 +474,6 @@ def count_queued(db: Session, *, backend: str) -> int:
     return db.scalar(query) or 0
 
 
-def count_unfinished(db: Session) -> dict[str, int]:
-    """How many jobs are queued and how many run, on every backend: ``{"Queued": n,
-    "Running": m}``."""
-    query = (
-        select(Job.status, func.count())
-        .where(Job.status.in_(("Queued", "Running")))
-        .group_by(Job.status)
-    )
-    counts = {"Queued": 0, "Running": 0}
-    counts.update({str(status): int(n) for status, n in db.execute(query)})
-    return counts
-
-
 _QUEUED_BY = (
     select(func.count())
     .select_from(_jobs)
