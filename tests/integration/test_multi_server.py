@@ -329,6 +329,91 @@ def test_sigkill_of_the_leader_under_load_loses_no_job(pair: Pair) -> None:
         assert service.jobs(pending=True) == []
 
 
+def test_leaders_killed_again_and_again_under_load_lose_no_job(pair: Pair, tmp_path: Path) -> None:
+    """Three servers, jobs submitted to all of them the whole time; the leader is killed
+    twice and a standby once, a fresh server joining after each kill (the lead moves
+    through three epochs). Every acknowledged job ends Completed with its own result;
+    only jobs that ran at a leader's kill run again."""
+    import threading
+
+    nodes = pair.nodes  # the fixture stops every node in this list, those added too
+    nodes.append(_serve(pair.db_url, pair.token, tmp_path / "q.toml", tmp_path / "s2.log"))
+    _wait_up(nodes[-1])
+    with pair.service(nodes[0]) as service:
+        program_id = _upload(service, COUNTED, "counted")
+    accepted: list[tuple[str, str]] = []
+    unsure: list[str] = []  # submissions cut off by a kill: acknowledged or not
+    stop = threading.Event()
+
+    def submit(thread: int) -> None:
+        count = 0
+        while not stop.is_set():
+            node = next(n for n in reversed(nodes) if n.process.poll() is None)
+            if count % 2:  # the other live ones in turn
+                live = [n for n in nodes if n.process.poll() is None]
+                node = live[count % len(live)]
+            label = f"t{thread}.{count}"
+            count += 1
+            try:
+                with pair.service(node) as service:
+                    job = service.run(
+                        program_id,
+                        inputs={"label": label, "seconds": 0.1 * (count % 3)},
+                        options={"backend": "two_lanes" if count % 2 else "one_lane"},
+                    )
+                accepted.append((job.job_id(), label))
+            except Exception as error:  # a server killed in the middle of the request
+                unsure.append(f"{label}: {error}")
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=submit, args=(t,)) for t in range(3)]
+    for thread in threads:
+        thread.start()
+    leader_kills = 0
+    try:
+        for round_, victim_role in enumerate(("leader", "standby", "leader")):
+            time.sleep(2)
+            live = [n for n in nodes if n.process.poll() is None]
+            leader, _ = Pair(pair.db_url, pair.token, live).roles()
+            victim = leader if victim_role == "leader" else next(n for n in live if n is not leader)
+            leader_kills += victim is leader
+            victim.process.kill()
+            victim.process.wait(timeout=30)
+            survivors = [n for n in nodes if n.process.poll() is None]
+            deadline = time.monotonic() + 60
+            while sum(bool(n.health()["leader"]) for n in survivors) != 1:
+                assert time.monotonic() < deadline, f"no leader after kill {round_}"
+                time.sleep(0.05)
+            fresh = _serve(
+                pair.db_url, pair.token, tmp_path / "q.toml", tmp_path / f"r{round_}.log"
+            )
+            _wait_up(fresh)
+            nodes.append(fresh)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert leader_kills == 2
+    assert len(accepted) > 30, "too little load to mean anything"
+    live = next(n for n in nodes if n.process.poll() is None)
+    with pair.service(live) as service:
+        for job_id, label in accepted:
+            assert service.job(job_id).result(timeout=180) == label
+        dispatches = pair.dispatches()
+        again = {job_id for job_id, _ in accepted if dispatches[job_id] > 1}
+        assert len(again) <= 3 * leader_kills  # a leader runs three lanes at most
+        for job_id, label in accepted:
+            runs = _runs(service, job_id, label)
+            if job_id in again:
+                assert 1 <= runs <= dispatches[job_id]
+            else:
+                assert (dispatches[job_id], runs) == (1, 1), label
+        # A job the store holds but nobody heard of can only come from a cut-off request.
+        assert len(set(dispatches) - {job_id for job_id, _ in accepted}) <= len(unsure)
+        assert service.jobs(pending=True, limit=100) == []
+
+
 def test_a_leader_that_loses_its_lock_stops_its_workers_and_the_other_takes_over(
     pair: Pair,
 ) -> None:

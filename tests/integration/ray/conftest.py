@@ -107,6 +107,34 @@ def ray_server() -> Iterator[RayServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# PostgreSQL from inside the namespace: its unix socket (127.0.0.1 there is not the host's).
+PG_SOCKET_DIR = os.environ.get("QRUNTIME_TEST_PG_SOCKET", "/var/run/postgresql")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def socket_postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database reached over the server's unix socket, dropped
+    afterwards; skips locally when PostgreSQL is absent, fails in CI."""
+    import psycopg
+
+    admin = f"host={PG_SOCKET_DIR} user=postgres dbname=postgres"
+    try:
+        psycopg.connect(admin, connect_timeout=2, autocommit=True).close()
+    except Exception as error:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_SOCKET_DIR}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_SOCKET_DIR}: {error}")
+    name = f"qrt_test_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@/{name}?host={PG_SOCKET_DIR}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def service(ray_server: RayServer) -> Iterator[Any]:
     """A client of the Ray-backed server, closed after the test."""
