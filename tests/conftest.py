@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,28 @@ def postgres_admin_url() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def new_database(admin: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server that ``admin`` (a URL or conninfo
+    of a database there) reaches; yields its name and drops it afterwards."""
     import psycopg
 
     name = f"qrt_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
     base = postgres_admin_url.rsplit("/", 1)[0]
-    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database(postgres_admin_url) as name:
+        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
 
 
 @pytest.fixture

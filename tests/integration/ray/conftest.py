@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from bench.harness import free_port, start_server, stop_server
 from bench.ray_cluster import RayCluster, in_loopback_namespace
+from tests.conftest import IN_CI, new_database
 
 if not (os.environ.get("QRUNTIME_RAY_NETNS") == "1" and in_loopback_namespace()):
     collect_ignore_glob = ["test_*.py"]
@@ -109,7 +110,6 @@ def ray_server() -> Iterator[RayServer]:
 
 # PostgreSQL from inside the namespace: its unix socket (127.0.0.1 there is not the host's).
 PG_SOCKET_DIR = os.environ.get("QRUNTIME_TEST_PG_SOCKET", "/var/run/postgresql")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
@@ -120,19 +120,13 @@ def socket_postgres_url() -> Iterator[str]:
 
     admin = f"host={PG_SOCKET_DIR} user=postgres dbname=postgres"
     try:
-        psycopg.connect(admin, connect_timeout=2, autocommit=True).close()
+        psycopg.connect(admin, connect_timeout=2).close()
     except Exception as error:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_SOCKET_DIR}")
         pytest.skip(f"PostgreSQL not reachable at {PG_SOCKET_DIR}: {error}")
-    name = f"qrt_test_{secrets.token_hex(6)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with new_database(admin) as name:
         yield f"postgresql+psycopg://postgres@/{name}?host={PG_SOCKET_DIR}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -11,30 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from bench.harness import free_port, start_server, stop_server
 from tests.integration.ray.conftest import RayServer
+from tests.integration.test_multi_server import COUNTED, Node, _cmdline, dispatches
 
 from qruntime import RuntimeService
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-COUNTED = """
-import time
-
-def main(backend, user_messenger, **kwargs):
-    print("ran", kwargs["label"])
-    time.sleep(kwargs["seconds"])
-    return kwargs["label"]
-"""
 
 CONFIG = """
 [backends.two_lanes]
@@ -45,30 +35,20 @@ lanes = 2
 ZYGOTE = "qruntime.worker.zygote"
 
 
-def _cmdline(process: psutil.Process) -> str:
-    with contextlib.suppress(psutil.Error):
-        return " ".join(process.cmdline())
-    return ""
-
-
 def _zygotes(ray_server: RayServer) -> set[int]:
     """The zygotes that node hosts launched on the cluster's nodes (not their children)."""
     roots = {process.pid for process in ray_server.cluster.nodes if process.poll() is None}
     found = set()
     for process in psutil.process_iter():
-        if ZYGOTE not in _cmdline(process):
+        if ZYGOTE not in " ".join(_cmdline(process)):
             continue
         with contextlib.suppress(psutil.Error):
             parent = process.parent()
-            if parent is not None and ZYGOTE in _cmdline(parent):
+            if parent is not None and ZYGOTE in " ".join(_cmdline(parent)):
                 continue  # a worker the zygote forked
             if {ancestor.pid for ancestor in process.parents()} & roots:
                 found.add(process.pid)
     return found
-
-
-def _leads(url: str) -> bool:
-    return bool(httpx.get(f"{url}/health", timeout=10).json()["leader"])
 
 
 def _ready_nodes(url: str, token: str) -> int:
@@ -91,8 +71,7 @@ def _wait(condition: object, what: str, timeout: float = 120) -> None:
 class Pair:
     """Two Ray-backed servers on one PostgreSQL database."""
 
-    urls: list[str]
-    processes: dict[str, subprocess.Popen[bytes]]
+    nodes: list[Node]
     token: str
     others: set[int]  # the zygotes of the hosts that were there before (the other server's)
 
@@ -106,27 +85,18 @@ def pair(ray_server: RayServer, socket_postgres_url: str, tmp_path: Path) -> Ite
     config = tmp_path / "q.toml"
     config.write_text(CONFIG)
     token = "qrt_admin_" + secrets.token_hex(16)
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    nodes: list[Node] = []
     try:
         for _ in range(2):
             port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            processes[url] = start_server(
+            process = start_server(
                 socket_postgres_url, token=token, port=port, config=config, **ray_server.env
             )
-        yield Pair(list(processes), processes, token, others)
+            nodes.append(Node(f"http://127.0.0.1:{port}", process))
+        yield Pair(nodes, token, others)
     finally:
-        for process in processes.values():
-            stop_server(process)
-
-
-def _dispatches(db_url: str) -> dict[str, int]:
-    import psycopg
-
-    from qruntime.server.store.cluster import conninfo
-
-    with psycopg.connect(conninfo(db_url)) as conn:
-        return {str(r[0]): int(r[1]) for r in conn.execute("SELECT id, dispatches FROM jobs")}
+        for node in nodes:
+            stop_server(node.process)
 
 
 def test_sigkill_of_a_ray_leader_moves_its_hosts_and_jobs_to_the_other_server(
@@ -134,21 +104,21 @@ def test_sigkill_of_a_ray_leader_moves_its_hosts_and_jobs_to_the_other_server(
     socket_postgres_url: str,
     pair: Pair,
 ) -> None:
-    urls, processes, token, others = pair.urls, pair.processes, pair.token, pair.others
-    _wait(lambda: sum(map(_leads, urls)) == 1, "no single leader")
-    leader = next(url for url in urls if _leads(url))
-    survivor = next(url for url in urls if url != leader)
-    _wait(lambda: _ready_nodes(leader, token) == 2, "the leader's hosts did not start")
+    token, others = pair.token, pair.others
+    _wait(lambda: sum(bool(n.health()["leader"]) for n in pair.nodes) == 1, "no single leader")
+    leader = next(node for node in pair.nodes if node.health()["leader"])
+    survivor = next(node for node in pair.nodes if node is not leader)
+    _wait(lambda: _ready_nodes(leader.url, token) == 2, "the leader's hosts did not start")
     hosts = _zygotes(ray_server) - others
     assert len(hosts) == 2  # one per node, launched by the leader alone
 
-    with RuntimeService(url=leader, token=token) as on_leader:
+    with RuntimeService(url=leader.url, token=token) as on_leader:
         program = on_leader.upload_program(
             data=COUNTED,
             metadata={"name": "counted", "description": "counts", "max_execution_time": 120},
         )
     labels = [f"r{i}" for i in range(10)]
-    services = [RuntimeService(url=url, token=token) for url in urls]
+    services = [RuntimeService(url=node.url, token=token) for node in pair.nodes]
     try:
         jobs = [
             services[i % 2].run(
@@ -161,22 +131,22 @@ def test_sigkill_of_a_ray_leader_moves_its_hosts_and_jobs_to_the_other_server(
         for service in services:
             service.close()
 
-    processes[leader].kill()  # SIGKILL to the server alone: Ray ends the actors it owned
-    processes[leader].wait(timeout=30)
-    _wait(lambda: _leads(survivor), "the survivor did not take the lead", 60)
+    leader.process.kill()  # SIGKILL to the server alone: Ray ends the actors it owned
+    leader.process.wait(timeout=30)
+    _wait(lambda: survivor.health()["leader"], "the survivor did not take the lead", 60)
 
-    with RuntimeService(url=survivor, token=token) as service:
+    with RuntimeService(url=survivor.url, token=token) as service:
         for label, job in zip(labels, jobs, strict=True):
             assert service.job(job.job_id()).result(timeout=180) == label
-        dispatches = _dispatches(socket_postgres_url)
-        again = [job.job_id() for job in jobs if dispatches[job.job_id()] > 1]
+        dispatched = dispatches(socket_postgres_url)
+        again = [job.job_id() for job in jobs if dispatched[job.job_id()] > 1]
         assert len(again) <= 2  # only what ran at the kill (two lanes) ran again
         for label, job in zip(labels, jobs, strict=True):
             runs = service.job(job.job_id()).logs().splitlines().count(f"ran {label}")
             if job.job_id() in again:
-                assert 1 <= runs <= dispatches[job.job_id()]
+                assert 1 <= runs <= dispatched[job.job_id()]
             else:
-                assert (dispatches[job.job_id()], runs) == (1, 1), label
+                assert (dispatched[job.job_id()], runs) == (1, 1), label
         assert service.jobs(pending=True) == []
 
     # The dead leader's hosts and zygotes are gone; the new leader runs one per node.
@@ -185,4 +155,4 @@ def test_sigkill_of_a_ray_leader_moves_its_hosts_and_jobs_to_the_other_server(
         return not (now & hosts) and len(now) == 2
 
     _wait(moved, f"the hosts did not move: {hosts} -> {_zygotes(ray_server) - others}", 60)
-    assert _ready_nodes(survivor, token) == 2
+    assert _ready_nodes(survivor.url, token) == 2
